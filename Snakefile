@@ -1,0 +1,39 @@
+# ECG explainability workflow: PTB-XL -> Parquet -> hybrid CNN-BiLSTM-attention -> SHAP/LIME.
+# The DAG lives in rules/*.smk, the logic in the `ecgxai` package, the glue in workflow_scripts/.
+import os
+import sys
+
+import yaml
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# A typo or a bad value fails here, naming the key, before any job runs.
+SCHEMA = "ecgxai/resources/config.schema.yaml"
+sys.path.insert(0, workflow.basedir)  # the package, for parse-time config handling
+from ecgxai.config import coerce_types
+
+with open(os.path.join(workflow.basedir, SCHEMA)) as f:
+    coerce_types(config, yaml.safe_load(f))  # nested --config values arrive as strings
+validate(config, schema=SCHEMA, set_default=True)
+
+# Scripts import the package from this checkout, also inside per-rule conda environments.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
+)
+
+
+include: "rules/common.smk"
+include: "rules/acquire.smk"
+include: "rules/preprocess.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,67 @@
+"""Config helpers shared by the Snakefile, the scripts and the tests (no Snakemake import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .ptbxl import bundled_statements
+from .signal import FilterSettings
+
+SCHEMA = bundled_statements().parent / "config.schema.yaml"
+
+
+def filter_settings(pre: dict) -> FilterSettings:
+    """FilterSettings from the `preprocess` section of the config."""
+    bp, bl = pre.get("bandpass", {}), pre.get("baseline", {})
+    return FilterSettings(
+        rate=int(pre.get("sampling_rate", 100)),
+        bandpass=bool(bp.get("enabled", True)), low_hz=float(bp.get("low_hz", 0.5)),
+        high_hz=float(bp.get("high_hz", 40.0)), bandpass_order=int(bp.get("order", 4)),
+        baseline=bool(bl.get("enabled", False)), baseline_hz=float(bl.get("cutoff_hz", 0.5)),
+        baseline_order=int(bl.get("order", 2)),
+        zscore=bool(pre.get("zscore", True)), length_s=float(pre.get("length_s", 10.0)),
+        min_length_s=float(pre.get("min_length_s", 10.0)), crop=str(pre.get("crop", "center")),
+        n_bins=int(pre.get("n_bins", 20)),
+    )
+
+
+def data_root(config: dict, workdir: str | Path = ".") -> Path:
+    """The PTB-XL folder preprocessing reads."""
+    return Path(workdir, config["data"]["path"])
+
+
+def coerce_types(config, schema: dict):
+    """Turn strings into the numbers/booleans/nulls the schema asks for, in place.
+
+    `snakemake --config key='{a: 1}'` parses nested values as strings; without this, every
+    nested number given on the command line would fail validation.
+    """
+    if isinstance(config, dict) and "properties" in schema:
+        for key, value in config.items():
+            sub = schema["properties"].get(key)
+            if sub is not None:
+                config[key] = coerce_types(value, sub)
+        return config
+    if not isinstance(config, str):
+        return config
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    for t, convert in (("null", _null), ("boolean", _bool), ("integer", int), ("number", float)):
+        if t in types:
+            try:
+                return convert(config)
+            except ValueError:
+                pass
+    return config
+
+
+def _null(s: str):
+    if s.lower() in ("null", "none", "~"):
+        return None
+    raise ValueError(s)
+
+
+def _bool(s: str) -> bool:
+    if s.lower() in ("true", "false"):
+        return s.lower() == "true"
+    raise ValueError(s)

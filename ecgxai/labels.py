@@ -1,0 +1,114 @@
+"""PTB-XL label sets, aggregated from `scp_codes` exactly as the PTB-XL benchmark does.
+
+Reference: Strodthoff et al. 2021, github.com/helme/ecg_ptbxl_benchmarking, `code/utils/utils.py`
+(`compute_label_aggregations` and `select_data`). Its behaviour, kept here on purpose:
+
+- every key of `scp_codes` counts, whatever its likelihood (the benchmark ignores likelihoods);
+  `likelihood_min` > 0 is an option of ours, 0 reproduces the benchmark;
+- `diagnostic` keeps the diagnostic statements themselves, `subdiagnostic`/`superdiagnostic`
+  map them to `diagnostic_subclass`/`diagnostic_class` (NaN classes are dropped);
+- `form`/`rhythm` keep the statements flagged as such, `all` keeps every statement;
+- a label is kept only when it occurs in more than `min_count` records (strictly greater, as
+  `counts[counts > min_samples]`); the benchmark does not apply this to `diagnostic`, nor do we;
+- label order is sorted, as scikit-learn's MultiLabelBinarizer gives it.
+Records with no label in a set stay in the table with an all-zero row; the loader drops them
+for training and evaluation, as `select_data` does.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LABEL_SETS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+
+
+def parse_scp_codes(text: str, *, where: str = "") -> dict[str, float]:
+    """Parse one `scp_codes` cell (a Python dict literal) with a clear error on bad input."""
+    try:
+        codes = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise ValueError(f"{where}: scp_codes is not a dict literal: {text!r} ({exc})") from None
+    if not isinstance(codes, dict):
+        raise ValueError(f"{where}: scp_codes is not a dict literal: {text!r}")
+    return {str(k): float(v) for k, v in codes.items()}
+
+
+def read_statements(path: str | Path) -> pd.DataFrame:
+    """Read `scp_statements.csv` (index: statement code) and check the columns we rely on."""
+    df = pd.read_csv(path, index_col=0)
+    needed = {"diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass", "description"}
+    missing = needed - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: scp_statements.csv lacks columns {sorted(missing)}")
+    return df
+
+
+def _statements_per_set(codes: dict[str, float], statements: pd.DataFrame) -> dict[str, list[str]]:
+    """Labels of one record in each set, before the minimum-count filter."""
+    diag = statements[statements.diagnostic == 1.0]
+    out = {
+        "all": sorted(set(codes)),
+        "diagnostic": sorted({c for c in codes if c in diag.index}),
+        "subdiagnostic": sorted({str(diag.at[c, "diagnostic_subclass"]) for c in codes
+                                 if c in diag.index and pd.notna(diag.at[c, "diagnostic_subclass"])}),
+        "superdiagnostic": sorted({str(diag.at[c, "diagnostic_class"]) for c in codes
+                                   if c in diag.index and pd.notna(diag.at[c, "diagnostic_class"])}),
+        "form": sorted({c for c in codes if c in statements.index and statements.at[c, "form"] == 1.0}),
+        "rhythm": sorted({c for c in codes if c in statements.index and statements.at[c, "rhythm"] == 1.0}),
+    }
+    return out
+
+
+def aggregate_labels(scp_codes: pd.Series, statements: pd.DataFrame, *, likelihood_min: float = 0.0,
+                     min_count: int = 0) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Multi-hot matrices per label set for the records in `scp_codes` (index: ecg_id).
+
+    `scp_codes` holds dicts (already parsed). Returns ({set: uint8[n, n_labels]}, {set: names}).
+    """
+    per_record = []
+    for codes in scp_codes:
+        kept = {c: v for c, v in codes.items() if v >= likelihood_min}
+        per_record.append(_statements_per_set(kept, statements))
+    matrices, names = {}, {}
+    for label_set in LABEL_SETS:
+        lists = [r[label_set] for r in per_record]
+        counts = pd.Series([c for labels in lists for c in labels], dtype=object).value_counts()
+        if label_set != "diagnostic":  # the benchmark's select_data leaves diagnostic unfiltered
+            counts = counts[counts > min_count]
+        label_names = sorted(counts.index)
+        col = {name: j for j, name in enumerate(label_names)}
+        y = np.zeros((len(lists), len(label_names)), dtype=np.uint8)
+        for i, labels in enumerate(lists):
+            for c in labels:
+                if c in col:
+                    y[i, col[c]] = 1
+        matrices[label_set], names[label_set] = y, label_names
+    return matrices, names
+
+
+def labels_table(meta: pd.DataFrame, statements: pd.DataFrame, *, likelihood_min: float = 0.0,
+                 min_count: int = 0):
+    """The labels table as a pyarrow Table: ecg_id, patient_id, strat_fold, one multi-hot column
+    `y_<set>` (fixed-size list of uint8) per label set; label names in the schema metadata."""
+    import pyarrow as pa
+
+    matrices, names = aggregate_labels(meta["scp_codes"], statements,
+                                       likelihood_min=likelihood_min, min_count=min_count)
+    cols = {
+        "ecg_id": pa.array(meta.index.to_numpy(dtype=np.int64)),
+        "patient_id": pa.array(meta["patient_id"].to_numpy(dtype=np.float64)),
+        "strat_fold": pa.array(meta["strat_fold"].to_numpy(dtype=np.int8)),
+    }
+    for label_set, y in matrices.items():
+        width = y.shape[1]
+        flat = pa.array(y.reshape(-1), type=pa.uint8())
+        cols[f"y_{label_set}"] = pa.FixedSizeListArray.from_arrays(flat, max(width, 0)) if width else \
+            pa.array([[] for _ in range(len(y))], type=pa.list_(pa.uint8(), 0))
+    table = pa.table(cols)
+    meta_json = {"label_names": names, "likelihood_min": likelihood_min, "min_count": min_count}
+    return table.replace_schema_metadata({b"ecgxai": json.dumps(meta_json).encode()})

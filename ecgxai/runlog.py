@@ -1,0 +1,35 @@
+"""Logging for workflow scripts: everything a job prints ends up in its rule's log file."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def logged(log_path: str | Path, level: int = logging.INFO):
+    """Send logging, stderr (tqdm bars, warnings) and any traceback of the block to `log_path`.
+
+    The exception is re-raised after it is logged, so the job still fails.
+    """
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", buffering=1) as stream:
+        old_stderr = sys.stderr
+        sys.stderr = stream
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(True)
+        try:
+            yield logging.getLogger("workflow")
+        except BaseException:
+            logging.getLogger("workflow").exception("job failed")
+            raise
+        finally:
+            root.removeHandler(handler)
+            sys.stderr = old_stderr

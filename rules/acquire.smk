@@ -1,0 +1,22 @@
+rule acquire:
+    # The PTB-XL folder itself is not a declared output: Snakemake would delete it before a
+    # rerun, losing the partial downloads that a resumed run continues from.
+    input:
+        acquire_inputs,
+    output:
+        manifest="results/data/source.json",
+    params:
+        data=config["data"],
+        rate=RATE,
+    threads: 4
+    resources:
+        mem_mb=2000,
+        runtime=600,
+    log:
+        "results/logs/acquire.log",
+    benchmark:
+        "results/benchmarks/acquire.tsv"
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/acquire.py"
