@@ -94,7 +94,7 @@ def aggregate_labels(scp_codes: pd.Series, statements: pd.DataFrame, *, likeliho
 def labels_table(meta: pd.DataFrame, statements: pd.DataFrame, *, likelihood_min: float = 0.0,
                  min_count: int = 0):
     """The labels table as a pyarrow Table: ecg_id, patient_id, strat_fold, one multi-hot column
-    `y_<set>` (fixed-size list of uint8) per label set; label names in the schema metadata."""
+    `y_<set>` (list of uint8) per label set; label names in the schema metadata."""
     import pyarrow as pa
 
     matrices, names = aggregate_labels(meta["scp_codes"], statements,
@@ -105,10 +105,10 @@ def labels_table(meta: pd.DataFrame, statements: pd.DataFrame, *, likelihood_min
         "strat_fold": pa.array(meta["strat_fold"].to_numpy(dtype=np.int8)),
     }
     for label_set, y in matrices.items():
-        width = y.shape[1]
-        flat = pa.array(y.reshape(-1), type=pa.uint8())
-        cols[f"y_{label_set}"] = pa.FixedSizeListArray.from_arrays(flat, max(width, 0)) if width else \
-            pa.array([[] for _ in range(len(y))], type=pa.list_(pa.uint8(), 0))
+        # A list per record holding the multi-hot vector (a plain list: Arrow's fixed-size list
+        # cannot have width 0, which an empty label set needs). Flattening needs no Python loop.
+        offsets = pa.array(np.arange(len(y) + 1, dtype=np.int32) * y.shape[1])
+        cols[f"y_{label_set}"] = pa.ListArray.from_arrays(offsets, pa.array(y.reshape(-1), type=pa.uint8()))
     table = pa.table(cols)
     meta_json = {"label_names": names, "likelihood_min": likelihood_min, "min_count": min_count}
     return table.replace_schema_metadata({b"ecgxai": json.dumps(meta_json).encode()})
