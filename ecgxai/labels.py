@@ -48,19 +48,23 @@ def read_statements(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _statements_per_set(codes: dict[str, float], statements: pd.DataFrame) -> dict[str, list[str]]:
-    """Labels of one record in each set, before the minimum-count filter."""
+def _set_maps(statements: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """For each label set: statement code -> label it contributes (codes absent contribute none)."""
     diag = statements[statements.diagnostic == 1.0]
-    out = {
-        "all": sorted(set(codes)),
-        "diagnostic": sorted({c for c in codes if c in diag.index}),
-        "subdiagnostic": sorted({str(diag.at[c, "diagnostic_subclass"]) for c in codes
-                                 if c in diag.index and pd.notna(diag.at[c, "diagnostic_subclass"])}),
-        "superdiagnostic": sorted({str(diag.at[c, "diagnostic_class"]) for c in codes
-                                   if c in diag.index and pd.notna(diag.at[c, "diagnostic_class"])}),
-        "form": sorted({c for c in codes if c in statements.index and statements.at[c, "form"] == 1.0}),
-        "rhythm": sorted({c for c in codes if c in statements.index and statements.at[c, "rhythm"] == 1.0}),
+    return {
+        "diagnostic": {c: c for c in diag.index},
+        "subdiagnostic": {c: str(v) for c, v in diag["diagnostic_subclass"].items() if pd.notna(v)},
+        "superdiagnostic": {c: str(v) for c, v in diag["diagnostic_class"].items() if pd.notna(v)},
+        "form": {c: c for c in statements.index[statements.form == 1.0]},
+        "rhythm": {c: c for c in statements.index[statements.rhythm == 1.0]},
     }
+
+
+def _statements_per_set(codes: dict[str, float], maps: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """Labels of one record in each set, before the minimum-count filter."""
+    out = {"all": sorted(set(codes))}
+    for label_set, mapping in maps.items():
+        out[label_set] = sorted({mapping[c] for c in codes if c in mapping})
     return out
 
 
@@ -70,10 +74,10 @@ def aggregate_labels(scp_codes: pd.Series, statements: pd.DataFrame, *, likeliho
 
     `scp_codes` holds dicts (already parsed). Returns ({set: uint8[n, n_labels]}, {set: names}).
     """
-    per_record = []
+    maps, per_record = _set_maps(statements), []
     for codes in scp_codes:
         kept = {c: v for c, v in codes.items() if v >= likelihood_min}
-        per_record.append(_statements_per_set(kept, statements))
+        per_record.append(_statements_per_set(kept, maps))
     matrices, names = {}, {}
     for label_set in LABEL_SETS:
         lists = [r[label_set] for r in per_record]
