@@ -10,7 +10,8 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The defaults beside this Snakefile; `--configfile`/`--config` are merged over them.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 # A typo or a bad value fails here, naming the key, before any job runs.

@@ -138,3 +138,24 @@ def test_invalid_filter_settings_are_explained():
         FilterSettings(rate=100, high_hz=60)
     with pytest.raises(ValueError, match="equal bins"):
         FilterSettings(rate=100, n_bins=7)
+
+
+def test_fast_header_parser_agrees_with_wfdb_and_falls_back_for_other_formats(tmp_path):
+    import wfdb
+
+    from ecgxai.records import read_header, read_record
+
+    rng = np.random.default_rng(3)
+    sig = ecg_like(rng, 1000, 100)
+    rel = write_record(tmp_path, 1, 100, sig)
+    ours, ref = read_header(tmp_path / rel), wfdb.rdheader(str(tmp_path / rel))
+    assert ours.simple and ours.sig_name == ref.sig_name and ours.fs == ref.fs
+    assert ours.adc_gain == ref.adc_gain and ours.baseline == ref.baseline and ours.sig_len == ref.sig_len
+
+    # format 212 is not parsed by us: wfdb reads it, with the same physical values
+    path = tmp_path / "rec212"
+    wfdb.wrsamp("rec212", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=sig, fmt=["212"] * 12,
+                adc_gain=[200.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    assert not read_header(path).simple
+    x = read_record(path, rate=100, min_samples=1000)
+    np.testing.assert_allclose(x, wfdb.rdsamp(str(path))[0].T, atol=1e-6)
