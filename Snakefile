@@ -24,8 +24,9 @@ with open(os.path.join(workflow.basedir, SCHEMA)) as f:
 validate(config, schema=SCHEMA, set_default=True)
 
 # Scripts import the package from this checkout, also inside per-rule conda environments.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
+# (set, not required: the envvars directive is for variables a user must provide)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
 )
 
 
