@@ -26,7 +26,7 @@ from .records import RecordError, read_record
 
 log = logging.getLogger(__name__)
 
-QUALITY_COLUMNS = ["ecg_id", "strat_fold", "record", "reason"]
+QUALITY_COLUMNS = ["ecg_id", "strat_fold", "record", "kind", "reason"]
 
 
 class InputError(ValueError):
@@ -57,7 +57,7 @@ def read_database(root: Path, rate: int) -> tuple[pd.DataFrame, list[dict]]:
                 raise ValueError(f"strat_fold {fold!r} not in 1-10")
         except ValueError as exc:
             codes.append(None)
-            bad.append({"ecg_id": int(ecg_id), "strat_fold": fold, "record": "",
+            bad.append({"ecg_id": int(ecg_id), "strat_fold": fold, "record": "", "kind": "bad metadata",
                         "reason": f"bad metadata row: {str(exc).split(': ', 1)[-1]}"})
     df = df.assign(scp_codes=codes)
     df = df[df["scp_codes"].notna()].copy()
@@ -81,10 +81,10 @@ def process_part(root: str, rows: list[tuple[int, float, int, str]], fold: int, 
             x = read_record(Path(root, rel), rate=settings.rate, min_samples=settings.min_samples)
             flat = signal.flat_leads(x[None])[0]
             if flat.any():
-                raise RecordError("flat lead(s) " + ",".join(np.asarray(LEADS)[flat]))
+                raise RecordError("flat lead", "flat lead(s) " + ",".join(np.asarray(LEADS)[flat]))
         except RecordError as exc:
             result.quality.append({"ecg_id": ecg_id, "strat_fold": strat_fold, "record": rel,
-                                   "reason": str(exc)})
+                                   "kind": exc.kind, "reason": str(exc)})
             continue
         signals.append(x)
         meta_rows.append((ecg_id, patient_id, strat_fold))
@@ -195,6 +195,6 @@ def preprocess(root: str | Path, out_dir: str | Path, labels_path: str | Path, q
         .value_counts(),
     }).fillna(0).astype(int).rename_axis("strat_fold").reset_index()
     log.info("kept %d records, quarantined %d (see %s)", len(kept_meta), len(quality_df), quality_path)
-    for reason, n in quality_df["reason"].str.split(":").str[0].value_counts().items():
-        log.info("  quarantined for %s: %d", reason, n)
+    for kind, n in quality_df["kind"].value_counts().items():
+        log.info("  quarantined for %s: %d", kind, n)
     return summary

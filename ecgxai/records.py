@@ -21,7 +21,12 @@ from .ptbxl import LEADS
 
 
 class RecordError(Exception):
-    """A record that cannot be used; `str(exc)` is the reason written to quality.tsv."""
+    """A record that cannot be used; `str(exc)` is the reason written to quality.tsv and
+    `kind` a short category for summaries (e.g. "missing file", "flat lead")."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind = kind
 
 
 _GAIN = re.compile(r"^([-+\d.eE]+)(?:\(([-+\d]+)\))?(?:/(\S+))?$")
@@ -77,14 +82,14 @@ def read_header(base: Path) -> Header:
     try:
         text = hea.read_text(encoding="ascii", errors="replace")
     except FileNotFoundError:
-        raise RecordError(f"missing header file {hea.name}") from None
+        raise RecordError("missing file", f"missing header file {hea.name}") from None
     header = _parse_simple_header(text)
     if header is not None:
         return header
     try:
         h = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for a malformed header
-        raise RecordError(f"unreadable header {hea.name}: {type(exc).__name__}: {exc}".strip()) from None
+        raise RecordError("unreadable header", f"unreadable header {hea.name}: {type(exc).__name__}: {exc}".strip()) from None
     simple = not any(h.byte_offset or []) and max(h.samps_per_frame or [1]) == 1 and set(h.fmt or []) == {"16"}
     return Header(h.n_sig, h.fs, int(h.sig_len or 0), list(h.sig_name or []), list(h.file_name or []),
                   list(h.fmt or []), list(h.adc_gain or []), list(h.baseline or []), simple)
@@ -97,28 +102,28 @@ def read_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
     header = read_header(base)
     names = [str(n).upper() for n in (header.sig_name or [])]
     if header.n_sig != len(LEADS) or sorted(names) != sorted(LEADS):
-        raise RecordError(f"wrong leads: {header.n_sig} signals {names}, expected the 12 standard leads")
+        raise RecordError("wrong leads", f"wrong leads: {header.n_sig} signals {names}, expected the 12 standard leads")
     if header.fs is None or round(float(header.fs)) != rate:
-        raise RecordError(f"sampling rate {header.fs:g} Hz, expected {rate} Hz")
+        raise RecordError("wrong sampling rate", f"sampling rate {header.fs:g} Hz, expected {rate} Hz")
     n = int(header.sig_len or 0)
     if n < min_samples:
-        raise RecordError(f"too short: {n} samples, at least {min_samples} needed")
+        raise RecordError("too short", f"too short: {n} samples, at least {min_samples} needed")
     files = set(header.file_name)
     if len(files) != 1:
-        raise RecordError(f"signals spread over {len(files)} files; one .dat per record expected")
+        raise RecordError("unsupported layout", f"signals spread over {len(files)} files; one .dat per record expected")
     dat = base.parent / header.file_name[0]
     if not dat.is_file():
-        raise RecordError(f"missing data file {dat.name}")
+        raise RecordError("missing file", f"missing data file {dat.name}")
 
     if header.simple:
         expected = n * header.n_sig * 2
         if dat.stat().st_size < expected:
-            raise RecordError(f"truncated data file {dat.name}: {dat.stat().st_size} bytes, expected {expected}")
+            raise RecordError("truncated data", f"truncated data file {dat.name}: {dat.stat().st_size} bytes, expected {expected}")
         digital = np.fromfile(dat, dtype="<i2", count=n * header.n_sig).reshape(n, header.n_sig)
         gain = np.asarray(header.adc_gain, dtype=np.float64)
         baseline = np.asarray(header.baseline, dtype=np.float64)
         if np.any(gain == 0):
-            raise RecordError(f"zero ADC gain in {hea.name}")
+            raise RecordError("unreadable header", f"zero ADC gain in {hea.name}")
         signal = ((digital - baseline) / gain).T
         # WFDB marks missing samples with the format's minimum (-32768).
         signal[digital.T == -32768] = np.nan
@@ -126,10 +131,10 @@ def read_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
         try:
             signal = wfdb.rdrecord(str(base), physical=True).p_signal.T
         except Exception as exc:
-            raise RecordError(f"unreadable data {dat.name}: {type(exc).__name__}: {exc}")
+            raise RecordError("unreadable data", f"unreadable data {dat.name}: {type(exc).__name__}: {exc}")
     order = [names.index(lead) for lead in LEADS]
     signal = np.ascontiguousarray(signal[order], dtype=np.float32)
     bad = ~np.isfinite(signal).all(axis=1)
     if bad.any():
-        raise RecordError("NaN or infinite samples in lead(s) " + ",".join(np.asarray(LEADS)[bad]))
+        raise RecordError("NaN samples", "NaN or infinite samples in lead(s) " + ",".join(np.asarray(LEADS)[bad]))
     return signal

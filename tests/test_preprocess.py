@@ -61,6 +61,8 @@ def test_bad_records_are_quarantined_with_reason_and_the_run_goes_on(tiny_ptbxl,
     assert reasons[99] == "missing header file 00099_lr.hea"
     assert quality.loc[quality.ecg_id == 2, "record"].item() == "records100/00000/00002_lr"
     assert set(reasons) == {2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 99}
+    kinds = dict(zip(quality.ecg_id, quality.kind))
+    assert kinds[2] == kinds[3] == kinds[99] == "missing file" and kinds[8] == "flat lead"
 
     x, ids, _ = load_records(tmp_path / "out" / "100hz", range(1, 11))
     assert ids.tolist() == [1] + list(range(12, 21))

@@ -36,7 +36,7 @@ def test_synthetic_dag_produces_the_data_contract(workdir):
     assert x.shape[1:] == (12, 1000) and len(ids) > 150
     assert set(names) == {"CD", "HYP", "MI", "NORM", "STTC"}
     quality = pd.read_csv(data / "quality.tsv", sep="\t")
-    assert list(quality.columns) == ["ecg_id", "strat_fold", "record", "reason"]
+    assert list(quality.columns) == ["ecg_id", "strat_fold", "record", "kind", "reason"]
     for rule in ("acquire", "preprocess"):
         assert (workdir / "results" / "logs" / f"{rule}.log").stat().st_size > 0
         bench = pd.read_csv(workdir / "results" / "benchmarks" / f"{rule}.tsv", sep="\t")
