@@ -33,6 +33,7 @@ os.environ.update(
 include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/preprocess.smk"
+include: "rules/train.smk"
 
 
 rule all:

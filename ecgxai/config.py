@@ -65,3 +65,15 @@ def _bool(s: str) -> bool:
     if s.lower() in ("true", "false"):
         return s.lower() == "true"
     raise ValueError(s)
+
+
+# The PTB-XL benchmark protocol (Strodthoff et al. 2021): folds 1-8 train, 9 validation, 10 test.
+SPLITS = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
+
+
+def run_config(config: dict, run: str) -> dict:
+    """The effective `model` and `train` sections of a named run: defaults with its overrides."""
+    if run not in config["runs"]:
+        raise KeyError(f"run {run!r} is not defined under `runs` in the config (have {sorted(config['runs'])})")
+    overrides = config["runs"][run] or {}
+    return {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}

@@ -1,5 +1,7 @@
+import re
+
 # Shared values and input functions for the rules.
-from ecgxai.config import filter_settings
+from ecgxai.config import SPLITS, filter_settings, run_config
 
 # Values the schema cannot check (e.g. band-pass below Nyquist) are checked here, at parse time.
 try:
@@ -11,6 +13,14 @@ RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
 
 
+RUNS = list(config["runs"])
+
+
+wildcard_constraints:
+    run="|".join(re.escape(r) for r in RUNS),
+    split="val|test",
+
+
 def acquire_inputs(wildcards):
     """A local folder is an input, so changes to its tables rerun preprocessing."""
     if config["data"]["source"] == "local":
@@ -19,4 +29,6 @@ def acquire_inputs(wildcards):
 
 
 def all_outputs():
-    return [DATA, "results/data/labels.parquet", "results/data/quality.tsv"]
+    return [DATA, "results/data/labels.parquet", "results/data/quality.tsv"] + expand(
+        "results/metrics/{run}/{table}.tsv", run=RUNS, table=["overall", "per_label", "comparison"]
+    ) + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"])

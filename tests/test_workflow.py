@@ -37,10 +37,30 @@ def test_synthetic_dag_produces_the_data_contract(workdir):
     assert set(names) == {"CD", "HYP", "MI", "NORM", "STTC"}
     quality = pd.read_csv(data / "quality.tsv", sep="\t")
     assert list(quality.columns) == ["ecg_id", "strat_fold", "record", "kind", "reason"]
-    for rule in ("acquire", "preprocess"):
+    for rule in ("acquire", "preprocess", "train/hybrid", "predict/hybrid_test", "evaluate/hybrid"):
         assert (workdir / "results" / "logs" / f"{rule}.log").stat().st_size > 0
         bench = pd.read_csv(workdir / "results" / "benchmarks" / f"{rule}.tsv", sep="\t")
         assert "max_rss" in bench.columns
+
+
+@pytest.mark.parametrize("run", ["hybrid", "hybrid_superdiagnostic"])
+def test_model_learns_the_synthetic_classes(workdir, run):
+    metrics = workdir / "results" / "metrics" / run
+    overall = pd.read_csv(metrics / "overall.tsv", sep="\t").set_index("metric")
+    prior = pd.read_csv(metrics / "prior_baseline.tsv", sep="\t").set_index("metric")
+    # chance is 0.5; the synthetic classes are learnable, so demand a clear margin
+    assert overall.at["macro_auc", "value"] > 0.75
+    assert overall.at["macro_f1@tuned", "value"] > prior.at["macro_f1@tuned", "value"] + 0.1
+    assert overall.at["macro_auc", "ci_low"] < overall.at["macro_auc", "value"] < overall.at["macro_auc", "ci_high"]
+    per_label = pd.read_csv(metrics / "per_label.tsv", sep="\t")
+    assert {"label", "support", "auc", "f1", "precision", "recall", "threshold"} <= set(per_label.columns)
+    comparison = pd.read_csv(metrics / "comparison.tsv", sep="\t")
+    assert (comparison.value[comparison.source.str.startswith("paper")] > 0).all()
+    model = workdir / "results" / "models" / run
+    history = pd.read_csv(model / "history.tsv", sep="\t")
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_macro_auc", "lr", "seconds"]
+    for split in ("val", "test"):
+        assert (workdir / "results" / "predictions" / run / f"{split}.parquet").is_file()
 
 
 def test_rerun_is_a_no_op(workdir):

@@ -1,0 +1,81 @@
+rule train:
+    # Folds 1-8 train, 9 validation (early stopping, LR schedule, thresholds); 10 is never read.
+    input:
+        data=DATA,
+        labels="results/data/labels.parquet",
+    output:
+        weights="results/models/{run}/model.pt",
+        sidecar="results/models/{run}/model.json",
+        history="results/models/{run}/history.tsv",
+        thresholds="results/models/{run}/thresholds.json",
+        config="results/models/{run}/run_config.yaml",
+    params:
+        run=lambda wc: run_config(config, wc.run),
+        folds=SPLITS,
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        # one GPU where the run may use one; the slurm profile maps this to --gpus
+        gpu=lambda wc: 0 if run_config(config, wc.run)["train"]["device"] == "cpu" else 1,
+    log:
+        "results/logs/train/{run}.log",
+    benchmark:
+        "results/benchmarks/train/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/train.py"
+
+
+rule predict:
+    input:
+        data=DATA,
+        labels="results/data/labels.parquet",
+        weights=rules.train.output.weights,
+        sidecar=rules.train.output.sidecar,
+    output:
+        "results/predictions/{run}/{split}.parquet",
+    params:
+        label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
+        folds=lambda wc: SPLITS[wc.split],
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "results/logs/predict/{run}_{split}.log",
+    benchmark:
+        "results/benchmarks/predict/{run}_{split}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/predict.py"
+
+
+rule evaluate:
+    input:
+        predictions="results/predictions/{run}/test.parquet",
+        thresholds=rules.train.output.thresholds,
+        labels="results/data/labels.parquet",
+    output:
+        overall="results/metrics/{run}/overall.tsv",
+        per_label="results/metrics/{run}/per_label.tsv",
+        prior="results/metrics/{run}/prior_baseline.tsv",
+        comparison="results/metrics/{run}/comparison.tsv",
+    params:
+        label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
+        evaluate=config["evaluate"],
+        train_folds=SPLITS["train"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "results/logs/evaluate/{run}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"
