@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ def logged(log_path: str | Path, level: int = logging.INFO):
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A log file is not a terminal: one progress line every 10 s, not one per batch.
+    os.environ.setdefault("TQDM_MININTERVAL", "10")
     with open(log_path, "a", buffering=1) as stream:
         old_stderr = sys.stderr
         sys.stderr = stream
