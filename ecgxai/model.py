@@ -15,6 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .baselines import ARCHITECTURES as BASELINE_ARCHITECTURES
+from .baselines import baseline_from_config
+
+ARCHITECTURES = ("hybrid",) + BASELINE_ARCHITECTURES
 TEMPORAL = ("bilstm", "none")
 POOLING = ("attention", "mean", "last")
 
@@ -135,14 +139,26 @@ class HybridECGNet(nn.Module):
         return self.head(self.dropout(z)), alpha
 
 
-def model_from_config(config: Mapping, n_classes: int) -> HybridECGNet:
-    """Build from a plain dict of hyper-parameters (e.g. from YAML); unknown keys are an error."""
+def model_from_config(config: Mapping, n_classes: int) -> nn.Module:
+    """Build from a plain dict of hyper-parameters (e.g. from YAML); unknown keys are an error.
+
+    `architecture` picks the model: "hybrid" (default, HybridECGNet) or one of the
+    published baselines in ecgxai.baselines (BASELINE_ARCHITECTURES), each with its
+    own hyper-parameters. The dict is stored as-is in checkpoint sidecars, so
+    load_checkpoint rebuilds whichever architecture it names.
+    """
     cfg = dict(config or {})
     cfg.pop("n_classes", None)  # always taken from the data
+    architecture = cfg.pop("architecture", "hybrid")
+    if architecture != "hybrid":
+        if architecture not in BASELINE_ARCHITECTURES:
+            raise ValueError(f"unknown model architecture {architecture!r}; known: {list(ARCHITECTURES)}")
+        return baseline_from_config(architecture, cfg, n_classes)
     allowed = set(inspect.signature(HybridECGNet.__init__).parameters) - {"self"}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
-        raise ValueError(f"unknown model hyper-parameters {unknown}; allowed: {sorted(allowed)}")
+        raise ValueError(f"unknown model hyper-parameters {unknown} for architecture 'hybrid'; "
+                         f"allowed: {sorted(allowed)}")
     for key in ("conv_channels", "kernel_sizes", "pool_sizes"):
         if key in cfg:
             cfg[key] = tuple(cfg[key])  # YAML/JSON give lists
