@@ -34,6 +34,7 @@ include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
+include: "rules/explain.smk"
 
 
 rule all:

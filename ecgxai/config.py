@@ -76,4 +76,8 @@ def run_config(config: dict, run: str) -> dict:
     if run not in config["runs"]:
         raise KeyError(f"run {run!r} is not defined under `runs` in the config (have {sorted(config['runs'])})")
     overrides = config["runs"][run] or {}
-    return {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}
+    merged = {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}
+    run_model = overrides.get("model") or {}
+    if run_model.get("architecture", "hybrid") != config["model"].get("architecture", "hybrid"):
+        merged["model"] = dict(run_model)  # another architecture: the default's hyper-parameters do not apply
+    return merged

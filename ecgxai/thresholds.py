@@ -41,3 +41,15 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = DE
     thr = grid[np.argmax(f1, axis=1)]  # argmax returns the first maximum
     thr[~y.any(axis=0)] = 0.5
     return thr.astype(np.float64)
+
+
+def read_thresholds(path, label_names) -> np.ndarray:
+    """Per-label thresholds from a train rule's thresholds.json, in `label_names` order."""
+    import json
+
+    with open(path) as f:
+        tuned = json.load(f)["thresholds"]
+    missing = [n for n in label_names if n not in tuned]
+    if missing:
+        raise ValueError(f"{path}: no threshold for label(s) {missing[:5]}")
+    return np.array([tuned[n] for n in label_names], dtype=np.float64)

@@ -14,6 +14,10 @@ DATA = f"results/data/{RATE}hz"
 
 
 RUNS = list(config["runs"])
+EXPLAIN_RUNS = config["explain"].get("runs", RUNS)
+_unknown = sorted(set(EXPLAIN_RUNS) - set(RUNS))
+if _unknown:
+    raise WorkflowError(f"config explain.runs names undefined runs {_unknown}; defined: {RUNS}")
 
 
 wildcard_constraints:
@@ -31,4 +35,6 @@ def acquire_inputs(wildcards):
 def all_outputs():
     return [DATA, "results/data/labels.parquet", "results/data/quality.tsv"] + expand(
         "results/metrics/{run}/{table}.tsv", run=RUNS, table=["overall", "per_label", "comparison"]
-    ) + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"])
+    ) + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"]) + expand(
+        "results/explain/{run}/{file}", run=EXPLAIN_RUNS, file=["correlation.tsv", "faithfulness.tsv"]
+    )

@@ -1,27 +1,24 @@
 """Rule evaluate: test-fold metrics with bootstrap intervals, the prior baseline, the comparison."""
-import json
-
 import numpy as np
+import pyarrow.parquet as pq
 
 from ecgxai.dataset import read_labels
 from ecgxai.metrics import evaluate
 from ecgxai.predictions import read_predictions
 from ecgxai.reference import comparison_table
 from ecgxai.runlog import logged
+from ecgxai.thresholds import read_thresholds
 
 with logged(snakemake.log[0]) as log:
     pred = read_predictions(snakemake.input.predictions)
     names = pred["label_names"]
-    with open(snakemake.input.thresholds) as f:
-        tuned = json.load(f)["thresholds"]
-    thresholds = np.array([tuned[n] for n in names])
+    thresholds = read_thresholds(snakemake.input.thresholds, names)
     ev = snakemake.params.evaluate
     overall, per_label = evaluate(pred["y_true"], pred["prob"], thresholds, names,
                                   n_boot=ev["n_boot"], seed=ev["seed"], ci=ev["ci"])
 
     # Prior baseline: every test record gets the training folds' label prevalence.
     ids, y_all, _ = read_labels(snakemake.input.labels, snakemake.params.label_set)
-    import pyarrow.parquet as pq
     folds = pq.read_table(snakemake.input.labels, columns=["strat_fold"]).column(0).to_numpy()
     train = np.isin(folds, snakemake.params.train_folds) & y_all.any(axis=1)
     prevalence = y_all[train].mean(axis=0)

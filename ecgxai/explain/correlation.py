@@ -1,0 +1,107 @@
+"""Agreement between explanation maps: Pearson and Spearman per record and label, then a summary.
+
+Pairs compared for every record and label (when both maps exist):
+  * <method> vs attention over the n_bins time bins, the method summed over leads
+    ("signed") or its absolute value summed over leads ("abs");
+  * method vs method over all 12 x n_bins features (signed, abs) and over time (signed, abs).
+A constant vector has no correlation: the value is NaN and `reason` says which side was constant.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+TOL = 1e-12
+
+
+def pearson(a, b) -> tuple[float, str]:
+    """(r, reason); r is NaN and reason non-empty when undefined."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"vectors differ in length: {a.size} vs {b.size}")
+    if a.size < 2:
+        return float("nan"), "fewer than 2 values"
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan"), "non-finite values"
+    da, db = a - a.mean(), b - b.mean()
+    na, nb = np.sqrt(da @ da), np.sqrt(db @ db)
+    ca, cb = na <= TOL * max(1.0, np.abs(a).max()), nb <= TOL * max(1.0, np.abs(b).max())
+    if ca or cb:
+        return float("nan"), "constant " + ("a and b" if ca and cb else "a" if ca else "b")
+    return float(np.clip(da @ db / (na * nb), -1.0, 1.0)), ""
+
+
+def spearman(a, b) -> tuple[float, str]:
+    """Pearson on average ranks (ties averaged), as scipy.stats.spearmanr."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"vectors differ in length: {a.size} vs {b.size}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan"), "non-finite values"
+    return pearson(rankdata(a), rankdata(b))
+
+
+def _views(m: np.ndarray) -> dict:
+    """[leads, n_bins] map -> named vectors (space, variant)."""
+    return {("time", "signed"): m.sum(0), ("time", "abs"): np.abs(m).sum(0),
+            ("lead_time", "signed"): m.ravel(), ("lead_time", "abs"): np.abs(m).ravel()}
+
+
+def record_correlations(ecg_id, label, maps: Mapping[str, np.ndarray], attention_bins=None) -> list[dict]:
+    """Rows for one record and label. maps: method -> [leads, n_bins]; attention_bins: [n_bins] or None."""
+    rows = []
+
+    def add(a_name, b_name, space, variant, a, b):
+        r, why_r = pearson(a, b)
+        s, why_s = spearman(a, b)
+        rows.append(dict(ecg_id=ecg_id, label=label, method_a=a_name, method_b=b_name, space=space,
+                         variant=variant, pearson=r, spearman=s, n=len(np.ravel(a)),
+                         reason="; ".join(sorted({w for w in (why_r, why_s) if w}))))
+
+    views = {k: _views(np.asarray(v, dtype=np.float64)) for k, v in maps.items()}
+    if attention_bins is not None:
+        att = np.asarray(attention_bins, dtype=np.float64)
+        for name, v in views.items():
+            for variant in ("signed", "abs"):
+                add(name, "attention", "time", variant, v[("time", variant)], att)
+    for a, b in combinations(list(views), 2):  # in the caller's order: shap, lime, ...
+        for (space, variant), va in views[a].items():
+            add(a, b, space, variant, va, views[b][(space, variant)])
+    return rows
+
+
+def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval of the median (NaNs dropped); (nan, nan) if empty."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0 or n_boot <= 0:  # n_boot=0: no interval wanted
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    block = max(1, 2_000_000 // x.size)  # bounded memory for large n
+    med = np.concatenate([np.median(x[rng.integers(0, x.size, size=(min(block, n_boot - i), x.size))], axis=1)
+                          for i in range(0, n_boot, block)])
+    lo, hi = np.quantile(med, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per (method_a, method_b, space, variant, statistic): mean, median, CI of the median, n."""
+    keys = ["method_a", "method_b", "space", "variant"]
+    rows = []
+    if per_record.empty:
+        return pd.DataFrame(columns=keys + ["statistic", "mean", "median", "ci_low", "ci_high", "n", "n_nan"])
+    for key, g in per_record.groupby(keys, sort=True):
+        for stat in ("pearson", "spearman"):
+            x = g[stat].to_numpy(dtype=np.float64)
+            ok = x[np.isfinite(x)]
+            lo, hi = bootstrap_median_ci(ok, n_boot, seed=seed)
+            rows.append(dict(zip(keys, key), statistic=stat,
+                             mean=float(ok.mean()) if ok.size else float("nan"),
+                             median=float(np.median(ok)) if ok.size else float("nan"),
+                             ci_low=lo, ci_high=hi, n=int(ok.size), n_nan=int(x.size - ok.size)))
+    return pd.DataFrame(rows)

@@ -1,0 +1,93 @@
+"""The explain stage for one trained run: pick test records, wrap the model, explain them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..config import SPLITS
+from ..dataset import load_records
+from ..predictions import read_predictions
+from ..thresholds import read_thresholds
+from . import Explanations, explain_records
+from .select import labels_to_explain, select_records
+from .shap_explain import sample_background
+
+log = logging.getLogger(__name__)
+
+
+class _Probabilities(torch.nn.Module):
+    """x -> sigmoid probabilities: what gradient SHAP differentiates."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.sigmoid(self.model(x)[0])
+
+
+def model_callables(model: torch.nn.Module, batch_size: int = 512):
+    """Batched numpy -> numpy probability and attention functions (no autograd)."""
+
+    def run(x: np.ndarray, which: int) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(x), batch_size):
+                res = model(torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size])))
+                out.append((torch.sigmoid(res[0]) if which == 0 else res[1]).float().numpy())
+        return np.concatenate(out)
+
+    return (lambda x: run(x, 0)), (lambda x: run(x, 1))
+
+
+def rows_of(ids_all: np.ndarray, wanted) -> np.ndarray:
+    """Row index of each wanted ecg_id in the sorted id array (all must be present)."""
+    wanted = np.asarray(wanted)
+    pos = np.clip(np.searchsorted(ids_all, wanted), 0, len(ids_all) - 1)
+    if not np.all(ids_all[pos] == wanted):
+        raise ValueError(f"ecg_ids {wanted[ids_all[pos] != wanted][:5].tolist()} missing from the signal data")
+    return pos
+
+
+def explain_run(weights: str | Path, predictions: str | Path, thresholds: str | Path, data_dir: str | Path,
+                cfg: dict, progress: bool = True) -> tuple[Explanations, pd.DataFrame]:
+    """Explain the test records `cfg` selects; returns the explanations and the selection table."""
+    model, meta = load_checkpoint(weights)
+    model.eval()
+    pred = read_predictions(predictions)
+    names = pred["label_names"]
+    thr = read_thresholds(thresholds, names)
+
+    selection = select_records(pred["prob"], pred["y_true"], pred["ecg_id"], cfg["strategy"], cfg["records"],
+                               thresholds=thr, seed=cfg["seed"], label_names=names)
+    rows = selection["row"].to_numpy()
+    labels = labels_to_explain(pred["prob"][rows], thr, cfg["top_k"])
+    selection = selection.assign(explained_labels=[",".join(names[c] for c in ls) for ls in labels])
+    log.info("explaining %d test records (%s), %d record-label pairs", len(rows), cfg["strategy"],
+             sum(map(len, labels)))
+
+    x_test, ids_test, data_meta = load_records(data_dir, SPLITS["test"])
+    x = x_test[rows_of(ids_test, pred["ecg_id"][rows])]
+    needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
+    lead_means = grad_bg = None
+    if needs_train:  # one training fold is a large enough sample for means and the gradient reference
+        x_train, _, _ = load_records(data_dir, SPLITS["train"][:1])
+        lead_means = x_train.mean(axis=(0, 2))
+        grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
+
+    predict_proba, attention = model_callables(model)
+    expl = explain_records(
+        predict_proba, x, labels, n_bins=data_meta["filters"]["n_bins"], background=cfg["background"],
+        shap_cfg=cfg["shap"], lime_cfg=cfg["lime"], attention_fn=attention,
+        step_edges=model.step_to_sample_edges(x.shape[-1]), seed=cfg["seed"], progress=progress,
+        ecg_ids=pred["ecg_id"][rows].tolist(), label_names=names, lead_means=lead_means,
+        blur_sigma_s=cfg["blur_sigma_s"], rate=data_meta["sampling_rate"],
+        gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
+        gradient_background=grad_bg, faithfulness_cfg=cfg["faithfulness"], n_boot=0)
+    return expl, selection

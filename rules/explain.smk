@@ -1,0 +1,57 @@
+rule explain:
+    # SHAP (permutation over bins, and gradient on the raw signal), LIME and attention for the
+    # selected test records, plus deletion/insertion faithfulness curves.
+    input:
+        weights=rules.train.output.weights,
+        sidecar=rules.train.output.sidecar,
+        thresholds=rules.train.output.thresholds,
+        predictions="results/predictions/{run}/test.parquet",
+        data=DATA,
+    output:
+        shap="results/explain/{run}/shap.parquet",
+        lime="results/explain/{run}/lime.parquet",
+        attention="results/explain/{run}/attention.parquet",
+        meta="results/explain/{run}/explain_meta.tsv",
+        selection="results/explain/{run}/selection.tsv",
+        faithfulness="results/explain/{run}/faithfulness.tsv",
+        curves="results/explain/{run}/faithfulness_curves.parquet",
+    params:
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    log:
+        "results/logs/explain/{run}.log",
+    benchmark:
+        "results/benchmarks/explain/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/explain.py"
+
+
+rule correlate:
+    # Agreement of SHAP, LIME and attention per record and label, and its summary.
+    input:
+        shap=rules.explain.output.shap,
+        lime=rules.explain.output.lime,
+        attention=rules.explain.output.attention,
+    output:
+        per_record="results/explain/{run}/correlation_per_record.tsv",
+        summary="results/explain/{run}/correlation.tsv",
+    params:
+        n_boot=config["explain"]["n_boot"],
+        seed=config["explain"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        "results/logs/correlate/{run}.log",
+    benchmark:
+        "results/benchmarks/correlate/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/correlate.py"
