@@ -1,0 +1,59 @@
+"""Attention over the T' recurrent steps -> attention over the n_bins input time bins.
+
+Each step covers a known span of input samples, given as `step_edges`:
+  * an array [T'+1] of contiguous edges (step i covers edges[i]:edges[i+1]), as
+    `HybridECGNet.step_to_sample_edges(T)` returns, or
+  * an array [T', 2] of [start, end) intervals (e.g. receptive fields, may overlap), or
+  * a callable T -> either of the above.
+A step's weight is spread uniformly over its samples (clipped to [0, T)), so a bin
+gets the overlap-weighted sum of the steps' attention and the bins sum to 1 whenever
+the steps' attention does.
+
+Attention has no lead axis: the lead axis is shared, i.e. `broadcast_leads` repeats the
+same time profile on all 12 leads (each lead row sums to 1, not the whole map).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def step_intervals(step_edges, T: int) -> np.ndarray:
+    """Normalise `step_edges` to [T', 2] integer [start, end) intervals clipped to [0, T]."""
+    e = step_edges(T) if callable(step_edges) else step_edges
+    e = np.asarray(e, dtype=np.float64)
+    if e.ndim == 1:
+        if len(e) < 2 or np.any(np.diff(e) < 0):
+            raise ValueError("1-D step_edges must be non-decreasing with at least 2 entries")
+        e = np.stack([e[:-1], e[1:]], axis=1)
+    if e.ndim != 2 or e.shape[1] != 2:
+        raise ValueError(f"step_edges must be [T'+1] or [T', 2], got shape {e.shape}")
+    e = np.clip(e, 0, T)
+    if np.any(e[:, 1] <= e[:, 0]):
+        raise ValueError("every step must cover at least one input sample inside [0, T)")
+    return e
+
+
+def step_bin_overlap(step_edges, T: int, n_bins: int) -> np.ndarray:
+    """[T', n_bins] share of each step's span falling in each bin (rows sum to 1)."""
+    iv = step_intervals(step_edges, T)
+    bins = np.linspace(0, T, n_bins + 1)
+    lo = np.maximum(iv[:, :1], bins[None, :-1])
+    hi = np.minimum(iv[:, 1:], bins[None, 1:])
+    overlap = np.clip(hi - lo, 0, None)
+    return overlap / (iv[:, 1:] - iv[:, :1])
+
+
+def attention_to_bins(attention: np.ndarray, step_edges, T: int, n_bins: int) -> np.ndarray:
+    """attention [T'] or [n, T'] -> [n_bins] or [n, n_bins]."""
+    a = np.asarray(attention, dtype=np.float64)
+    W = step_bin_overlap(step_edges, T, n_bins)
+    if a.shape[-1] != W.shape[0]:
+        raise ValueError(f"attention has {a.shape[-1]} steps but step_edges describe {W.shape[0]}")
+    return a @ W
+
+
+def broadcast_leads(bin_attention: np.ndarray, n_leads: int = 12) -> np.ndarray:
+    """[..., n_bins] -> [..., n_leads, n_bins]: the lead axis is shared (same profile per lead)."""
+    b = np.asarray(bin_attention)
+    return np.repeat(b[..., None, :], n_leads, axis=-2)
