@@ -30,11 +30,15 @@ os.environ.update(
 )
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/explain.smk"
+include: "rules/render.smk"
 
 
 rule all:

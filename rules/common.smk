@@ -2,6 +2,12 @@ import re
 
 # Shared values and input functions for the rules.
 from ecgxai.config import SPLITS, filter_settings, run_config
+from ecgxai.render import (
+    EXPLANATION_FIGURES,
+    EXPLANATION_TABLES,
+    PERFORMANCE_FIGURES,
+    PERFORMANCE_TABLES,
+)
 
 # Values the schema cannot check (e.g. band-pass below Nyquist) are checked here, at parse time.
 try:
@@ -33,8 +39,15 @@ def acquire_inputs(wildcards):
 
 
 def all_outputs():
-    return [DATA, "results/data/labels.parquet", "results/data/quality.tsv"] + expand(
-        "results/metrics/{run}/{table}.tsv", run=RUNS, table=["overall", "per_label", "comparison"]
-    ) + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"]) + expand(
-        "results/explain/{run}/{file}", run=EXPLAIN_RUNS, file=["correlation.tsv", "faithfulness.tsv"]
+    """What `snakemake` builds by default: every stage for every run in the config."""
+    return (
+        [DATA, "results/data/labels.parquet", "results/data/quality.tsv"]
+        + expand("results/metrics/{run}/{t}.tsv", run=RUNS, t=["overall", "per_label", "comparison"])
+        + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"])
+        + expand("results/figures/{run}/{name}.png", run=RUNS, name=PERFORMANCE_FIGURES)
+        + expand("results/tables/{run}/{name}.tsv", run=RUNS, name=PERFORMANCE_TABLES)
+        + expand("results/explain/{run}/{f}", run=EXPLAIN_RUNS, f=["correlation.tsv", "faithfulness.tsv"])
+        + expand("results/figures/{run}/{name}.png", run=EXPLAIN_RUNS, name=EXPLANATION_FIGURES)
+        + expand("results/tables/{run}/{name}.tsv", run=EXPLAIN_RUNS, name=EXPLANATION_TABLES)
+        + expand("results/viewer/{run}/index.html", run=EXPLAIN_RUNS)
     )

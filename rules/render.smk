@@ -1,0 +1,98 @@
+# Figures, tables and the viewer page. Each file a reader looks at is marked with report(), with
+# its caption from report/*.rst (written by `python -m ecgxai.render report`).
+
+
+def rendered(names, category, figures=True):
+    """Named outputs for figures (PNG in the report, PDF beside it) or tables (TSV in the report)."""
+    folder = "figures" if figures else "tables"
+    out = {}
+    for name in names:
+        stem = f"results/{folder}/{{run}}/{name}"
+        main, others = (".png", [".pdf"]) if figures else (".tsv", [".md", ".tex"])
+        out[name] = report(stem + main, caption=f"../report/{name}.rst", category=category, subcategory="{run}")
+        for ext in others:
+            out[f"{name}_{ext[1:]}"] = stem + ext
+    return out
+
+
+rule render_performance:
+    input:
+        predictions="results/predictions/{run}/test.parquet",
+        history=rules.train.output.history,
+        thresholds=rules.train.output.thresholds,
+        overall=rules.evaluate.output.overall,
+        per_label=rules.evaluate.output.per_label,
+        comparison=rules.evaluate.output.comparison,
+    output:
+        **rendered(PERFORMANCE_FIGURES, "Performance"),
+        **rendered(PERFORMANCE_TABLES, "Performance", figures=False),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        "results/logs/render/{run}_performance.log",
+    benchmark:
+        "results/benchmarks/render/{run}_performance.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/render_performance.py"
+
+
+rule render_explanations:
+    input:
+        shap=rules.explain.output.shap,
+        lime=rules.explain.output.lime,
+        attention=rules.explain.output.attention,
+        curves=rules.explain.output.curves,
+        faithfulness=rules.explain.output.faithfulness,
+        correlations=rules.correlate.output.per_record,
+        correlation_summary=rules.correlate.output.summary,
+        data=DATA,
+    output:
+        **rendered(EXPLANATION_FIGURES, "Explanations"),
+        **rendered(EXPLANATION_TABLES, "Explanations", figures=False),
+    params:
+        folds=SPLITS["test"],
+        length_s=FILTERS.length_s,
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    log:
+        "results/logs/render/{run}_explanations.log",
+    benchmark:
+        "results/benchmarks/render/{run}_explanations.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/render_explanations.py"
+
+
+rule viewer:
+    # One self-contained HTML page (works from file://) for the explained test records.
+    input:
+        predictions="results/predictions/{run}/test.parquet",
+        thresholds=rules.train.output.thresholds,
+        shap=rules.explain.output.shap,
+        lime=rules.explain.output.lime,
+        attention=rules.explain.output.attention,
+        data=DATA,
+    output:
+        report("results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer",
+               subcategory="{run}"),
+    params:
+        folds=SPLITS["test"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        "results/logs/viewer/{run}.log",
+    benchmark:
+        "results/benchmarks/viewer/{run}.tsv"
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/viewer.py"
