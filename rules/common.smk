@@ -51,3 +51,16 @@ def all_outputs():
         + expand("results/tables/{run}/{name}.tsv", run=EXPLAIN_RUNS, name=EXPLANATION_TABLES)
         + expand("results/viewer/{run}/index.html", run=EXPLAIN_RUNS)
     )
+
+
+def rendered(names, category, figures=True):
+    """Named outputs for figures (PNG in the report, PDF beside it) or tables (TSV in the report)."""
+    folder = "figures" if figures else "tables"
+    out = {}
+    for name in names:
+        stem = f"results/{folder}/{{run}}/{name}"
+        main, others = (".png", [".pdf"]) if figures else (".tsv", [".md", ".tex"])
+        out[name] = report(stem + main, caption=f"../report/{name}.rst", category=category, subcategory="{run}")
+        for ext in others:
+            out[f"{name}_{ext[1:]}"] = stem + ext
+    return out

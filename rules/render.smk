@@ -2,19 +2,6 @@
 # its caption from report/*.rst (written by `python -m ecgxai.render report`).
 
 
-def rendered(names, category, figures=True):
-    """Named outputs for figures (PNG in the report, PDF beside it) or tables (TSV in the report)."""
-    folder = "figures" if figures else "tables"
-    out = {}
-    for name in names:
-        stem = f"results/{folder}/{{run}}/{name}"
-        main, others = (".png", [".pdf"]) if figures else (".tsv", [".md", ".tex"])
-        out[name] = report(stem + main, caption=f"../report/{name}.rst", category=category, subcategory="{run}")
-        for ext in others:
-            out[f"{name}_{ext[1:]}"] = stem + ext
-    return out
-
-
 rule render_performance:
     input:
         predictions="results/predictions/{run}/test.parquet",

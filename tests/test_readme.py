@@ -16,3 +16,11 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_readme_main_command_runs_the_full_reproduction():
     blocks = re.findall(r"```bash\n(.*?)\n```", (REPO / "README.md").read_text(), flags=re.S)
     assert blocks[0].strip() == "pip install -e . && snakemake --cores all"
+
+
+def test_report_captions_match_the_package():
+    """report/*.rst are generated from the captions in ecgxai.plots/ecgxai.tables (no drift)."""
+    from ecgxai import plots, tables
+
+    for name, text in {**plots.CAPTIONS, **tables.TABLE_CAPTIONS}.items():
+        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", f"regenerate: python -m ecgxai.render report"

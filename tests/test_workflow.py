@@ -63,6 +63,65 @@ def test_model_learns_the_synthetic_classes(workdir, run):
         assert (workdir / "results" / "predictions" / run / f"{split}.parquet").is_file()
 
 
+def test_figures_tables_and_viewer_are_rendered(workdir):
+    from PIL import Image
+
+    from ecgxai.render import EXPLANATION_FIGURES, PERFORMANCE_FIGURES
+
+    res = workdir / "results"
+    for run, names in (("hybrid", PERFORMANCE_FIGURES),
+                       ("hybrid_superdiagnostic", PERFORMANCE_FIGURES + EXPLANATION_FIGURES)):
+        for name in names:
+            png = res / "figures" / run / f"{name}.png"
+            with Image.open(png) as im:
+                assert im.size[0] >= 900 and im.size[1] >= 500, png  # 150 dpi, >= 6 x 3.3 inches
+            assert (res / "figures" / run / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    page = (res / "viewer" / "hybrid_superdiagnostic" / "index.html").read_text()
+    assert '<script type="application/json" id="data">' in page and "https://" not in page
+
+
+def test_tables_hold_the_numbers_of_the_metrics_files(workdir):
+    res = workdir / "results"
+    for run in ("hybrid", "hybrid_superdiagnostic"):
+        overall = pd.read_csv(res / "metrics" / run / "overall.tsv", sep="\t").set_index("metric")
+        table1 = pd.read_csv(res / "tables" / run / "table1_overall.tsv", sep="\t")
+        ours = table1[table1.source == "this workflow"].set_index("metric")
+        for metric in ("macro_auc", "macro_f1@tuned", "fmax"):
+            assert ours.at[metric, "value"] == overall.at[metric, "value"]
+            assert ours.at[metric, "ci_low"] == overall.at[metric, "ci_low"]
+        per_label = pd.read_csv(res / "metrics" / run / "per_label.tsv", sep="\t").set_index("label")
+        table = pd.read_csv(res / "tables" / run / "per_label_table.tsv", sep="\t").set_index("label")
+        pd.testing.assert_series_equal(table["auc"].sort_index(), per_label["auc"].sort_index())
+        assert "| " in (res / "tables" / run / "table1_overall.md").read_text()
+        assert "\\begin{tabular}" in (res / "tables" / run / "table1_overall.tex").read_text()
+    summary = pd.read_csv(res / "explain" / "hybrid_superdiagnostic" / "correlation.tsv", sep="\t")
+    table = pd.read_csv(res / "tables" / "hybrid_superdiagnostic" / "correlation_table.tsv", sep="\t")
+    key = ["method_a", "method_b", "space", "variant", "statistic"]
+    merged = summary.merge(table, on=key, suffixes=("", "_table"))
+    assert len(merged) > 0 and (merged["median"] == merged["median_table"]).all()
+
+
+def test_explanations_are_written(workdir):
+    ex = workdir / "results" / "explain" / "hybrid_superdiagnostic"
+    shap = pd.read_parquet(ex / "shap.parquet")
+    assert {"ecg_id", "label", "method", "lead", "bin", "value"} <= set(shap.columns)
+    assert set(shap.method) == {"shap", "shap_gradient"} and shap.bin.max() == 19
+    meta = pd.read_csv(ex / "explain_meta.tsv", sep="\t")
+    assert meta.loc[meta.method == "shap", "additivity_error"].max() < 1e-4  # SHAP local accuracy
+    faith = pd.read_csv(ex / "faithfulness.tsv", sep="\t")
+    assert {"shap", "lime", "attention", "random"} <= set(faith.method)
+    corr = pd.read_csv(ex / "correlation.tsv", sep="\t")
+    row = corr[(corr.method_a == "shap") & (corr.method_b == "attention") & (corr.statistic == "pearson")]
+    assert len(row) == 2 and row["median"].between(-1, 1).all()
+
+
+def test_report_is_generated(workdir):
+    run = snakemake(workdir, "--report", "results/report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (workdir / "results" / "report.html").read_text(errors="replace")
+    assert "fig2_shap_heatmap" in html and "table1_overall" in html
+
+
 def test_rerun_is_a_no_op(workdir):
     run = snakemake(workdir)
     assert run.returncode == 0, run.stderr[-3000:]
