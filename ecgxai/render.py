@@ -93,7 +93,8 @@ def viewer_records(pred: dict, thresholds: np.ndarray, attributions: pd.DataFram
             "ecg_id": ecg_id, "sampling_rate": int(rate), "leads": list(LEADS),
             "signal": x[sig_of[ecg_id]].tolist(), "units": units, "label_names": names,
             "label_descriptions": {n: descriptions.get(n, "") for n in names},
-            "probabilities": pred["prob"][r].astype(float).tolist(), "true": pred["y_true"][r].astype(int).tolist(),
+            "probabilities": pred["prob"][r].astype(float).tolist(),
+            "true": None if pred["y_true"] is None else pred["y_true"][r].astype(int).tolist(),
             "thresholds": np.clip(thresholds, 0, 1).astype(float).tolist(), "n_bins": int(n_bins),
             "attributions": attr,
         })

@@ -31,6 +31,19 @@ wildcard_constraints:
     split="val|test",
 
 
+USER_RECORDS = config["explain_record"]["records"]
+if USER_RECORDS and config["explain_record"]["run"] not in RUNS:
+    raise WorkflowError(f"config explain_record.run {config['explain_record']['run']!r} is not a defined run: {RUNS}")
+
+
+def user_record_header(wildcards):
+    """The header of a user's record: its path comes from config explain_record.records."""
+    if wildcards.name not in USER_RECORDS:
+        raise WorkflowError(f"no record named {wildcards.name!r} under explain_record.records in the config")
+    path = USER_RECORDS[wildcards.name]
+    return path if path.endswith(".hea") else f"{path}.hea"
+
+
 def acquire_inputs(wildcards):
     """A local folder is an input, so changes to its tables rerun preprocessing."""
     if config["data"]["source"] == "local":
@@ -50,6 +63,7 @@ def all_outputs():
         + expand("results/figures/{run}/{name}.png", run=EXPLAIN_RUNS, name=EXPLANATION_FIGURES)
         + expand("results/tables/{run}/{name}.tsv", run=EXPLAIN_RUNS, name=EXPLANATION_TABLES)
         + expand("results/viewer/{run}/index.html", run=EXPLAIN_RUNS)
+        + expand("results/explain_record/{name}/index.html", name=USER_RECORDS)
     )
 
 

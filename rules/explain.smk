@@ -55,3 +55,33 @@ rule correlate:
         "../envs/torch.yaml"
     script:
         "../workflow_scripts/correlate.py"
+
+
+rule explain_record:
+    # A user's own WFDB record (config explain_record.records) through the same preprocessing,
+    # the model of explain_record.run, SHAP/LIME/attention and a viewer page.
+    input:
+        weights=f"results/models/{config['explain_record']['run']}/model.pt",
+        thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
+        data=DATA,
+        record=user_record_header,
+    output:
+        predictions="results/explain_record/{name}/predictions.tsv",
+        attributions="results/explain_record/{name}/attributions.parquet",
+        viewer=report("results/explain_record/{name}/index.html", caption="../report/viewer.rst",
+                      category="Your ECGs", subcategory="{name}"),
+    params:
+        filters=FILTERS.as_dict(),
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "results/logs/explain_record/{name}.log",
+    benchmark:
+        "results/benchmarks/explain_record/{name}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/explain_record.py"

@@ -139,3 +139,27 @@ def test_lint_is_clean():
     run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"],
                          capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def test_explain_your_own_ecg(workdir, tmp_path):
+    """A user's 500 Hz WFDB record: resampled with a note, classified, explained, shown in a page."""
+    import numpy as np
+
+    from conftest import ecg_like, write_record
+
+    rel = write_record(tmp_path, 7, 500, ecg_like(np.random.default_rng(7), 5000, 500))
+    target = "results/explain_record/mine/index.html"
+    run = snakemake(workdir, target, "--config", f"explain_record={{records: {{mine: {tmp_path / rel}}}}}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = workdir / "results" / "explain_record" / "mine"
+    preds = pd.read_csv(out / "predictions.tsv", sep="\t")
+    assert set(preds.label) == {"CD", "HYP", "MI", "NORM", "STTC"} and preds.probability.between(0, 1).all()
+    assert {"shap", "lime", "attention"} <= set(pd.read_parquet(out / "attributions.parquet").method)
+    assert "resampled from 500 Hz to 100 Hz" in (out / "index.html").read_text()
+
+    bad = write_record(tmp_path, 8, 100, ecg_like(np.random.default_rng(8), 1000, 100, leads=2), names=["I", "II"])
+    run = snakemake(workdir, "results/explain_record/bad/index.html",
+                    "--config", f"explain_record={{records: {{bad: {tmp_path / bad}}}}}")
+    assert run.returncode != 0
+    log = (workdir / "results" / "logs" / "explain_record" / "bad.log").read_text()
+    assert "00008_lr.hea: 2 signals" in log and "missing ['III'" in log

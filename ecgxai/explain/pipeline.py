@@ -74,6 +74,18 @@ def explain_run(weights: str | Path, predictions: str | Path, thresholds: str | 
 
     x_test, ids_test, data_meta = load_records(data_dir, SPLITS["test"])
     x = x_test[rows_of(ids_test, pred["ecg_id"][rows])]
+    expl = explain_signals(model, x, labels, names, pred["ecg_id"][rows].tolist(), data_dir, cfg,
+                           n_bins=data_meta["filters"]["n_bins"], rate=data_meta["sampling_rate"],
+                           progress=progress)
+    return expl, selection
+
+
+def explain_signals(model, x: np.ndarray, labels, label_names, ecg_ids, data_dir, cfg: dict, *, n_bins: int,
+                    rate: int, progress: bool = True) -> Explanations:
+    """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
+
+    The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
+    """
     needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
     lead_means = grad_bg = None
     if needs_train:  # one training fold is a large enough sample for means and the gradient reference
@@ -82,12 +94,11 @@ def explain_run(weights: str | Path, predictions: str | Path, thresholds: str | 
         grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
 
     predict_proba, attention = model_callables(model)
-    expl = explain_records(
-        predict_proba, x, labels, n_bins=data_meta["filters"]["n_bins"], background=cfg["background"],
+    return explain_records(
+        predict_proba, x, labels, n_bins=n_bins, background=cfg["background"],
         shap_cfg=cfg["shap"], lime_cfg=cfg["lime"], attention_fn=attention,
         step_edges=model.step_to_sample_edges(x.shape[-1]), seed=cfg["seed"], progress=progress,
-        ecg_ids=pred["ecg_id"][rows].tolist(), label_names=names, lead_means=lead_means,
-        blur_sigma_s=cfg["blur_sigma_s"], rate=data_meta["sampling_rate"],
+        ecg_ids=list(ecg_ids), label_names=label_names, lead_means=lead_means,
+        blur_sigma_s=cfg["blur_sigma_s"], rate=rate,
         gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
         gradient_background=grad_bg, faithfulness_cfg=cfg["faithfulness"], n_boot=0)
-    return expl, selection

@@ -10,7 +10,7 @@ Record contract (one dict per ECG):
     {"ecg_id": int, "sampling_rate": int (Hz, e.g. 100),
      "leads": [12 lead names], "signal": [[T floats] x 12], "units": "mV" | "z-score" | ...,
      "label_names": [C names], "label_descriptions": {name: text},
-     "probabilities": [C floats in [0, 1]], "true": [C of 0/1], "thresholds": [C floats in [0, 1]],
+     "probabilities": [C floats in [0, 1]], "true": [C of 0/1] or None (no reference), "thresholds": [C floats in [0, 1]],
      "n_bins": int, "attributions": {method: {label_name: [[n_bins floats] x 12]}}}
 
 with method in {"shap", "lime", "attention"} (any subset; labels any subset of label_names).
@@ -151,10 +151,13 @@ def _check_fields(record) -> dict:
 
     out["probabilities"] = _in_unit_interval(
         _numbers(record["probabilities"], "probabilities", (n_labels,)), "probabilities")
-    truth = _numbers(record["true"], "true", (n_labels,))
-    if not np.all((truth == 0) | (truth == 1)):
-        raise _Problem("true", "values must be 0 or 1")
-    out["true"] = [int(v) for v in truth]
+    if record["true"] is None:  # a user's own ECG: no reference labels, so no TP/FP/FN marks
+        out["true"] = None
+    else:
+        truth = _numbers(record["true"], "true", (n_labels,))
+        if not np.all((truth == 0) | (truth == 1)):
+            raise _Problem("true", "values must be 0 or 1")
+        out["true"] = [int(v) for v in truth]
     out["thresholds"] = _in_unit_interval(
         _numbers(record["thresholds"], "thresholds", (n_labels,)), "thresholds")
 

@@ -373,6 +373,7 @@
 
   function outcome(rec, i) {
     const predicted = rec.probabilities[i] >= rec.thresholds[i];
+    if (rec.true === null) return { code: predicted ? 'pred' : 'neg', text: '', title: 'no reference labels' };
     const truth = rec.true[i] === 1;
     if (predicted && truth) return { code: 'tp', text: 'TP', title: 'true positive' };
     if (predicted) return { code: 'fp', text: 'FP \u25B2', title: 'false positive: predicted, not in the reference' };
@@ -410,7 +411,8 @@
           [el('span', { className: 'bar-bg', 'aria-hidden': 'true' }, [bar]), p.toFixed(2)])]),
         el('td', { text: thr.toFixed(2) }),
         yesNo(predicted, 'predicted'),
-        yesNo(rec.true[i] === 1, 'in the reference'),
+        rec.true === null ? el('td', { text: '?', title: 'no reference labels' })
+          : yesNo(rec.true[i] === 1, 'in the reference'),
         el('td', {}, res.text ? [el('span', { className: `badge ${res.code}`, title: res.title, text: res.text })] : []),
       ]));
     });
@@ -600,7 +602,7 @@
       if (!values) return;
       rec.leads.forEach((lead, l) => values[l].forEach((v, b) => rows.push([
         rec.ecg_id, state.label, rec.probabilities[i], rec.thresholds[i],
-        rec.probabilities[i] >= rec.thresholds[i] ? 1 : 0, rec.true[i], m, lead, b,
+        rec.probabilities[i] >= rec.thresholds[i] ? 1 : 0, rec.true === null ? '' : rec.true[i], m, lead, b,
         +(b * binSec).toFixed(4), +((b + 1) * binSec).toFixed(4), v])));
     });
     return rows.map((r) => r.map(csvField).join(',')).join('\n') + '\n';
@@ -630,7 +632,8 @@
       return el('tr', {}, [el('td', { text: name }), el('td', { text: rec.label_descriptions[name] || '' }),
         el('td', { text: rec.probabilities[i].toFixed(3) }), el('td', { text: rec.thresholds[i].toFixed(2) }),
         el('td', { text: rec.probabilities[i] >= rec.thresholds[i] ? 'yes' : 'no' }),
-        el('td', { text: rec.true[i] ? 'yes' : 'no' }), el('td', { text: res.text ? res.title : '' })]);
+        el('td', { text: rec.true === null ? 'unknown' : (rec.true[i] ? 'yes' : 'no') }),
+        el('td', { text: res.text ? res.title : '' })]);
     });
     const header = el('tr', {}, ['Label', 'Description', 'Probability', 'Threshold', 'Predicted', 'True', 'Result']
       .map((h) => el('th', { text: h })));
