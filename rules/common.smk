@@ -19,7 +19,19 @@ RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
 
 
+# The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
+# by the `ablation` target, not by default.
+from ecgxai.ablation import expand_runs
+
+try:
+    ABLATION_RUNS = expand_runs(config["ablation"])
+except ValueError as exc:
+    raise WorkflowError(f"config ablation: {exc}")
+_clash = sorted(set(ABLATION_RUNS) & set(config["runs"]))
+if _clash:
+    raise WorkflowError(f"config runs {_clash} clash with ablation run names; rename them")
 RUNS = list(config["runs"])
+config["runs"].update(ABLATION_RUNS)
 EXPLAIN_RUNS = config["explain"].get("runs", RUNS)
 _unknown = sorted(set(EXPLAIN_RUNS) - set(RUNS))
 if _unknown:
@@ -27,7 +39,7 @@ if _unknown:
 
 
 wildcard_constraints:
-    run="|".join(re.escape(r) for r in RUNS),
+    run="|".join(re.escape(r) for r in config["runs"]),
     split="val|test",
 
 

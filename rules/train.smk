@@ -79,3 +79,33 @@ rule evaluate:
         "../envs/torch.yaml"
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule ablation:
+    # `snakemake ablation`: train and evaluate the grid, then one table and one figure.
+    input:
+        metrics=expand("results/metrics/{run}/overall.tsv", run=ABLATION_RUNS),
+        models=expand("results/models/{run}/model.pt", run=ABLATION_RUNS),
+        histories=expand("results/models/{run}/history.tsv", run=ABLATION_RUNS),
+    output:
+        table=report("results/tables/ablation.tsv", caption="../report/ablation.rst", category="Ablation"),
+        table_md="results/tables/ablation.md",
+        table_tex="results/tables/ablation.tex",
+        per_run="results/tables/ablation_per_run.tsv",
+        figure=report("results/figures/ablation.png", caption="../report/ablation.rst", category="Ablation"),
+        figure_pdf="results/figures/ablation.pdf",
+    params:
+        ablation=config["ablation"],
+        shape=(12, FILTERS.samples),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "results/logs/ablation.log",
+    benchmark:
+        "results/benchmarks/ablation.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/ablation.py"

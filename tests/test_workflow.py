@@ -163,3 +163,17 @@ def test_explain_your_own_ecg(workdir, tmp_path):
     assert run.returncode != 0
     log = (workdir / "results" / "logs" / "explain_record" / "bad.log").read_text()
     assert "00008_lr.hea: 2 signals" in log and "missing ['III'" in log
+
+
+def test_ablation_target_renders_the_grid(workdir):
+    run = snakemake(workdir, "ablation")
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pd.read_csv(workdir / "results" / "tables" / "ablation.tsv", sep="\t")
+    assert table.variant.tolist() == ["cnn", "hybrid"]  # the synthetic config's reduced grid
+    per_run = pd.read_csv(workdir / "results" / "tables" / "ablation_per_run.tsv", sep="\t")
+    for _, row in per_run.iterrows():
+        overall = pd.read_csv(workdir / "results" / "metrics" / row.run / "overall.tsv", sep="\t")
+        assert row.macro_auc == overall.set_index("metric").at["macro_auc", "value"]
+    assert (table.parameters > 0).all() and (table.inference_ms_per_record > 0).all()
+    assert table.set_index("variant").at["cnn", "parameters"] < table.set_index("variant").at["hybrid", "parameters"]
+    assert (workdir / "results" / "figures" / "ablation.png").stat().st_size > 10_000
