@@ -201,7 +201,7 @@ def evaluate(y_true, probs, thresholds, label_names: Sequence[str], n_boot: int 
 
     # notes and label counts
     n_pos, n_neg = y.sum(0), n - y.sum(0)
-    no_pos, no_neg = np.flatnonzero(n_pos == 0), np.flatnonzero(n_neg == 0)
+    no_pos = np.flatnonzero(n_pos == 0)
     auc_bad = np.flatnonzero((n_pos == 0) | (n_neg == 0))
     notes: dict[str, list[str]] = {k: [] for k in point}
     used = {k: C for k in point}

@@ -23,4 +23,4 @@ def test_report_captions_match_the_package():
     from ecgxai import plots, tables
 
     for name, text in {**plots.CAPTIONS, **tables.TABLE_CAPTIONS}.items():
-        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", f"regenerate: python -m ecgxai.render report"
+        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", "regenerate: python -m ecgxai.render report"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import wfdb
 
 from conftest import ecg_like, write_record
 from ecgxai.ptbxl import LEADS, record_path

@@ -3,7 +3,6 @@ summary settings never reruns SHAP or LIME."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .correlation import record_correlations, summarize

@@ -13,7 +13,7 @@ One set of perturbations is evaluated once and serves every label (multi-label o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Sequence
 
@@ -21,6 +21,7 @@ import numpy as np
 from lime.lime_base import LimeBase
 from sklearn.linear_model import Ridge
 
+from ._settings import settings_from_any
 from .masking import Masker, masked_predict
 
 
@@ -34,13 +35,7 @@ class LimeConfig:
 
     @classmethod
     def from_any(cls, cfg) -> "LimeConfig":
-        if cfg is None or isinstance(cfg, cls):
-            return cfg or cls()
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown lime settings {unknown}; allowed: {sorted(known)}")
-        return cls(**dict(cfg))
+        return settings_from_any(cls, cfg, "lime")
 
 
 @dataclass

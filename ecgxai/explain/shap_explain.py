@@ -18,13 +18,14 @@ Every coalition returns all C label probabilities, so one run serves every label
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import shap
 import torch
 
+from ._settings import settings_from_any
 from .masking import Masker, masked_predict
 
 
@@ -41,13 +42,7 @@ class ShapConfig:
 
     @classmethod
     def from_any(cls, cfg) -> "ShapConfig":
-        if cfg is None or isinstance(cfg, cls):
-            return cfg or cls()
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown shap settings {unknown}; allowed: {sorted(known)}")
-        return cls(**dict(cfg))
+        return settings_from_any(cls, cfg, "shap")
 
 
 @dataclass
