@@ -8,7 +8,7 @@ from ecgxai.dataset import load_fold_arrays
 from ecgxai.model import count_parameters, model_from_config
 from ecgxai.runlog import logged
 from ecgxai.thresholds import tune_thresholds
-from ecgxai.training import TrainConfig, predict, train_model
+from ecgxai.training import TrainConfig, predict, set_seed, train_model
 
 with logged(snakemake.log[0]) as log:
     run, folds = snakemake.params.run, snakemake.params.folds
@@ -21,6 +21,7 @@ with logged(snakemake.log[0]) as log:
     log.info("run %s: label set %s (%d labels), %d train / %d validation records",
              snakemake.wildcards.run, label_set, len(names), len(x_tr), len(x_va))
 
+    set_seed(cfg.seed)  # the initial weights too: torch's own start-up seed differs per process
     model = model_from_config(run["model"], n_classes=len(names))
     log.info("model: %d parameters, %s", count_parameters(model), run["model"])
     model, history = train_model(model, x_tr, y_tr, x_va, y_va, cfg)
