@@ -30,18 +30,25 @@ def data_root(config: dict, workdir: str | Path = ".") -> Path:
     return Path(workdir, config["data"]["path"])
 
 
-def coerce_types(config, schema: dict):
+def coerce_types(config, schema: dict, root: dict | None = None):
     """Turn strings into the numbers/booleans/nulls the schema asks for, in place.
 
     `snakemake --config key='{a: 1}'` parses nested values as strings; without this, every
     nested number given on the command line would fail validation.
     """
-    if isinstance(config, dict) and "properties" in schema:
+    root = root if root is not None else schema
+    if "$ref" in schema:  # local references only: "#/$defs/name"
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(config, dict):
+        subs = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
         for key, value in config.items():
-            sub = schema["properties"].get(key)
+            sub = subs.get(key, extra if isinstance(extra, dict) else None)
             if sub is not None:
-                config[key] = coerce_types(value, sub)
+                config[key] = coerce_types(value, sub, root)
         return config
+    if isinstance(config, list) and isinstance(schema.get("items"), dict):
+        return [coerce_types(v, schema["items"], root) for v in config]
     if not isinstance(config, str):
         return config
     types = schema.get("type", [])

@@ -276,7 +276,7 @@ def _beat_times(rhythm: str, hr: float, rng: np.random.Generator) -> np.ndarray:
 def _record_waves(codes: set[str], pat: dict, rng: np.random.Generator):
     """Wave table {name: [offset s, sigma s, 3-D vector mV, stretches with RR]} and QRS axis."""
     u = rng.uniform
-    sev = {c: u(0.7, 1.3) for c in codes}  # per-statement severity
+    sev = {c: u(0.7, 1.3) for c in sorted(codes)}  # sorted: set order varies with PYTHONHASHSEED
 
     axis = pat["axis"] + rng.normal(0.0, 6.0)
     mag = pat["qrs_mag"] * np.exp(rng.normal(0.0, 0.1))

@@ -148,9 +148,10 @@ def assert_same_results(a: Path, b: Path) -> dict[str, int]:
     tables = sorted(f for f in files_a if f.startswith("metrics/") and f.endswith(".tsv"))
     parquet = sorted(f for f in files_a if f.startswith(("data/", "predictions/")) and f.endswith(".parquet"))
     assert tables and parquet, "no metric tables or Parquet files to compare"
+    # in DAG order (data, predictions, metrics), so a failure names the first stage that differs
+    for rel in sorted(parquet, key=lambda f: not f.startswith("data/")):
+        ta, tb = pq.read_table(a / "results" / rel), pq.read_table(b / "results" / rel)
+        assert ta.equals(tb, check_metadata=True), f"results/{rel} differs (first stage that differs)"
     for rel in tables:
         assert (a / "results" / rel).read_bytes() == (b / "results" / rel).read_bytes(), f"results/{rel} differs"
-    for rel in parquet:
-        ta, tb = pq.read_table(a / "results" / rel), pq.read_table(b / "results" / rel)
-        assert ta.equals(tb, check_metadata=True), f"results/{rel} differs"
     return {"tsv": len(tables), "parquet": len(parquet)}

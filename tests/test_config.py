@@ -64,6 +64,11 @@ def test_command_line_strings_become_typed_values(schema):
     assert cfg["preprocess"] == {"n_bins": 25, "bandpass": {"enabled": False, "high_hz": 35.0}}
     assert cfg["data"]["physionet"]["archive_sha256"] is None
     assert cfg["data"]["path"] == "123"  # a string stays a string where the schema wants one
+    nested = {"train": {"epochs": "2", "focal_alpha": "null"}, "model": {"conv_channels": ["8", "16"]},
+              "runs": {"quick": {"train": {"epochs": "1"}}}}
+    coerce_types(nested, schema)  # through $ref and per-run sections
+    assert nested == {"train": {"epochs": 2, "focal_alpha": None}, "model": {"conv_channels": [8, 16]},
+                      "runs": {"quick": {"train": {"epochs": 1}}}}
 
 
 def test_every_config_key_is_commented(config):
