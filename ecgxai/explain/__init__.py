@@ -75,7 +75,8 @@ def explain_records(predict_proba: Callable[[np.ndarray], np.ndarray], X_records
                     label_names: Sequence[str] | None = None, lead_names: Sequence[str] | None = None,
                     lead_means=None, blur_sigma_s: float = 0.1, rate: int = 100,
                     gradient_model=None, gradient_background: np.ndarray | None = None,
-                    faithfulness_cfg: dict | None = None, n_boot: int = 2000) -> Explanations:
+                    faithfulness_cfg: dict | None = None, n_boot: int = 2000,
+                    correlations: bool = True) -> Explanations:
     """Explain records [n, leads, T] for their labels (indices into the model's outputs).
 
     predict_proba(x [m, leads, T] float32) -> probabilities [m, C]: the batched model call.
@@ -83,6 +84,7 @@ def explain_records(predict_proba: Callable[[np.ndarray], np.ndarray], X_records
     callable T -> edges) giving each step's input span. gradient_model: a torch module
     x -> probabilities [B, C] for gradient SHAP, with `gradient_background` training records.
     faithfulness_cfg: {"enabled": True, "step": 12, "order": "signed", "random": True}.
+    correlations=False leaves `correlations`/`correlation_summary` empty (computed elsewhere).
     Record i uses its own seed derived from (seed, i), so results do not depend on batching.
     """
     X = np.asarray(X_records, dtype=np.float32)
@@ -146,7 +148,7 @@ def explain_records(predict_proba: Callable[[np.ndarray], np.ndarray], X_records
             maps.setdefault(method, {})[eid] = v
         if att_bins is not None:
             maps.setdefault("attention", {})[eid] = att_bins
-        for j in range(len(labels)):
+        for j in range(len(labels) if correlations else 0):  # the workflow's correlate rule does its own
             corr += record_correlations(eid, names[j], {k: v[j] for k, v in rec_maps.items()}, att_bins)
 
         if fcfg["enabled"]:

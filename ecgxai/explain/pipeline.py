@@ -101,4 +101,4 @@ def explain_signals(model, x: np.ndarray, labels, label_names, ecg_ids, data_dir
         ecg_ids=list(ecg_ids), label_names=label_names, lead_means=lead_means,
         blur_sigma_s=cfg["blur_sigma_s"], rate=rate,
         gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
-        gradient_background=grad_bg, faithfulness_cfg=cfg["faithfulness"], n_boot=0)
+        gradient_background=grad_bg, faithfulness_cfg=cfg["faithfulness"], correlations=False)
