@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .ptbxl import bundled_statements
 from .signal import FilterSettings
 
@@ -23,11 +21,6 @@ def filter_settings(pre: dict) -> FilterSettings:
         min_length_s=float(pre.get("min_length_s", 10.0)), crop=str(pre.get("crop", "center")),
         n_bins=int(pre.get("n_bins", 20)),
     )
-
-
-def data_root(config: dict, workdir: str | Path = ".") -> Path:
-    """The PTB-XL folder preprocessing reads."""
-    return Path(workdir, config["data"]["path"])
 
 
 def coerce_types(config, schema: dict, root: dict | None = None):
