@@ -25,9 +25,7 @@ validate(config, schema=SCHEMA, set_default=True)
 
 # Scripts import the package from this checkout, also inside per-rule conda environments.
 # (set, not required: the envvars directive is for variables a user must provide)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
-)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
 
 report: "report/workflow.rst"
@@ -42,6 +40,6 @@ include: "rules/render.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

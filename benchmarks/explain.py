@@ -2,7 +2,7 @@
 
     python benchmarks/explain.py [--records 10] [--threads 2] [--batch 512] [--full]
 
-Builds the default `ecgxai.model.HybridECGNet` (random weights are fine for timing; a small
+Builds the default `ecgxai.model.hybrid.HybridECGNet` (random weights are fine for timing; a small
 conv net stands in if the model module is missing), explains each record for its top-3
 labels with the default settings and prints, per method, seconds per record, the floor
 (the same number of forward passes, batched, on unmasked signals) and their ratio, then
@@ -23,25 +23,33 @@ import time
 import numpy as np
 import torch
 
-from ecgxai.explain import LimeConfig, ShapConfig, explain_records
+from ecgxai.data.conditioning import zscore
+from ecgxai.explain.core import LimeConfig, ShapConfig, explain_records
 from ecgxai.explain.lime_explain import explain_lime
 from ecgxai.explain.masking import Masker
 from ecgxai.explain.shap_explain import explain_shap, gradient_shap
-from ecgxai.signal import zscore
 
 
 def build_model(n_classes: int):
     try:
-        from ecgxai.model import HybridECGNet
+        from ecgxai.model.hybrid import HybridECGNet
+
         return HybridECGNet(n_classes=n_classes).eval(), "HybridECGNet"
     except ImportError:
+
         class Small(torch.nn.Module):
             def __init__(self):
                 super().__init__()
-                self.net = torch.nn.Sequential(torch.nn.Conv1d(12, 32, 7, padding=3), torch.nn.ReLU(),
-                                               torch.nn.MaxPool1d(16), torch.nn.Conv1d(32, 64, 5, padding=2),
-                                               torch.nn.ReLU(), torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten(),
-                                               torch.nn.Linear(64, n_classes))
+                self.net = torch.nn.Sequential(
+                    torch.nn.Conv1d(12, 32, 7, padding=3),
+                    torch.nn.ReLU(),
+                    torch.nn.MaxPool1d(16),
+                    torch.nn.Conv1d(32, 64, 5, padding=2),
+                    torch.nn.ReLU(),
+                    torch.nn.AdaptiveAvgPool1d(1),
+                    torch.nn.Flatten(),
+                    torch.nn.Linear(64, n_classes),
+                )
 
             def forward(self, x):
                 logits = self.net(x)
@@ -81,14 +89,18 @@ def main():
         out = []
         with torch.inference_mode():
             for i in range(0, len(x), args.batch):
-                out.append(probs_model(torch.from_numpy(np.ascontiguousarray(x[i:i + args.batch]))).numpy())
+                out.append(probs_model(torch.from_numpy(np.ascontiguousarray(x[i : i + args.batch]))).numpy())
         return np.concatenate(out)
 
     rng = np.random.default_rng(args.seed)
     t = np.arange(args.samples) / 100.0
     beat = np.sin(2 * np.pi * 1.2 * t) ** 15  # spiky periodic wave plus noise, z-scored like the data
-    X = zscore((beat[None, None] * rng.uniform(0.3, 1.5, (args.records, 12, 1))
-                + 0.1 * rng.standard_normal((args.records, 12, args.samples))).astype(np.float32))
+    X = zscore(
+        (
+            beat[None, None] * rng.uniform(0.3, 1.5, (args.records, 12, 1))
+            + 0.1 * rng.standard_normal((args.records, 12, args.samples))
+        ).astype(np.float32)
+    )
     labels = [list(np.argsort(-p)[:3]) for p in predict_proba(X)]
     shap_cfg, lime_cfg = ShapConfig(), LimeConfig()
     predict_proba(X[:1].repeat(args.batch, 0))  # warm-up: torch kernels, and shap's numba JIT (seconds)
@@ -123,19 +135,25 @@ def main():
     load0 = os.getloadavg()[0]
     for i in range(args.records):  # interleave methods and floors so load changes hit both
         masker = Masker(X[i], args.n_bins, "zero")
-        timed("shap", lambda: explain_shap(predict_proba, masker, labels[i], shap_cfg, seed=i))
-        timed("lime", lambda: explain_lime(predict_proba, masker, labels[i], lime_cfg, seed=i))
+        timed("shap", lambda m=masker, i=i: explain_shap(predict_proba, m, labels[i], shap_cfg, seed=i))
+        timed("lime", lambda m=masker, i=i: explain_lime(predict_proba, m, labels[i], lime_cfg, seed=i))
     n = args.records
-    print(f"model: {name}, {args.classes} classes, T={args.samples}, {args.threads} threads, batch {args.batch}, "
-          f"{n} records x top-3 labels; load average {load0:.1f} -> {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs (other processes inflate wall times; CPU seconds are less sensitive)")
-    print(f"{'method':<14}{'calls/rec':>10}{'s/rec':>9}{'floor s/rec':>13}{'ratio':>8}"
-          f"{'cpu s/rec':>11}{'floor cpu':>11}{'100 rec (s)':>13}")
+    print(
+        f"model: {name}, {args.classes} classes, T={args.samples}, {args.threads} threads, batch {args.batch}, "
+        f"{n} records x top-3 labels; load average {load0:.1f} -> {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs (other processes inflate wall times; CPU seconds are less sensitive)"
+    )
+    print(
+        f"{'method':<14}{'calls/rec':>10}{'s/rec':>9}{'floor s/rec':>13}{'ratio':>8}"
+        f"{'cpu s/rec':>11}{'floor cpu':>11}{'100 rec (s)':>13}"
+    )
     total = 0.0
     for k, (s, f, cs, cf, calls) in rows.items():
         total += 100 * s / n
-        print(f"{k:<14}{calls:>10}{s / n:>9.2f}{f / n:>13.2f}{s / f:>8.2f}{cs / n:>11.2f}{cf / n:>11.2f}"
-              f"{100 * s / n:>13.0f}")
+        print(
+            f"{k:<14}{calls:>10}{s / n:>9.2f}{f / n:>13.2f}{s / f:>8.2f}{cs / n:>11.2f}{cf / n:>11.2f}"
+            f"{100 * s / n:>13.0f}"
+        )
     print(f"projection, 100 records x top-3 labels, SHAP + LIME: {total:.0f} s ({total / 60:.1f} min; target < 10 min)")
 
     if args.full:
@@ -150,16 +168,31 @@ def main():
             with torch.inference_mode():
                 return model(torch.from_numpy(np.ascontiguousarray(x)))[1].numpy()
 
-        edges = (model.step_to_sample_edges if hasattr(model, "step_to_sample_edges")
-                 else (lambda T: np.linspace(0, T, T // 16 + 1)))
+        edges = (
+            model.step_to_sample_edges
+            if hasattr(model, "step_to_sample_edges")
+            else (lambda T: np.linspace(0, T, T // 16 + 1))
+        )
         t0 = time.perf_counter()
-        out = explain_records(predict_proba, X, labels, args.n_bins, "zero", attention_fn=attention_fn,
-                              step_edges=edges, seed=args.seed, progress=False, gradient_model=probs_model,
-                              gradient_background=bg)
+        out = explain_records(
+            predict_proba,
+            X,
+            labels,
+            args.n_bins,
+            "zero",
+            attention_fn=attention_fn,
+            step_edges=edges,
+            seed=args.seed,
+            progress=False,
+            gradient_model=probs_model,
+            gradient_background=bg,
+        )
         e = (time.perf_counter() - t0) / n
-        print(f"explain_records (shap, lime, gradient, attention, faithfulness): {e:.2f} s/record, "
-              f"100 records {100 * e:.0f} s; max SHAP additivity error "
-              f"{out.meta.loc[out.meta.method == 'shap', 'additivity_error'].max():.2e}")
+        print(
+            f"explain_records (shap, lime, gradient, attention, faithfulness): {e:.2f} s/record, "
+            f"100 records {100 * e:.0f} s; max SHAP additivity error "
+            f"{out.meta.loc[out.meta.method == 'shap', 'additivity_error'].max():.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ different record counts to see whether peak memory grows with the dataset:
 
     python benchmarks/preprocess.py --root ../shared/ptbxl --rate 100 --records 400 890
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,21 @@ def subset_root(root: Path, n: int, tmp: Path) -> Path:
 
 
 def run_ours(root: str, rate: int, workers: int, part_size: int) -> dict:
-    from ecgxai.preprocess import preprocess
-    from ecgxai.signal import FilterSettings
+    from ecgxai.data.conditioning import FilterSettings
+    from ecgxai.data.preprocess import preprocess
 
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        summary = preprocess(root, Path(out, "data"), Path(out, "labels.parquet"), Path(out, "quality.tsv"),
-                             FilterSettings(rate=rate), workers=workers, part_size=part_size, progress=False)
+        summary = preprocess(
+            root,
+            Path(out, "data"),
+            Path(out, "labels.parquet"),
+            Path(out, "quality.tsv"),
+            FilterSettings(rate=rate),
+            workers=workers,
+            part_size=part_size,
+            progress=False,
+        )
         seconds = time.perf_counter() - t
     n = int(summary.kept.sum() + summary.quarantined.sum())
     return {"records": n, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
@@ -69,9 +78,12 @@ def run_naive(root: str, rate: int) -> dict:
 
 def measure(method: str, root: Path, args) -> dict:
     """Run one measurement in a fresh interpreter and return its figures."""
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import preprocess as b; "
-            f"print(json.dumps(b.run_{method}({str(root)!r}, {args.rate}"
-            + (f", {args.workers}, {args.part_size}" if method == "ours" else "") + ")))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import preprocess as b; "
+        f"print(json.dumps(b.run_{method}({str(root)!r}, {args.rate}"
+        + (f", {args.workers}, {args.part_size}" if method == "ours" else "")
+        + ")))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -80,14 +92,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "ptbxl")
     parser.add_argument("--rate", type=int, default=100, choices=(100, 500))
-    parser.add_argument("--records", type=int, nargs="+", default=[400, 890],
-                        help="metadata rows to process (one run each)")
+    parser.add_argument(
+        "--records", type=int, nargs="+", default=[400, 890], help="metadata rows to process (one run each)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--part-size", type=int, default=100)
     args = parser.parse_args()
     if not (args.root / "ptbxl_database.csv").is_file():
-        sys.exit(f"{args.root}: no PTB-XL folder (give --root, e.g. a synthetic one from "
-                 "`python -m ecgxai.synthetic OUT --n-records 2000`)")
+        sys.exit(
+            f"{args.root}: no PTB-XL folder (give --root, e.g. a synthetic one from "
+            "`python -m ecgxai.data.synthetic OUT --n-records 2000`)"
+        )
     print(f"root {args.root}, {args.rate} Hz, workers {args.workers}, part size {args.part_size}")
     print(f"{'method':<8}{'records':>9}{'seconds':>10}{'records/s':>11}{'peak RSS MB':>13}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,10 +110,13 @@ def main() -> None:
             root = subset_root(args.root, n, Path(tmp))
             figures = {m: measure(m, root, args) for m in ("ours", "naive")}
             for m, f in figures.items():
-                print(f"{m:<8}{f['records']:>9}{f['seconds']:>10.2f}{f['records'] / f['seconds']:>11.0f}"
-                      f"{f['peak_rss_mb']:>13.0f}")
+                print(
+                    f"{m:<8}{f['records']:>9}{f['seconds']:>10.2f}{f['records'] / f['seconds']:>11.0f}"
+                    f"{f['peak_rss_mb']:>13.0f}"
+                )
             speedup = (figures["ours"]["records"] / figures["ours"]["seconds"]) / (
-                figures["naive"]["records"] / figures["naive"]["seconds"])
+                figures["naive"]["records"] / figures["naive"]["seconds"]
+            )
             print(f"speed-up at {n} rows: {speedup:.1f}x")
 
 

@@ -8,7 +8,7 @@ Prints training records/s (train_model on random data, a few epochs), peak RSS,
 batched inference (ms/record, batch 256), single-record latency (median ms),
 and the parameter count. Targets on 2 CPU cores: >= 200 training records/s,
 <= 1 ms/record batched, <= 3 ms single record. They are the hybrid model's; for a
-baseline (--architecture, see ecgxai.baselines) the line is printed for comparison.
+baseline (--architecture, see ecgxai.model.baselines) the line is printed for comparison.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from ecgxai.model import ARCHITECTURES, count_parameters, model_from_config
-from ecgxai.training import TrainConfig, predict, resolve_device, train_model
+from ecgxai.model.hybrid import ARCHITECTURES, count_parameters, model_from_config
+from ecgxai.model.training import TrainConfig, predict, resolve_device, train_model
 
 
 def _sync(device):
@@ -33,8 +33,12 @@ def _sync(device):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    ap.add_argument("--architecture", default="hybrid", choices=ARCHITECTURES,
-                    help="model_from_config architecture, with its default hyper-parameters")
+    ap.add_argument(
+        "--architecture",
+        default="hybrid",
+        choices=ARCHITECTURES,
+        help="model_from_config architecture, with its default hyper-parameters",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--records", type=int, default=2048, help="training records")
     ap.add_argument("--epochs", type=int, default=3)
@@ -54,8 +58,14 @@ def main(argv=None) -> int:
 
     torch.manual_seed(0)
     model = model_from_config({"architecture": args.architecture}, n_classes=C)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=None, device=device.type,
-                      num_threads=args.threads, amp=True)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=None,
+        device=device.type,
+        num_threads=args.threads,
+        amp=True,
+    )
     _, hist = train_model(model, X, Y, Xv, Yv, cfg, progress=False)
     # epoch 1 carries one-off warm-up (kernel selection, allocator); report the rest when there is one
     steady = hist.seconds.iloc[1:] if len(hist) > 1 else hist.seconds
@@ -86,8 +96,11 @@ def main(argv=None) -> int:
     print(f"model: {args.architecture} ({type(model).__name__})")
     print(f"device: {name}; torch {torch.__version__}; T={T}, C={C}, batch {args.batch_size}")
     print(f"parameters:            {count_parameters(model):,}")
-    print(f"training:              {train_rps:,.0f} records/s (epochs: "
-          + ", ".join(f"{args.records / s:,.0f}" for s in hist.seconds) + ")")
+    print(
+        f"training:              {train_rps:,.0f} records/s (epochs: "
+        + ", ".join(f"{args.records / s:,.0f}" for s in hist.seconds)
+        + ")"
+    )
     print(f"inference batched:     {batched_ms:.3f} ms/record (batch 256)")
     print(f"inference single:      {single_ms:.2f} ms (median of {args.single_runs})")
     print(f"peak RSS:              {peak_rss_mb:,.0f} MiB")

@@ -1,11 +1,71 @@
-"""Config helpers shared by the Snakefile, the scripts and the tests (no Snakemake import)."""
+"""Configuration logic the Snakefile needs at parse time: schema coercion, runs, filter settings, output names.
+
+Standard library only (no numpy, torch or plotting), so `snakemake -n` parses fast; the
+scripts and tests import the same definitions.
+"""
 
 from __future__ import annotations
 
-from .ptbxl import bundled_statements
-from .signal import FilterSettings
+from dataclasses import asdict, dataclass
+
+from ecgxai.data.ptbxl import bundled_statements
 
 SCHEMA = bundled_statements().parent / "config.schema.yaml"
+
+# Files the render rules write per run (file name = plotting/table function name).
+PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis")
+PERFORMANCE_TABLES = ("table1_overall", "per_label_table")
+EXPLANATION_FIGURES = (
+    "fig1_attention_distribution",
+    "fig2_shap_heatmap",
+    "fig3_shap_attention_alignment",
+    "faithfulness_curves",
+)
+EXPLANATION_TABLES = ("correlation_table", "faithfulness_table")
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """What preprocessing does to each record; written into the Parquet schema metadata."""
+
+    rate: int = 100
+    bandpass: bool = True
+    low_hz: float = 0.5
+    high_hz: float = 40.0
+    bandpass_order: int = 4
+    baseline: bool = False  # a separate high-pass; redundant while the band-pass is on
+    baseline_hz: float = 0.5
+    baseline_order: int = 2
+    zscore: bool = True
+    length_s: float = 10.0
+    min_length_s: float = 10.0
+    crop: str = "center"  # "center" or "start", for records longer than length_s
+    n_bins: int = 20
+
+    def __post_init__(self):
+        nyquist = self.rate / 2
+        if self.bandpass and not 0 < self.low_hz < self.high_hz < nyquist:
+            raise ValueError(
+                f"band-pass {self.low_hz}-{self.high_hz} Hz must satisfy 0 < low < high < "
+                f"Nyquist ({nyquist} Hz at {self.rate} Hz)"
+            )
+        if self.baseline and not 0 < self.baseline_hz < nyquist:
+            raise ValueError(f"baseline cut-off {self.baseline_hz} Hz must lie in (0, {nyquist}) Hz")
+        if self.crop not in ("center", "start"):
+            raise ValueError(f"crop must be 'center' or 'start', not {self.crop!r}")
+        if self.samples % self.n_bins:
+            raise ValueError(f"{self.samples} samples do not split into {self.n_bins} equal bins")
+
+    @property
+    def samples(self) -> int:
+        return int(round(self.length_s * self.rate))
+
+    @property
+    def min_samples(self) -> int:
+        return int(round(self.min_length_s * self.rate))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def filter_settings(pre: dict) -> FilterSettings:
@@ -13,12 +73,17 @@ def filter_settings(pre: dict) -> FilterSettings:
     bp, bl = pre.get("bandpass", {}), pre.get("baseline", {})
     return FilterSettings(
         rate=int(pre.get("sampling_rate", 100)),
-        bandpass=bool(bp.get("enabled", True)), low_hz=float(bp.get("low_hz", 0.5)),
-        high_hz=float(bp.get("high_hz", 40.0)), bandpass_order=int(bp.get("order", 4)),
-        baseline=bool(bl.get("enabled", False)), baseline_hz=float(bl.get("cutoff_hz", 0.5)),
+        bandpass=bool(bp.get("enabled", True)),
+        low_hz=float(bp.get("low_hz", 0.5)),
+        high_hz=float(bp.get("high_hz", 40.0)),
+        bandpass_order=int(bp.get("order", 4)),
+        baseline=bool(bl.get("enabled", False)),
+        baseline_hz=float(bl.get("cutoff_hz", 0.5)),
         baseline_order=int(bl.get("order", 2)),
-        zscore=bool(pre.get("zscore", True)), length_s=float(pre.get("length_s", 10.0)),
-        min_length_s=float(pre.get("min_length_s", 10.0)), crop=str(pre.get("crop", "center")),
+        zscore=bool(pre.get("zscore", True)),
+        length_s=float(pre.get("length_s", 10.0)),
+        min_length_s=float(pre.get("min_length_s", 10.0)),
+        crop=str(pre.get("crop", "center")),
         n_bins=int(pre.get("n_bins", 20)),
     )
 
@@ -81,3 +146,25 @@ def run_config(config: dict, run: str) -> dict:
     if run_model.get("architecture", "hybrid") != config["model"].get("architecture", "hybrid"):
         merged["model"] = dict(run_model)  # another architecture: the default's hyper-parameters do not apply
     return merged
+
+
+# Ablation grid -> named runs (abl-<variant>-s<seed>), added to `runs` by the Snakefile.
+PREFIX = "abl"
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{PREFIX}-{variant}-s{seed}"
+
+
+def expand_runs(ablation: dict) -> dict[str, dict]:
+    """{run name: {"model": {...}, "train": {...}}} for every variant and seed."""
+    runs, variants = {}, ablation.get("variants") or {}
+    unknown = [v for v in ablation["grid"] if v not in variants]
+    if unknown:
+        raise ValueError(f"ablation.grid names undefined variants {unknown}; defined: {sorted(variants)}")
+    for variant in ablation["grid"]:
+        overrides = variants[variant] or {}
+        for seed in ablation["seeds"]:
+            train = {**(overrides.get("train") or {}), "label_set": ablation["label_set"], "seed": int(seed)}
+            runs[run_name(variant, seed)] = {"model": dict(overrides.get("model") or {}), "train": train}
+    return runs

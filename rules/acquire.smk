@@ -5,18 +5,18 @@ rule acquire:
         acquire_inputs,
     output:
         manifest="results/data/source.json",
-    params:
-        data=config["data"],
-        rate=RATE,
-    threads: 4
-    resources:
-        mem_mb=2000,
-        runtime=600,
     log:
         "results/logs/acquire.log",
     benchmark:
         "results/benchmarks/acquire.tsv"
     conda:
         "../envs/data.yaml"
+    threads: 4
+    resources:
+        mem_mb=2000,
+        runtime=600,
+    params:
+        data=config["data"],
+        rate=RATE,
     script:
         "../workflow_scripts/acquire.py"

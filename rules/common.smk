@@ -2,7 +2,7 @@ import re
 
 # Shared values and input functions for the rules.
 from ecgxai.config import SPLITS, filter_settings, run_config
-from ecgxai.render import (
+from ecgxai.config import (
     EXPLANATION_FIGURES,
     EXPLANATION_TABLES,
     PERFORMANCE_FIGURES,
@@ -21,7 +21,7 @@ DATA = f"results/data/{RATE}hz"
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
 # by the `ablation` target, not by default.
-from ecgxai.ablation import expand_runs
+from ecgxai.config import expand_runs
 
 try:
     ABLATION_RUNS = expand_runs(config["ablation"])

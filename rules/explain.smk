@@ -15,18 +15,18 @@ rule explain:
         selection="results/explain/{run}/selection.tsv",
         faithfulness="results/explain/{run}/faithfulness.tsv",
         curves="results/explain/{run}/faithfulness_curves.parquet",
-    params:
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
-    threads: max(1, min(4, workflow.cores))
-    resources:
-        mem_mb=6000,
-        runtime=120,
     log:
         "results/logs/explain/{run}.log",
     benchmark:
         "results/benchmarks/explain/{run}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    params:
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
     script:
         "../workflow_scripts/explain.py"
 
@@ -40,19 +40,19 @@ rule correlate:
     output:
         per_record="results/explain/{run}/correlation_per_record.tsv",
         summary="results/explain/{run}/correlation.tsv",
-    params:
-        n_boot=config["explain"]["n_boot"],
-        seed=config["explain"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
     log:
         "results/logs/correlate/{run}.log",
     benchmark:
         "results/benchmarks/correlate/{run}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        n_boot=config["explain"]["n_boot"],
+        seed=config["explain"]["seed"],
     script:
         "../workflow_scripts/correlate.py"
 
@@ -68,20 +68,24 @@ rule explain_record:
     output:
         predictions="results/explain_record/{name}/predictions.tsv",
         attributions="results/explain_record/{name}/attributions.parquet",
-        viewer=report("results/explain_record/{name}/index.html", caption="../report/viewer.rst",
-                      category="Your ECGs", subcategory="{name}"),
-    params:
-        filters=FILTERS.as_dict(),
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
-    threads: max(1, min(4, workflow.cores))
-    resources:
-        mem_mb=4000,
-        runtime=30,
+        viewer=report(
+            "results/explain_record/{name}/index.html",
+            caption="../report/viewer.rst",
+            category="Your ECGs",
+            subcategory="{name}",
+        ),
     log:
         "results/logs/explain_record/{name}.log",
     benchmark:
         "results/benchmarks/explain_record/{name}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        filters=FILTERS.as_dict(),
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
     script:
         "../workflow_scripts/explain_record.py"

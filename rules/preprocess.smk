@@ -5,22 +5,22 @@ rule preprocess:
         signals=directory(DATA),
         labels="results/data/labels.parquet",
         quality="results/data/quality.tsv",
-    params:
-        root=config["data"]["path"],
-        filters=FILTERS.as_dict(),
-        part_size=config["preprocess"]["part_size"],
-        labels=config["labels"],
-    threads: workflow.cores
-    resources:
-        # one part in flight per worker: ~ part_size x 12 leads x samples x 8 bytes, x3 for filtering
-        mem_mb=lambda wc, threads: 1000
-        + threads * config["preprocess"]["part_size"] * 12 * FILTERS.samples * 24 // 2**20,
-        runtime=120,
     log:
         "results/logs/preprocess.log",
     benchmark:
         "results/benchmarks/preprocess.tsv"
     conda:
         "../envs/data.yaml"
+    threads: workflow.cores
+    resources:
+        # one part in flight per worker: ~ part_size x 12 leads x samples x 8 bytes, x3 for filtering
+        mem_mb=lambda wc, threads: 1000
+        + threads * config["preprocess"]["part_size"] * 12 * FILTERS.samples * 24 // 2**20,
+        runtime=120,
+    params:
+        root=config["data"]["path"],
+        filters=FILTERS.as_dict(),
+        part_size=config["preprocess"]["part_size"],
+        labels=config["labels"],
     script:
         "../workflow_scripts/preprocess.py"

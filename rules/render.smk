@@ -1,5 +1,5 @@
 # Figures, tables and the viewer page. Each file a reader looks at is marked with report(), with
-# its caption from report/*.rst (written by `python -m ecgxai.render report`).
+# its caption from report/*.rst (written by `python -m ecgxai.report.render report`).
 
 
 rule render_performance:
@@ -13,16 +13,16 @@ rule render_performance:
     output:
         **rendered(PERFORMANCE_FIGURES, "Performance"),
         **rendered(PERFORMANCE_TABLES, "Performance", figures=False),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
     log:
         "results/logs/render/{run}_performance.log",
     benchmark:
         "results/benchmarks/render/{run}_performance.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
     script:
         "../workflow_scripts/render_performance.py"
 
@@ -40,19 +40,19 @@ rule render_explanations:
     output:
         **rendered(EXPLANATION_FIGURES, "Explanations"),
         **rendered(EXPLANATION_TABLES, "Explanations", figures=False),
-    params:
-        folds=SPLITS["test"],
-        length_s=FILTERS.length_s,
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=20,
     log:
         "results/logs/render/{run}_explanations.log",
     benchmark:
         "results/benchmarks/render/{run}_explanations.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        folds=SPLITS["test"],
+        length_s=FILTERS.length_s,
     script:
         "../workflow_scripts/render_explanations.py"
 
@@ -67,19 +67,20 @@ rule viewer:
         attention=rules.explain.output.attention,
         data=DATA,
     output:
-        report("results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer",
-               subcategory="{run}"),
-    params:
-        folds=SPLITS["test"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
+        report(
+            "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"
+        ),
     log:
         "results/logs/viewer/{run}.log",
     benchmark:
         "results/benchmarks/viewer/{run}.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        folds=SPLITS["test"],
     script:
         "../workflow_scripts/viewer.py"

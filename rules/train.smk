@@ -9,21 +9,21 @@ rule train:
         history="results/models/{run}/history.tsv",
         thresholds="results/models/{run}/thresholds.json",
         config="results/models/{run}/run_config.yaml",
-    params:
-        run=lambda wc: run_config(config, wc.run),
-        folds=SPLITS,
-    threads: max(1, min(4, workflow.cores))
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        # one GPU where the run may use one; the slurm profile maps this to --gpus
-        gpu=lambda wc: 0 if run_config(config, wc.run)["train"]["device"] == "cpu" else 1,
     log:
         "results/logs/train/{run}.log",
     benchmark:
         "results/benchmarks/train/{run}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        # one GPU where the run may use one; the slurm profile maps this to --gpus
+        gpu=lambda wc: 0 if run_config(config, wc.run)["train"]["device"] == "cpu" else 1,
+    params:
+        run=lambda wc: run_config(config, wc.run),
+        folds=SPLITS,
     script:
         "../workflow_scripts/train.py"
 
@@ -36,19 +36,19 @@ rule predict:
         sidecar=rules.train.output.sidecar,
     output:
         "results/predictions/{run}/{split}.parquet",
-    params:
-        label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
-        folds=lambda wc: SPLITS[wc.split],
-    threads: max(1, min(4, workflow.cores))
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         "results/logs/predict/{run}_{split}.log",
     benchmark:
         "results/benchmarks/predict/{run}_{split}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
+        folds=lambda wc: SPLITS[wc.split],
     script:
         "../workflow_scripts/predict.py"
 
@@ -63,20 +63,20 @@ rule evaluate:
         per_label="results/metrics/{run}/per_label.tsv",
         prior="results/metrics/{run}/prior_baseline.tsv",
         comparison="results/metrics/{run}/comparison.tsv",
-    params:
-        label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
-        evaluate=config["evaluate"],
-        train_folds=SPLITS["train"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
     log:
         "results/logs/evaluate/{run}.log",
     benchmark:
         "results/benchmarks/evaluate/{run}.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
+        evaluate=config["evaluate"],
+        train_folds=SPLITS["train"],
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -94,18 +94,18 @@ rule ablation:
         per_run="results/tables/ablation_per_run.tsv",
         figure=report("results/figures/ablation.png", caption="../report/ablation.rst", category="Ablation"),
         figure_pdf="results/figures/ablation.pdf",
-    params:
-        ablation=config["ablation"],
-        shape=(12, FILTERS.samples),
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         "results/logs/ablation.log",
     benchmark:
         "results/benchmarks/ablation.tsv"
     conda:
         "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        ablation=config["ablation"],
+        shape=(12, FILTERS.samples),
     script:
         "../workflow_scripts/ablation.py"

@@ -16,6 +16,7 @@ executor (snakemake-executor-plugin-slurm-jobstep 0.6.1) deletes every ``SLURM_*
 then reads /etc/slurm/slurm.conf (or the configless cache), which this cluster does not touch, so
 the wrapper puts ``SLURM_CONF`` back. It changes nothing else.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -69,8 +70,13 @@ class SlurmCluster:
     asking for one is refused at submission.
     """
 
-    def __init__(self, partition: str = "debug", extra_partitions: tuple[str, ...] = (),
-                 min_job_age_s: int = 3600, root: Path | None = None):
+    def __init__(
+        self,
+        partition: str = "debug",
+        extra_partitions: tuple[str, ...] = (),
+        min_job_age_s: int = 3600,
+        root: Path | None = None,
+    ):
         self.partition = partition  # the default partition (`sinfo` marks it *)
         self.extra_partitions = tuple(extra_partitions)  # more partitions on the same node
         self.min_job_age_s = min_job_age_s
@@ -110,8 +116,9 @@ class SlurmCluster:
 
         hw = self.hardware = node_hardware()
         mem = max(512, hw["RealMemory"] - MEMORY_MARGIN_MB)
-        topology = " ".join(f"{k}={hw[k]}" for k in ("CPUs", "Boards", "SocketsPerBoard",
-                                                      "CoresPerSocket", "ThreadsPerCore") if k in hw)
+        topology = " ".join(
+            f"{k}={hw[k]}" for k in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore") if k in hw
+        )
         self.ctld_port = _free_port()
         self.slurmd_port = next(p for p in iter(_free_port, None) if p != self.ctld_port)
         (self.root / "etc" / "plugstack.conf").write_text("")
@@ -151,8 +158,10 @@ InactiveLimit=0
 GresTypes=gpu
 NodeName={self.hostname} NodeAddr=127.0.0.1 NodeHostname={self.hostname} {topology} RealMemory={mem} State=UNKNOWN
 PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINITE State=UP
-""" + "".join(f"PartitionName={p} Nodes={self.hostname} Default=NO MaxTime=INFINITE State=UP\n"
-              for p in self.extra_partitions)
+""" + "".join(
+            f"PartitionName={p} Nodes={self.hostname} Default=NO MaxTime=INFINITE State=UP\n"
+            for p in self.extra_partitions
+        )
         self.conf.write_text(conf)
         srun = self.root / "bin" / "srun"
         srun.write_text(f'#!/bin/sh\nexport SLURM_CONF="{self.conf}"\nexec "{_which("srun")}" "$@"\n')
@@ -162,8 +171,15 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.logs / f"{name}.out", "ab")
         self._log_handles.append(log)
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**self.env}, cwd=self.root, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**self.env},
+            cwd=self.root,
+            start_new_session=True,
+        )
         self._procs[name], self.pids[name] = proc, proc.pid
         time.sleep(0.3)
         if proc.poll() is not None:
@@ -171,8 +187,7 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
 
     def run(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
         """A client command (sinfo, squeue, scontrol, ...) against this cluster."""
-        return subprocess.run(list(argv), capture_output=True, text=True, env=self.env,
-                              check=check, timeout=timeout)
+        return subprocess.run(list(argv), capture_output=True, text=True, env=self.env, check=check, timeout=timeout)
 
     def _wait_for(self, what: str, predicate, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -194,11 +209,18 @@ PartitionName={self.partition} Nodes={self.hostname} Default=YES MaxTime=INFINIT
     def start(self, timeout: float = 60) -> "SlurmCluster":
         self._write_files()
         munged, slurmctld, slurmd = (_which(d) for d in DAEMONS)
-        self._spawn("munged", [munged, "--foreground", f"--socket={self.munge_socket}",
-                               f"--key-file={self.root / 'etc' / 'munge.key'}",
-                               f"--pid-file={self.root / 'munge' / 'munged.pid'}",
-                               f"--seed-file={self.root / 'munge' / 'munged.seed'}",
-                               f"--log-file={self.logs / 'munged.log'}"])
+        self._spawn(
+            "munged",
+            [
+                munged,
+                "--foreground",
+                f"--socket={self.munge_socket}",
+                f"--key-file={self.root / 'etc' / 'munge.key'}",
+                f"--pid-file={self.root / 'munge' / 'munged.pid'}",
+                f"--seed-file={self.root / 'munge' / 'munged.seed'}",
+                f"--log-file={self.logs / 'munged.log'}",
+            ],
+        )
         self._wait_for("the munge socket", self.munge_socket.exists, 15)
         # -D: foreground (the pid is the daemon's); -f: this conf; -i: ignore stale state files
         self._spawn("slurmctld", [slurmctld, "-D", "-i", "-f", str(self.conf)])

@@ -1,14 +1,14 @@
-"""Published baselines (ecgxai.baselines): interface parity with HybridECGNet, reference sizes, config, checkpoints."""
+"""Published baselines (ecgxai.model.baselines): interface parity with HybridECGNet, reference sizes, config, checkpoints."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from ecgxai.baselines import ARCHITECTURES, Inception1d, XResNet1d, create_head1d
-from ecgxai.checkpoint import load_checkpoint, save_checkpoint
-from ecgxai.model import HybridECGNet, count_parameters, model_from_config
-from ecgxai.training import TrainConfig, predict, train_model
+from ecgxai.model.baselines import ARCHITECTURES, Inception1d, XResNet1d, create_head1d
+from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgxai.model.hybrid import HybridECGNet, count_parameters, model_from_config
+from ecgxai.model.training import TrainConfig, predict, train_model
 
 # narrow variants for the round trip and the learning check
 SMALL = {
@@ -90,12 +90,24 @@ def test_parameter_counts_match_the_reference():
 def test_head_follows_create_head1d():
     head = create_head1d(128, 7)  # lin_ftrs [128], ps 0.5 -> hidden dropout 0.25, last 0.5
     kinds = [type(m).__name__ for m in head]
-    assert kinds == ["AdaptiveConcatPool1d", "Flatten", "BatchNorm1d", "Dropout", "Linear", "ReLU",
-                     "BatchNorm1d", "Dropout", "Linear"]
+    assert kinds == [
+        "AdaptiveConcatPool1d",
+        "Flatten",
+        "BatchNorm1d",
+        "Dropout",
+        "Linear",
+        "ReLU",
+        "BatchNorm1d",
+        "Dropout",
+        "Linear",
+    ]
     assert [m.p for m in head if isinstance(m, nn.Dropout)] == [0.25, 0.5]
     assert head[4].in_features == 256 and head[-1].out_features == 7
-    assert [type(m).__name__ for m in create_head1d(8, 2, lin_ftrs=None, ps=0.0, bn=False)] == \
-        ["AdaptiveConcatPool1d", "Flatten", "Linear"]
+    assert [type(m).__name__ for m in create_head1d(8, 2, lin_ftrs=None, ps=0.0, bn=False)] == [
+        "AdaptiveConcatPool1d",
+        "Flatten",
+        "Linear",
+    ]
     assert isinstance(create_head1d(8, 2, bn_final=True, act="elu")[-1], nn.BatchNorm1d)
     assert [m.p for m in create_head1d(8, 2, ps=(0.1, 0.2)) if isinstance(m, nn.Dropout)] == [0.1, 0.2]
     with pytest.raises(ValueError, match="ps_head"):
@@ -120,15 +132,26 @@ def test_init_is_the_benchmarks_weight_init():
 def test_model_from_config_dispatch_and_refusals():
     m = model_from_config({"architecture": "inception1d", "n_classes": 99}, n_classes=4)
     assert isinstance(m, Inception1d) and m.n_classes == 4
-    m = model_from_config({"architecture": "inception1d", "kernel_size": 80, "lin_ftrs_head": [], "ps_head": [0.2],
-                           "use_residual": False}, 2)
+    m = model_from_config(
+        {
+            "architecture": "inception1d",
+            "kernel_size": 80,
+            "lin_ftrs_head": [],
+            "ps_head": [0.2],
+            "use_residual": False,
+        },
+        2,
+    )
     assert m.kernel_sizes == (79, 39, 19) and len(m.head) == 5
     m = model_from_config({"architecture": "xresnet1d18", "stem_szs": [16, 32, 64]}, 2)
     assert isinstance(m, XResNet1d) and m.expansion == 1
     assert isinstance(model_from_config({}, 2), HybridECGNet)
     assert isinstance(model_from_config({"architecture": "hybrid", "lstm_hidden": 8}, 2), HybridECGNet)
-    with pytest.raises(ValueError, match=r"unknown model hyper-parameters \['conv_channels'\] for architecture "
-                                         r"'inception1d'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model hyper-parameters \['conv_channels'\] for architecture "
+        r"'inception1d'",
+    ):
         model_from_config({"architecture": "inception1d", "conv_channels": [8]}, 2)
     with pytest.raises(ValueError, match="for architecture 'xresnet1d101'"):
         model_from_config({"architecture": "xresnet1d101", "nb_filters": 8}, 2)
@@ -163,7 +186,7 @@ def test_checkpoint_round_trip(tmp_path, architecture):
 
 
 def test_trains_and_predicts_through_the_common_loop():
-    """A tiny inception1d learns a lead-0 sine vs noise task with ecgxai.training, like HybridECGNet."""
+    """A tiny inception1d learns a lead-0 sine vs noise task with ecgxai.model.training, like HybridECGNet."""
     rng = np.random.default_rng(0)
     n, T = 80, 96
     X = rng.standard_normal((n, 12, T)).astype(np.float32) * 0.5

@@ -1,13 +1,14 @@
 """The config contract: schema catches typos and bad values; conda envs pin what pyproject pins."""
+
 from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
+import tomllib
 import yaml
 
 from ecgxai.config import SCHEMA, coerce_types, filter_settings
@@ -58,17 +59,25 @@ def test_bad_value_is_named(schema, config):
 
 
 def test_command_line_strings_become_typed_values(schema):
-    cfg = {"preprocess": {"n_bins": "25", "bandpass": {"enabled": "false", "high_hz": "35"}},
-           "data": {"physionet": {"archive_sha256": "null"}, "path": "123"}}
+    cfg = {
+        "preprocess": {"n_bins": "25", "bandpass": {"enabled": "false", "high_hz": "35"}},
+        "data": {"physionet": {"archive_sha256": "null"}, "path": "123"},
+    }
     coerce_types(cfg, schema)
     assert cfg["preprocess"] == {"n_bins": 25, "bandpass": {"enabled": False, "high_hz": 35.0}}
     assert cfg["data"]["physionet"]["archive_sha256"] is None
     assert cfg["data"]["path"] == "123"  # a string stays a string where the schema wants one
-    nested = {"train": {"epochs": "2", "focal_alpha": "null"}, "model": {"conv_channels": ["8", "16"]},
-              "runs": {"quick": {"train": {"epochs": "1"}}}}
+    nested = {
+        "train": {"epochs": "2", "focal_alpha": "null"},
+        "model": {"conv_channels": ["8", "16"]},
+        "runs": {"quick": {"train": {"epochs": "1"}}},
+    }
     coerce_types(nested, schema)  # through $ref and per-run sections
-    assert nested == {"train": {"epochs": 2, "focal_alpha": None}, "model": {"conv_channels": [8, 16]},
-                      "runs": {"quick": {"train": {"epochs": 1}}}}
+    assert nested == {
+        "train": {"epochs": 2, "focal_alpha": None},
+        "model": {"conv_channels": [8, 16]},
+        "runs": {"quick": {"train": {"epochs": 1}}},
+    }
 
 
 def test_every_config_key_is_commented(config):

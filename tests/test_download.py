@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from ecgxai.download import (ChecksumError, DownloadError, download, parse_sha256sums,
-                             safe_extract, sha256_file)
-from ecgxai.physionet import MARKER, acquire_physionet, required_files
-from ecgxai.ptbxl import SHA256SUMS, record_path
+from ecgxai.data.download import ChecksumError, DownloadError, download, parse_sha256sums, safe_extract, sha256_file
+from ecgxai.data.physionet import MARKER, acquire_physionet, required_files
+from ecgxai.data.ptbxl import SHA256SUMS, record_path
 
 BIG = record_path(1, 100) + ".dat"  # 200 kB so that chunking and resuming matter
 FAST = dict(backoff=0.01, progress=False)
 
 
 # ---------------------------------------------------------------- fixtures
+
 
 @pytest.fixture
 def tree(tmp_path) -> Path:
@@ -36,7 +36,7 @@ def tree(tmp_path) -> Path:
     rnd = random.Random(0)
     files = {
         "ptbxl_database.csv": b"ecg_id,patient_id,filename_lr,filename_hr\n"
-                              b"1,1,records100/00000/00001_lr,records500/00000/00001_hr\n",
+        b"1,1,records100/00000/00001_lr,records500/00000/00001_hr\n",
         "scp_statements.csv": b",description,diagnostic\nNORM,normal ECG,1.0\n",
         "LICENSE.txt": b"Creative Commons Attribution 4.0\n",
         "RECORDS": b"records100/00000/00001_lr\n",  # listed but not needed by the workflow
@@ -112,7 +112,7 @@ def _handler(srv: Server):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if rel in f.truncate and (f.truncate[rel][1] is None or nth <= f.truncate[rel][1]):
-                body = body[:f.truncate[rel][0]]  # then the connection closes: a short body
+                body = body[: f.truncate[rel][0]]  # then the connection closes: a short body
             self.wfile.write(body)
 
     return Handler
@@ -146,6 +146,7 @@ def sha(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- download()
+
 
 def test_plain_download_is_verified_and_atomic(server, tmp_path):
     out = tmp_path / "out" / "x.dat"
@@ -286,11 +287,11 @@ def test_file_url(tree, tmp_path):
 
 # ---------------------------------------------------------------- helpers
 
+
 def test_parse_sha256sums():
     a, b = "a" * 64, "B" * 64
     text = f"{a}  LICENSE.txt\n\n{b} *records100/00000/00001_lr.dat\r\n{a}  ./RECORDS\n"
-    assert parse_sha256sums(text) == {"LICENSE.txt": a, "records100/00000/00001_lr.dat": b.lower(),
-                                      "RECORDS": a}
+    assert parse_sha256sums(text) == {"LICENSE.txt": a, "records100/00000/00001_lr.dat": b.lower(), "RECORDS": a}
     with pytest.raises(ValueError, match="line 3"):
         parse_sha256sums(f"{a}  x\n\nnot-a-hash  y\n")
     with pytest.raises(ValueError, match="line 1.*unsafe"):
@@ -317,6 +318,7 @@ def test_required_files(tree):
 
 # ---------------------------------------------------------------- safe_extract
 
+
 def _zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
@@ -340,8 +342,9 @@ def _link(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("case", ["zip-dotdot", "tar-absolute", "tar-symlink-out",
-                                  "tar-abs-symlink", "tar-hardlink-out"])
+@pytest.mark.parametrize(
+    "case", ["zip-dotdot", "tar-absolute", "tar-symlink-out", "tar-abs-symlink", "tar-hardlink-out"]
+)
 def test_safe_extract_refuses_escapes(tmp_path, case):
     target = tmp_path / "target"
     target.mkdir()
@@ -350,10 +353,12 @@ def test_safe_extract_refuses_escapes(tmp_path, case):
     if case == "zip-dotdot":
         archive, bad = _zip(tmp_path / "a.zip", {"ok/file.txt": b"x", "../evil": b"x"}), "../evil"
     else:
-        bad_member = {"tar-absolute": tarfile.TarInfo("/tmp/evil"),
-                      "tar-symlink-out": _link("ok/link", "../../outside"),
-                      "tar-abs-symlink": _link("ok/link", "/etc/passwd"),
-                      "tar-hardlink-out": _link("ok/hard", "../outside", tarfile.LNKTYPE)}[case]
+        bad_member = {
+            "tar-absolute": tarfile.TarInfo("/tmp/evil"),
+            "tar-symlink-out": _link("ok/link", "../../outside"),
+            "tar-abs-symlink": _link("ok/link", "/etc/passwd"),
+            "tar-hardlink-out": _link("ok/hard", "../outside", tarfile.LNKTYPE),
+        }[case]
         archive, bad = _tar(tmp_path / "a.tar.gz", [ok, bad_member]), bad_member.name
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(ValueError) as err:
@@ -376,6 +381,7 @@ def test_safe_extract_zip_and_tar(tmp_path):
 
 
 # ---------------------------------------------------------------- acquire_physionet
+
 
 def _file_gets(server) -> list[str]:
     return [p for p, _ in server.gets()]
@@ -452,8 +458,7 @@ def _served_zip(server, name="ptbxl.zip", tamper=None) -> tuple[str, str]:
 def test_acquire_archive_end_to_end(server, tmp_path):
     url, digest = _served_zip(server)
     dest = tmp_path / "data" / "ptbxl"
-    acquire_physionet(server.url, dest, (100,), mode="archive", archive_url=url,
-                      archive_sha256=digest, **FAST)
+    acquire_physionet(server.url, dest, (100,), mode="archive", archive_url=url, archive_sha256=digest, **FAST)
     for p in server.root.rglob("*"):
         if p.is_file() and not p.relative_to(server.root).parts[0] == "archives":
             assert (dest / p.relative_to(server.root)).read_bytes() == p.read_bytes()

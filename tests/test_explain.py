@@ -1,4 +1,5 @@
 """Known-answer tests of ecgxai.explain on tiny hand-made models (no HybridECGNet dependency)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +8,9 @@ import pytest
 import torch
 from scipy import stats
 
-from ecgxai.explain import Explanations, explain_records
 from ecgxai.explain.attention import attention_to_bins, broadcast_leads, step_bin_overlap
-from ecgxai.explain.correlation import (bootstrap_median_ci, pearson, record_correlations, spearman,
-                                        summarize)
+from ecgxai.explain.core import Explanations, explain_records
+from ecgxai.explain.correlation import bootstrap_median_ci, pearson, record_correlations, spearman, summarize
 from ecgxai.explain.faithfulness import curve_masks, faithfulness, ranking, step_counts
 from ecgxai.explain.lime_explain import explain_lime, sample_masks
 from ecgxai.explain.masking import Masker
@@ -18,8 +18,8 @@ from ecgxai.explain.select import labels_to_explain, select_records
 from ecgxai.explain.shap_explain import explain_shap, gradient_shap
 
 T, N_BINS, W = 200, 20, 10  # 10 samples per bin keeps the tests fast
-LEAD, BIN = 3, 7            # where label 0 looks
-LEAD1, BIN1 = 0, 2          # where label 1 looks
+LEAD, BIN = 3, 7  # where label 0 looks
+LEAD1, BIN1 = 0, 2  # where label 1 looks
 
 
 class WindowModel(torch.nn.Module):
@@ -30,8 +30,8 @@ class WindowModel(torch.nn.Module):
         self.w = w
 
     def forward(self, x):
-        a = x[:, LEAD, BIN * W:(BIN + 1) * W].mean(1)
-        b = x[:, LEAD1, BIN1 * W:(BIN1 + 1) * W].mean(1)
+        a = x[:, LEAD, BIN * W : (BIN + 1) * W].mean(1)
+        b = x[:, LEAD1, BIN1 * W : (BIN1 + 1) * W].mean(1)
         return torch.sigmoid(self.w * torch.stack([a, b], 1))
 
 
@@ -46,8 +46,8 @@ def predict_proba(x):
 def make_record(seed=0):
     rng = np.random.default_rng(seed)
     x = 0.3 * rng.standard_normal((12, T)).astype(np.float32)
-    x[LEAD, BIN * W:(BIN + 1) * W] += 2.0
-    x[LEAD1, BIN1 * W:(BIN1 + 1) * W] += 1.0
+    x[LEAD, BIN * W : (BIN + 1) * W] += 2.0
+    x[LEAD1, BIN1 * W : (BIN1 + 1) * W] += 1.0
     return x
 
 
@@ -58,6 +58,7 @@ def concentrated(v: np.ndarray, lead=LEAD, b=BIN):
 
 
 # --- masking -------------------------------------------------------------------------------------
+
 
 def test_masker_backgrounds_and_vectorised_masks():
     x = make_record()
@@ -73,9 +74,11 @@ def test_masker_backgrounds_and_vectorised_masks():
     mask = np.ones(240)
     mask[LEAD * N_BINS + BIN] = 0
     out = Masker(x, N_BINS, "zero")(mask)[0]
-    assert np.all(out[LEAD, BIN * W:(BIN + 1) * W] == 0)
-    assert np.array_equal(np.delete(out.ravel(), np.s_[LEAD * T + BIN * W: LEAD * T + (BIN + 1) * W]),
-                          np.delete(x.ravel(), np.s_[LEAD * T + BIN * W: LEAD * T + (BIN + 1) * W]))
+    assert np.all(out[LEAD, BIN * W : (BIN + 1) * W] == 0)
+    assert np.array_equal(
+        np.delete(out.ravel(), np.s_[LEAD * T + BIN * W : LEAD * T + (BIN + 1) * W]),
+        np.delete(x.ravel(), np.s_[LEAD * T + BIN * W : LEAD * T + (BIN + 1) * W]),
+    )
     with pytest.raises(ValueError):
         Masker(x, N_BINS, "mean")
     with pytest.raises(ValueError):
@@ -84,11 +87,13 @@ def test_masker_backgrounds_and_vectorised_masks():
 
 # --- SHAP ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("explainer", ["permutation", "kernel"])
 def test_model_agnostic_shap_known_answer_and_additivity(explainer):
     x = make_record()
-    res = explain_shap(predict_proba, Masker(x, N_BINS, "zero"), [0, 1],
-                       {"npermutations": 2, "explainer": explainer}, seed=1)
+    res = explain_shap(
+        predict_proba, Masker(x, N_BINS, "zero"), [0, 1], {"npermutations": 2, "explainer": explainer}, seed=1
+    )
     assert res.values.shape == (2, 12, N_BINS)
     ok, share = concentrated(res.values[0])
     assert ok and share > 0.8
@@ -108,7 +113,7 @@ def test_shap_additivity_with_interactions(explainer):
     # a non-additive model: product of two windows; antithetic permutations still telescope
     def f(x):
         a = x[:, 1, 0:W].mean(1)
-        b = x[:, 5, 3 * W:4 * W].mean(1)
+        b = x[:, 5, 3 * W : 4 * W].mean(1)
         c = x[:, 9].mean(1)
         return np.stack([1 / (1 + np.exp(-(a * b + c))), np.tanh(a - b * c)], 1)
 
@@ -145,6 +150,7 @@ def test_shap_is_seeded_and_leaves_global_rng_alone():
 
 # --- LIME ----------------------------------------------------------------------------------------
 
+
 def test_lime_known_answer_seeded():
     x = make_record()
     m = Masker(x, N_BINS, "zero")
@@ -171,12 +177,14 @@ def test_lime_sampling():
 
 # --- attention -----------------------------------------------------------------------------------
 
+
 def test_attention_to_bins_hand_made():
     a = np.array([0.1, 0.2, 0.3, 0.4])
     np.testing.assert_allclose(attention_to_bins(a, np.array([0, 5, 10, 15, 20]), 20, 2), [0.3, 0.7])
     # the last step takes the samples the pooling left over: [12, 20) is 2/8 in bin 0
-    np.testing.assert_allclose(attention_to_bins(a, np.array([0, 4, 8, 12, 20]), 20, 2),
-                               [0.1 + 0.2 + 0.3 * 0.5, 0.3 * 0.5 + 0.4])
+    np.testing.assert_allclose(
+        attention_to_bins(a, np.array([0, 4, 8, 12, 20]), 20, 2), [0.1 + 0.2 + 0.3 * 0.5, 0.3 * 0.5 + 0.4]
+    )
     # overlapping receptive fields [T', 2], clipped at the record edges
     iv = np.array([[-5, 5], [0, 10], [5, 15], [10, 25]])
     got = attention_to_bins(a, iv, 20, 2)
@@ -194,11 +202,12 @@ def test_attention_to_bins_hand_made():
 
 # --- correlation ---------------------------------------------------------------------------------
 
+
 def test_correlations_hand_made():
     a = np.arange(10.0)
     assert pearson(a, 2 * a + 1) == (pytest.approx(1.0), "")
     assert pearson(a, -a)[0] == pytest.approx(-1.0)
-    assert spearman(a, a ** 3)[0] == pytest.approx(1.0)
+    assert spearman(a, a**3)[0] == pytest.approx(1.0)
     r, why = pearson(a, np.ones(10))
     assert np.isnan(r) and why == "constant b"
     r, why = spearman(np.zeros(10), np.zeros(10))
@@ -225,19 +234,30 @@ def test_record_correlations_and_summary():
     flat = pd.DataFrame(record_correlations(8, "X", {"shap": shap}, np.full(4, 0.25)))
     assert flat["pearson"].isna().all() and (flat["reason"] == "constant b").all()
 
-    per = pd.DataFrame(dict(method_a="shap", method_b="attention", space="time", variant="signed",
-                            pearson=[0.1, 0.5, 0.9, np.nan], spearman=[0.2, 0.2, 0.2, 0.2]))
+    per = pd.DataFrame(
+        dict(
+            method_a="shap",
+            method_b="attention",
+            space="time",
+            variant="signed",
+            pearson=[0.1, 0.5, 0.9, np.nan],
+            spearman=[0.2, 0.2, 0.2, 0.2],
+        )
+    )
     s = summarize(per, n_boot=500, seed=1).set_index("statistic")
     assert s.loc["pearson", "n"] == 3 and s.loc["pearson", "n_nan"] == 1
     assert s.loc["pearson", "median"] == pytest.approx(0.5) and s.loc["pearson", "mean"] == pytest.approx(0.5)
     assert 0.1 <= s.loc["pearson", "ci_low"] <= 0.5 <= s.loc["pearson", "ci_high"] <= 0.9
     assert s.loc["spearman", "ci_low"] == s.loc["spearman", "ci_high"] == pytest.approx(0.2)
-    assert bootstrap_median_ci(np.array([0.1, 0.5, 0.9]), 500, seed=1) == \
-        (s.loc["pearson", "ci_low"], s.loc["pearson", "ci_high"])
+    assert bootstrap_median_ci(np.array([0.1, 0.5, 0.9]), 500, seed=1) == (
+        s.loc["pearson", "ci_low"],
+        s.loc["pearson", "ci_high"],
+    )
     assert np.isnan(bootstrap_median_ci(np.array([np.nan]))[0])
 
 
 # --- faithfulness --------------------------------------------------------------------------------
+
 
 def test_ranking_and_curve_masks():
     v = np.array([[0.1, 0.5], [-0.9, 0.3]])
@@ -269,9 +289,11 @@ def test_deletion_curve_known_answer():
 
 # --- selection -----------------------------------------------------------------------------------
 
+
 def _preds():
-    probs = np.array([[0.9, 0.1, 0.6], [0.8, 0.7, 0.2], [0.3, 0.95, 0.35], [0.55, 0.2, 0.9],
-                      [0.1, 0.4, 0.45], [0.7, 0.62, 0.1]])
+    probs = np.array(
+        [[0.9, 0.1, 0.6], [0.8, 0.7, 0.2], [0.3, 0.95, 0.35], [0.55, 0.2, 0.9], [0.1, 0.4, 0.45], [0.7, 0.62, 0.1]]
+    )
     y = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 0], [1, 0, 0]])
     return probs, y, np.array([10, 11, 12, 13, 14, 15])
 
@@ -306,6 +328,7 @@ def test_select_random_seeded_and_labels():
 
 # --- end to end ----------------------------------------------------------------------------------
 
+
 def test_explain_records_end_to_end(tmp_path):
     X = np.stack([make_record(0), make_record(1)])
     edges = np.linspace(0, T, 11).astype(int)  # 10 attention steps of 20 samples = 2 bins each
@@ -316,11 +339,24 @@ def test_explain_records_end_to_end(tmp_path):
         return a
 
     bg = 0.3 * np.random.default_rng(0).standard_normal((8, 12, T)).astype(np.float32)
-    out = explain_records(predict_proba, X, [[0, 1], [0]], n_bins=N_BINS, background="zero",
-                          shap_cfg={"npermutations": 1, "gradient_nsamples": 16},
-                          lime_cfg={"num_samples": 300}, attention_fn=attention_fn, step_edges=edges,
-                          seed=0, progress=False, ecg_ids=[101, 102], label_names=["A", "B"],
-                          gradient_model=MODEL, gradient_background=bg, faithfulness_cfg={"step": 24})
+    out = explain_records(
+        predict_proba,
+        X,
+        [[0, 1], [0]],
+        n_bins=N_BINS,
+        background="zero",
+        shap_cfg={"npermutations": 1, "gradient_nsamples": 16},
+        lime_cfg={"num_samples": 300},
+        attention_fn=attention_fn,
+        step_edges=edges,
+        seed=0,
+        progress=False,
+        ecg_ids=[101, 102],
+        label_names=["A", "B"],
+        gradient_model=MODEL,
+        gradient_background=bg,
+        faithfulness_cfg={"step": 24},
+    )
     assert isinstance(out, Explanations)
     at = out.attributions
     assert list(at.columns) == ["ecg_id", "label", "method", "lead", "bin", "value"]
@@ -340,9 +376,19 @@ def test_explain_records_end_to_end(tmp_path):
     for name in ("attributions", "meta", "correlations", "correlation_summary", "curves", "aucs"):
         getattr(out, name).to_parquet(tmp_path / f"{name}.parquet")
     # seeded: the same call gives the same numbers
-    again = explain_records(predict_proba, X[:1], [[0, 1]], n_bins=N_BINS, shap_cfg={"npermutations": 1},
-                            lime_cfg={"num_samples": 300}, seed=0, progress=False, ecg_ids=[101],
-                            label_names=["A", "B"], faithfulness_cfg={"enabled": False})
+    again = explain_records(
+        predict_proba,
+        X[:1],
+        [[0, 1]],
+        n_bins=N_BINS,
+        shap_cfg={"npermutations": 1},
+        lime_cfg={"num_samples": 300},
+        seed=0,
+        progress=False,
+        ecg_ids=[101],
+        label_names=["A", "B"],
+        faithfulness_cfg={"enabled": False},
+    )
     a1 = at[(at.ecg_id == 101) & at.method.isin(["shap", "lime"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(a1, again.attributions.reset_index(drop=True))
     with pytest.raises(ValueError):

@@ -1,22 +1,28 @@
 """Label aggregation checked by hand on real PTB-XL v1.0.3 rows (tests/fixtures, CC BY 4.0)."""
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.labels import aggregate_labels, labels_table, parse_scp_codes, read_statements
-from ecgxai.ptbxl import bundled_statements
+from ecgxai.data.labels import aggregate_labels, labels_table, parse_scp_codes, read_statements
+from ecgxai.data.ptbxl import bundled_statements
 
 ROWS = Path(__file__).parent / "fixtures" / "ptbxl_database_rows.csv"
 
 # Worked out by hand from scp_codes and scp_statements.csv (diagnostic/form/rhythm flags,
 # diagnostic_class, diagnostic_subclass) for ecg_id 1, 8, 12, 39, 50, 77.
 EXPECTED = {
-    "all": [{"LVOLT", "NORM", "SR"}, {"ABQRS", "IMI", "SR"}, {"NORM", "SBRAD"},
-            {"ABQRS", "DIG", "IMI", "LNGQT", "NST_", "SR"}, {"IVCD", "LMI", "SR"}, {"AMI", "IRBBB", "SR"}],
-    "diagnostic": [{"NORM"}, {"IMI"}, {"NORM"}, {"DIG", "IMI", "LNGQT", "NST_"}, {"IVCD", "LMI"},
-                   {"AMI", "IRBBB"}],
+    "all": [
+        {"LVOLT", "NORM", "SR"},
+        {"ABQRS", "IMI", "SR"},
+        {"NORM", "SBRAD"},
+        {"ABQRS", "DIG", "IMI", "LNGQT", "NST_", "SR"},
+        {"IVCD", "LMI", "SR"},
+        {"AMI", "IRBBB", "SR"},
+    ],
+    "diagnostic": [{"NORM"}, {"IMI"}, {"NORM"}, {"DIG", "IMI", "LNGQT", "NST_"}, {"IVCD", "LMI"}, {"AMI", "IRBBB"}],
     "subdiagnostic": [{"NORM"}, {"IMI"}, {"NORM"}, {"IMI", "NST_", "STTC"}, {"IVCD", "LMI"}, {"AMI", "IRBBB"}],
     "superdiagnostic": [{"NORM"}, {"MI"}, {"NORM"}, {"MI", "STTC"}, {"CD", "MI"}, {"CD", "MI"}],
     "form": [{"LVOLT"}, {"ABQRS"}, set(), {"ABQRS", "DIG", "LNGQT", "NST_"}, set(), set()],
@@ -67,6 +73,7 @@ def test_likelihood_threshold_drops_uncertain_statements(rows, statements):
 
 def test_labels_table_keeps_names_and_ids(rows, statements):
     import json
+
     table = labels_table(rows, statements)
     assert table.column("ecg_id").to_pylist() == [1, 8, 12, 39, 50, 77]
     meta = json.loads(table.schema.metadata[b"ecgxai"])

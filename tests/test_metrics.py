@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import (accuracy_score, f1_score, hamming_loss, precision_score, recall_score,
-                             roc_auc_score)
+from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_score, recall_score, roc_auc_score
 
-from ecgxai.metrics import _all_metrics, evaluate, macro_auc, roc_auc_per_label
-from ecgxai.thresholds import f1_over_grid, tune_thresholds
+from ecgxai.evaluation.metrics import _all_metrics, evaluate, macro_auc, roc_auc_per_label
+from ecgxai.evaluation.thresholds import f1_over_grid, tune_thresholds
 
 
 def _data(n=200, C=4, seed=0):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgxai.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
-from ecgxai.model import HybridECGNet, count_parameters, model_from_config
+from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from ecgxai.model.hybrid import HybridECGNet, count_parameters, model_from_config
 
 SMALL = dict(conv_channels=(8, 16), kernel_sizes=(5, 3), pool_sizes=(4, 2), lstm_hidden=8, attention_dim=8)
 
@@ -42,8 +42,10 @@ def test_default_model_and_sample_edges():
 
 
 def test_model_from_config():
-    m = model_from_config({"conv_channels": [8, 16], "kernel_sizes": [5, 3], "pool_sizes": [4, 2],
-                           "lstm_hidden": 8, "n_classes": 99}, n_classes=3)
+    m = model_from_config(
+        {"conv_channels": [8, 16], "kernel_sizes": [5, 3], "pool_sizes": [4, 2], "lstm_hidden": 8, "n_classes": 99},
+        n_classes=3,
+    )
     assert m.n_classes == 3 and m.pool_sizes == (4, 2)
     with pytest.raises(ValueError, match="unknown model hyper-parameters"):
         model_from_config({"hidden": 3}, n_classes=3)

@@ -1,4 +1,5 @@
 """Figures and tables on small synthetic workflow outputs: files exist, sizes, captions, exact TSV numbers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,11 +9,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ecgxai import plots, tables
-from ecgxai.explain import long_format
+from ecgxai.data.ptbxl import LEADS
+from ecgxai.evaluation.reference import comparison_table
+from ecgxai.explain.core import long_format
 from ecgxai.explain.correlation import record_correlations, summarize
-from ecgxai.ptbxl import LEADS
-from ecgxai.reference import comparison_table
+from ecgxai.report import plots, tables
 
 RATE, T, N_BINS = 100, 1000, 20
 LABELS = ["NORM", "MI", "STTC", "CD", "HYP"]
@@ -25,25 +26,61 @@ def data():
     n, C = 200, len(LABELS)
     y = (rng.random((n, C)) < [0.4, 0.25, 0.2, 0.15, 0.1]).astype(np.uint8)
     prob = np.clip(0.35 * y + 0.65 * rng.random((n, C)), 0, 1).astype(np.float32)
-    pred = {"ecg_id": np.arange(1, n + 1), "y_true": y, "prob": prob, "label_names": LABELS,
-            "attention": rng.dirichlet(np.ones(62), n).astype(np.float32),
-            "meta": {"attention_step_edges": list(range(0, 1001, 16))[:63]}}
+    pred = {
+        "ecg_id": np.arange(1, n + 1),
+        "y_true": y,
+        "prob": prob,
+        "label_names": LABELS,
+        "attention": rng.dirichlet(np.ones(62), n).astype(np.float32),
+        "meta": {"attention_step_edges": list(range(0, 1001, 16))[:63]},
+    }
 
-    history = pd.DataFrame({"epoch": np.arange(1, 6), "train_loss": [0.9, 0.6, 0.5, 0.45, 0.43],
-                            "val_loss": [0.8, 0.62, 0.55, 0.56, 0.58], "val_macro_auc": [0.7, 0.8, 0.84, 0.83, 0.82],
-                            "lr": [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], "seconds": [61.2, 60.1, 59.8, 60.4, 60.0]})
+    history = pd.DataFrame(
+        {
+            "epoch": np.arange(1, 6),
+            "train_loss": [0.9, 0.6, 0.5, 0.45, 0.43],
+            "val_loss": [0.8, 0.62, 0.55, 0.56, 0.58],
+            "val_macro_auc": [0.7, 0.8, 0.84, 0.83, 0.82],
+            "lr": [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4],
+            "seconds": [61.2, 60.1, 59.8, 60.4, 60.0],
+        }
+    )
 
-    metrics = ["macro_auc", "micro_auc", "macro_f1@0.5", "macro_f1@tuned", "fmax", "hamming_loss@tuned",
-               "subset_accuracy@0.5"]
+    metrics = [
+        "macro_auc",
+        "micro_auc",
+        "macro_f1@0.5",
+        "macro_f1@tuned",
+        "fmax",
+        "hamming_loss@tuned",
+        "subset_accuracy@0.5",
+    ]
     v = rng.random(len(metrics))  # full-precision floats: the TSV must keep every digit
-    overall = pd.DataFrame({"metric": metrics, "value": v, "ci_low": v - 0.0123456789, "ci_high": v + 0.0198765,
-                            "n_labels_used": C, "note": ["", "", "", "", "global threshold 0.31", "", ""]})
+    overall = pd.DataFrame(
+        {
+            "metric": metrics,
+            "value": v,
+            "ci_low": v - 0.0123456789,
+            "ci_high": v + 0.0198765,
+            "n_labels_used": C,
+            "note": ["", "", "", "", "global threshold 0.31", "", ""],
+        }
+    )
     prior = overall.assign(value=overall.value / 2, ci_low=overall.ci_low / 2, ci_high=overall.ci_high / 2)
     comparison = comparison_table(overall, prior, "all")
-    per_label = pd.DataFrame({"label": LABELS, "support": y.sum(0), "prevalence": y.mean(0),
-                              "auc": rng.random(C), "f1": rng.random(C), "precision": rng.random(C),
-                              "recall": rng.random(C), "threshold": rng.choice(np.linspace(0.05, 0.95, 91), C),
-                              "note": ["", "", "", "", "few positives"]})
+    per_label = pd.DataFrame(
+        {
+            "label": LABELS,
+            "support": y.sum(0),
+            "prevalence": y.mean(0),
+            "auc": rng.random(C),
+            "f1": rng.random(C),
+            "precision": rng.random(C),
+            "recall": rng.random(C),
+            "threshold": rng.choice(np.linspace(0.05, 0.95, 91), C),
+            "note": ["", "", "", "", "few positives"],
+        }
+    )
     per_label.loc[4, "auc"] = np.nan
 
     # 6 records x 3 labels x 12 leads x 20 bins; attention shares its profile across labels and leads
@@ -53,8 +90,11 @@ def data():
         att = rng.dirichlet(np.ones(N_BINS) * 2)
         shap = rng.normal(0, 0.02, (3, 12, N_BINS)) + 0.05 * att
         lime = shap + rng.normal(0, 0.01, shap.shape)
-        frames += [long_format(shap, eid, labs, "shap", LEADS), long_format(lime, eid, labs, "lime", LEADS),
-                   long_format(np.broadcast_to(att, (3, 12, N_BINS)).copy(), eid, labs, "attention", LEADS)]
+        frames += [
+            long_format(shap, eid, labs, "shap", LEADS),
+            long_format(lime, eid, labs, "lime", LEADS),
+            long_format(np.broadcast_to(att, (3, 12, N_BINS)).copy(), eid, labs, "attention", LEADS),
+        ]
         for j, lab in enumerate(labs):
             corr += record_correlations(eid, lab, {"shap": shap[j], "lime": lime[j]}, att)
     attributions = pd.concat(frames, ignore_index=True)
@@ -69,15 +109,36 @@ def data():
                 for kind in ("deletion", "insertion"):
                     base = np.exp(-speed * frac) if kind == "deletion" else 1 - np.exp(-speed * frac)
                     p = np.clip(0.8 * base + rng.normal(0, 0.03, frac.size), 0, 1)
-                    curves.append(pd.DataFrame(dict(ecg_id=eid, label=lab, method=m, kind=kind,
-                                                    k=np.round(frac * 240).astype(int), fraction=frac, prob=p)))
+                    curves.append(
+                        pd.DataFrame(
+                            dict(
+                                ecg_id=eid,
+                                label=lab,
+                                method=m,
+                                kind=kind,
+                                k=np.round(frac * 240).astype(int),
+                                fraction=frac,
+                                prob=p,
+                            )
+                        )
+                    )
                     aucs.append(dict(ecg_id=eid, label=lab, method=m, kind=kind, auc=float(np.trapezoid(p, frac))))
     t = np.arange(T) / RATE
     X = (np.sin(2 * np.pi * 1.2 * t)[None, None, :] + rng.normal(0, 0.2, (6, 12, T))).astype(np.float32)
-    return dict(pred=pred, history=history, overall=overall, comparison=comparison, per_label=per_label,
-                attributions=attributions, correlations=correlations, summary=summary,
-                curves=pd.concat(curves, ignore_index=True), aucs=pd.DataFrame(aucs),
-                signals=(X, np.array(ids)), thresholds=dict(zip(LABELS, per_label["threshold"])))
+    return dict(
+        pred=pred,
+        history=history,
+        overall=overall,
+        comparison=comparison,
+        per_label=per_label,
+        attributions=attributions,
+        correlations=correlations,
+        summary=summary,
+        curves=pd.concat(curves, ignore_index=True),
+        aucs=pd.DataFrame(aucs),
+        signals=(X, np.array(ids)),
+        thresholds=dict(zip(LABELS, per_label["threshold"])),
+    )
 
 
 def check_figure(paths, name, n=None):
@@ -95,11 +156,14 @@ def test_every_figure(data, tmp_path):
     d = data
     made = {
         "fig1_attention_distribution": plots.fig1_attention_distribution(
-            d["attributions"], tmp_path / "fig1_attention_distribution", RATE, N_BINS, 10.0),
-        "fig2_shap_heatmap": plots.fig2_shap_heatmap(d["attributions"], d["signals"], tmp_path / "fig2_shap_heatmap",
-                                                     RATE),
+            d["attributions"], tmp_path / "fig1_attention_distribution", RATE, N_BINS, 10.0
+        ),
+        "fig2_shap_heatmap": plots.fig2_shap_heatmap(
+            d["attributions"], d["signals"], tmp_path / "fig2_shap_heatmap", RATE
+        ),
         "fig3_shap_attention_alignment": plots.fig3_shap_attention_alignment(
-            d["attributions"], d["correlations"], tmp_path / "fig3_shap_attention_alignment", RATE, n_examples=3),
+            d["attributions"], d["correlations"], tmp_path / "fig3_shap_attention_alignment", RATE, n_examples=3
+        ),
         "roc_pr_curves": plots.roc_pr_curves(d["pred"], tmp_path / "roc_pr_curves", top_n=4),
         "training_curves": plots.training_curves(d["history"], tmp_path / "training_curves"),
         "faithfulness_curves": plots.faithfulness_curves(d["curves"], d["aucs"], tmp_path / "faithfulness_curves"),
@@ -107,8 +171,11 @@ def test_every_figure(data, tmp_path):
     for name, paths in made.items():
         check_figure(paths, name)
     check_figure(plots.per_label_bars(d["per_label"], tmp_path / "per_label_bars", n=10), "per_label_bars", 10)
-    check_figure(plots.error_analysis(d["pred"], d["thresholds"], tmp_path / "error_analysis", top_n=15),
-                 "error_analysis", len(LABELS))
+    check_figure(
+        plots.error_analysis(d["pred"], d["thresholds"], tmp_path / "error_analysis", top_n=15),
+        "error_analysis",
+        len(LABELS),
+    )
     assert set(plots.CAPTIONS) == set(plots.FIGSIZES)  # every figure has a caption
 
 
@@ -116,22 +183,28 @@ def test_figure_inputs_variants(data, tmp_path):
     """Explicit label and label groups, signals as a mapping, thresholds as an array or scalar."""
     d = data
     X, ids = d["signals"]
-    paths = plots.fig2_shap_heatmap(d["attributions"], {int(e): X[i] for i, e in enumerate(ids)},
-                                    tmp_path / "fig2_shap_heatmap", RATE, label="MI")
+    paths = plots.fig2_shap_heatmap(
+        d["attributions"], {int(e): X[i] for i, e in enumerate(ids)}, tmp_path / "fig2_shap_heatmap", RATE, label="MI"
+    )
     check_figure(paths, "fig2_shap_heatmap")
     groups = {"NORM": "NORM", "MI": "MI", "STTC": "STTC"}
-    check_figure(plots.fig1_attention_distribution(d["attributions"], tmp_path / "fig1_attention_distribution",
-                                                   RATE, N_BINS, 10.0, label_groups=groups),
-                 "fig1_attention_distribution")
+    check_figure(
+        plots.fig1_attention_distribution(
+            d["attributions"], tmp_path / "fig1_attention_distribution", RATE, N_BINS, 10.0, label_groups=groups
+        ),
+        "fig1_attention_distribution",
+    )
     check_figure(plots.error_analysis(d["pred"], 0.5, tmp_path / "error_analysis", top_n=3), "error_analysis", 3)
     with pytest.raises(ValueError, match="attention"):
-        plots.fig1_attention_distribution(d["attributions"].query("method != 'attention'"), tmp_path / "x",
-                                          RATE, N_BINS, 10.0)
+        plots.fig1_attention_distribution(
+            d["attributions"].query("method != 'attention'"), tmp_path / "x", RATE, N_BINS, 10.0
+        )
 
 
 def test_roc_pr_match_definitions():
-    from ecgxai.metrics import roc_auc_per_label
-    from ecgxai.plots._common import precision_recall, roc
+    from ecgxai.evaluation.metrics import roc_auc_per_label
+    from ecgxai.report.plots._common import precision_recall, roc
+
     rng = np.random.default_rng(1)
     y = rng.random((300, 1)) < 0.3
     s = np.round(rng.random((300, 1)) + 0.3 * y, 2)  # rounded: ties must count once

@@ -1,4 +1,5 @@
 """Preprocessing: quarantine of every kind of bad record, Parquet contract, atomic outputs."""
+
 from __future__ import annotations
 
 import json
@@ -7,40 +8,42 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import ecg_like, write_record
+
 from ecgxai import __version__
-from ecgxai.dataset import load_fold_arrays, load_records, read_labels
-from ecgxai.preprocess import InputError, preprocess
-from ecgxai.ptbxl import LEADS, record_path
-from ecgxai.signal import FilterSettings, bin_means, filter_signals
+from ecgxai.data.conditioning import FilterSettings, bin_means, filter_signals
+from ecgxai.data.parquet_io import load_fold_arrays, load_parquet_records, read_labels
+from ecgxai.data.preprocess import InputError, preprocess
+from ecgxai.data.ptbxl import LEADS, record_path
 
 
 def run(root, out, **kw):
     settings = kw.pop("settings", FilterSettings(rate=100))
-    return preprocess(root, out / "100hz", out / "labels.parquet", out / "quality.tsv", settings,
-                      progress=False, **kw)
+    return preprocess(root, out / "100hz", out / "labels.parquet", out / "quality.tsv", settings, progress=False, **kw)
 
 
 def test_bad_records_are_quarantined_with_reason_and_the_run_goes_on(tiny_ptbxl, tmp_path):
     root, rng = tiny_ptbxl, np.random.default_rng(1)
-    base = lambda i: root / record_path(i, 100)
-    base(2).with_suffix(".hea").unlink()                                     # missing header
-    base(3).with_suffix(".dat").unlink()                                     # missing data
-    base(4).with_suffix(".hea").write_text("this is not a WFDB header\n")    # unreadable header
+
+    def base(i):
+        return root / record_path(i, 100)
+
+    base(2).with_suffix(".hea").unlink()  # missing header
+    base(3).with_suffix(".dat").unlink()  # missing data
+    base(4).with_suffix(".hea").write_text("this is not a WFDB header\n")  # unreadable header
     write_record(root, 5, 100, ecg_like(rng, 1000, 100, leads=11), names=LEADS[:11])  # 11 leads
-    write_record(root, 6, 100, ecg_like(rng, 500, 100))                      # 5 s only
+    write_record(root, 6, 100, ecg_like(rng, 500, 100))  # 5 s only
     sig = ecg_like(rng, 1000, 100)
-    sig[100:120, 7] = np.nan                                                 # NaN in V2
+    sig[100:120, 7] = np.nan  # NaN in V2
     write_record(root, 7, 100, sig)
     sig = ecg_like(rng, 1000, 100)
-    sig[:, 2] = 0.25                                                         # flat lead III
+    sig[:, 2] = 0.25  # flat lead III
     write_record(root, 8, 100, sig)
-    write_record(root, 9, 100, ecg_like(rng, 1000, 100), fs=250)             # wrong sampling rate
+    write_record(root, 9, 100, ecg_like(rng, 1000, 100), fs=250)  # wrong sampling rate
     dat = base(10).with_suffix(".dat")
-    dat.write_bytes(dat.read_bytes()[:5000])                                 # truncated data
+    dat.write_bytes(dat.read_bytes()[:5000])  # truncated data
     db = pd.read_csv(root / "ptbxl_database.csv")
-    db.loc[db.ecg_id == 11, "scp_codes"] = "NORM 100"                        # unparseable labels
+    db.loc[db.ecg_id == 11, "scp_codes"] = "NORM 100"  # unparseable labels
     extra = db.iloc[[0]].assign(ecg_id=99, filename_lr=record_path(99, 100))  # row without record
     pd.concat([db, extra]).to_csv(root / "ptbxl_database.csv", index=False)
 
@@ -64,7 +67,7 @@ def test_bad_records_are_quarantined_with_reason_and_the_run_goes_on(tiny_ptbxl,
     kinds = dict(zip(quality.ecg_id, quality.kind))
     assert kinds[2] == kinds[3] == kinds[99] == "missing file" and kinds[8] == "flat lead"
 
-    x, ids, _ = load_records(tmp_path / "out" / "100hz", range(1, 11))
+    x, ids, _ = load_parquet_records(tmp_path / "out" / "100hz", range(1, 11))
     assert ids.tolist() == [1] + list(range(12, 21))
     assert summary.kept.sum() == 10 and summary.quarantined.sum() == 11
 
@@ -76,12 +79,12 @@ def test_parquet_contract_and_loader(tiny_ptbxl, tmp_path):
     assert x.dtype == np.float32 and x.shape == (16, 12, 1000) and x.flags.c_contiguous
     assert ids.tolist() == list(range(1, 17))
     assert names == ["CD", "HYP", "MI", "NORM", "STTC"]
-    assert y[ids.tolist().index(4)].tolist() == [0, 0, 0, 1, 0]        # ecg 4: NORM (CODES[0])
-    assert y[ids.tolist().index(7)].tolist() == [0, 1, 0, 0, 1]        # ecg 7: LVH + ISC_
-    np.testing.assert_allclose(x.mean(axis=-1), 0, atol=1e-4)           # z-scored per lead
+    assert y[ids.tolist().index(4)].tolist() == [0, 0, 0, 1, 0]  # ecg 4: NORM (CODES[0])
+    assert y[ids.tolist().index(7)].tolist() == [0, 1, 0, 0, 1]  # ecg 7: LVH + ISC_
+    np.testing.assert_allclose(x.mean(axis=-1), 0, atol=1e-4)  # z-scored per lead
     np.testing.assert_allclose(x.std(axis=-1), 1, atol=1e-3)
 
-    bins, bin_ids, meta = load_records(data, range(1, 9), kind="bins")
+    bins, bin_ids, meta = load_parquet_records(data, range(1, 9), kind="bins")
     assert bins.shape == (16, 12, 20) and (bin_ids == ids).all()
     np.testing.assert_allclose(bins, bin_means(x, 20), atol=1e-6)
     assert meta["sampling_rate"] == 100 and meta["leads"] == list(LEADS)
@@ -95,16 +98,17 @@ def test_parquet_contract_and_loader(tiny_ptbxl, tmp_path):
 
 def test_rhythm_records_without_label_are_dropped_by_the_loader(tiny_ptbxl, tmp_path):
     run(tiny_ptbxl, tmp_path / "out")
-    x, y, ids, names = load_fold_arrays(tmp_path / "out" / "100hz", tmp_path / "out" / "labels.parquet",
-                                        range(1, 11), "form")
+    x, y, ids, names = load_fold_arrays(
+        tmp_path / "out" / "100hz", tmp_path / "out" / "labels.parquet", range(1, 11), "form"
+    )
     assert len(ids) == 0 or y.any(axis=1).all()
 
 
 def test_parallel_workers_give_identical_parts(tiny_ptbxl, tmp_path):
     run(tiny_ptbxl, tmp_path / "a", part_size=3)
     run(tiny_ptbxl, tmp_path / "b", part_size=3, workers=2)
-    xa, ia, _ = load_records(tmp_path / "a" / "100hz", range(1, 11))
-    xb, ib, _ = load_records(tmp_path / "b" / "100hz", range(1, 11))
+    xa, ia, _ = load_parquet_records(tmp_path / "a" / "100hz", range(1, 11))
+    xb, ib, _ = load_parquet_records(tmp_path / "b" / "100hz", range(1, 11))
     assert (ia == ib).all() and np.array_equal(xa, xb)
 
 
@@ -145,7 +149,7 @@ def test_invalid_filter_settings_are_explained():
 def test_fast_header_parser_agrees_with_wfdb_and_falls_back_for_other_formats(tmp_path):
     import wfdb
 
-    from ecgxai.records import read_header, read_record
+    from ecgxai.data.wfdb_io import read_header, read_wfdb_record
 
     rng = np.random.default_rng(3)
     sig = ecg_like(rng, 1000, 100)
@@ -156,8 +160,17 @@ def test_fast_header_parser_agrees_with_wfdb_and_falls_back_for_other_formats(tm
 
     # format 212 is not parsed by us: wfdb reads it, with the same physical values
     path = tmp_path / "rec212"
-    wfdb.wrsamp("rec212", fs=100, units=["mV"] * 12, sig_name=list(LEADS), p_signal=sig, fmt=["212"] * 12,
-                adc_gain=[200.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "rec212",
+        fs=100,
+        units=["mV"] * 12,
+        sig_name=list(LEADS),
+        p_signal=sig,
+        fmt=["212"] * 12,
+        adc_gain=[200.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(tmp_path),
+    )
     assert not read_header(path).simple
-    x = read_record(path, rate=100, min_samples=1000)
+    x = read_wfdb_record(path, rate=100, min_samples=1000)
     np.testing.assert_allclose(x, wfdb.rdsamp(str(path))[0].T, atol=1e-6)

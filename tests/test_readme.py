@@ -1,4 +1,5 @@
 """README's copy-paste commands are what CI runs."""
+
 import re
 from pathlib import Path
 
@@ -19,8 +20,10 @@ def test_readme_main_command_runs_the_full_reproduction():
 
 
 def test_report_captions_match_the_package():
-    """report/*.rst are generated from the captions in ecgxai.plots/ecgxai.tables (no drift)."""
-    from ecgxai import plots, tables
+    """report/*.rst are generated from the captions in ecgxai.report.plots/ecgxai.report.tables (no drift)."""
+    from ecgxai.report import plots, tables
 
     for name, text in {**plots.CAPTIONS, **tables.TABLE_CAPTIONS}.items():
-        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", "regenerate: python -m ecgxai.render report"
+        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", (
+            "regenerate: python -m ecgxai.report.render report"
+        )

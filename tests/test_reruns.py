@@ -4,6 +4,7 @@ All on the quick synthetic configuration (conftest.quick_config: 2 epochs, CPU, 
 resamples). The finished workdir is shared for the session (conftest.quick_workdir, also the
 local reference of test_slurm.py); the test that changes results works on a copy.
 """
+
 from __future__ import annotations
 
 import re
@@ -59,15 +60,23 @@ def test_forcerun_train_redoes_train_and_what_depends_on_it(quick_workdir, quick
 
 
 def test_until_evaluate_stops_before_later_stages(quick_workdir, quick_config):
-    dry = run_ok(quick_workdir, "--configfile", str(quick_config), "--forcerun", "train",
-                 "--until", "evaluate", "--dry-run")
+    dry = run_ok(
+        quick_workdir, "--configfile", str(quick_config), "--forcerun", "train", "--until", "evaluate", "--dry-run"
+    )
     assert set(job_counts(dry.log)) == {"train", "predict", "evaluate"}
 
 
 def test_a_target_file_builds_only_what_it_needs(quick_workdir, quick_config):
     run = sorted(p.name for p in (quick_workdir / "results" / "models").iterdir())[0]
-    dry = run_ok(quick_workdir, "--configfile", str(quick_config), "--forcerun", "train", "--dry-run",
-                 f"results/metrics/{run}/overall.tsv")
+    dry = run_ok(
+        quick_workdir,
+        "--configfile",
+        str(quick_config),
+        "--forcerun",
+        "train",
+        "--dry-run",
+        f"results/metrics/{run}/overall.tsv",
+    )
     assert job_counts(dry.log) == {"train": 1, "predict": 1, "evaluate": 1}
 
 
@@ -99,8 +108,11 @@ def test_evaluation_parameter_reruns_only_evaluate(quick_workdir, quick_config, 
     assert added and all(p.startswith("results/metrics/") for p in added), added
 
     # and for real: data, models and predictions untouched, the metric tables rewritten
-    kept = {f: (workdir / "results" / f).stat().st_mtime_ns for f in result_files(workdir)
-            if f.startswith(("data/", "models/", "predictions/"))}
+    kept = {
+        f: (workdir / "results" / f).stat().st_mtime_ns
+        for f in result_files(workdir)
+        if f.startswith(("data/", "models/", "predictions/"))
+    }
     before = {p: p.stat().st_mtime_ns for p in (workdir / "results" / "metrics").rglob("overall.tsv")}
     run = run_ok(workdir, "--configfile", str(changed))
     assert job_counts(run.log).get("evaluate") == n_runs(workdir)

@@ -9,6 +9,7 @@ the finished workdir: this node has none, so SLURM refuses that submission, nami
 
 Skipped only where the SLURM daemons or munge are not installed (`.ci/run` installs them).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,17 +30,31 @@ DEFAULT_PARTITION, CPU_PARTITION, GPU_PARTITION = "debug", "cpu", "gpu"  # all o
 # The profile's values are for real clusters; here: poll every second (the plugin adds 10 s per
 # poll that sees no job finish), keep the SLURM logs of successful jobs for the checks below,
 # fail at once instead of retrying, and --verbose for the plugin's "sbatch call:" lines.
-TEST_ARGS = ("--profile", str(PROFILE), "--jobs", "4", "--retries", "0", "--latency-wait", "10",
-             "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-             "--slurm-keep-successful-logs", "--verbose")
+TEST_ARGS = (
+    "--profile",
+    str(PROFILE),
+    "--jobs",
+    "4",
+    "--retries",
+    "0",
+    "--latency-wait",
+    "10",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--seconds-between-status-checks",
+    "1",
+    "--slurm-keep-successful-logs",
+    "--verbose",
+)
 
 
 @pytest.fixture(scope="module")
 def cluster():
     missing = missing_binaries()
     if missing:
-        pytest.skip(f"SLURM is not installed (no {', '.join(missing)}): "
-                    "`apt-get install slurm-wlm munge` (.ci/run does)")
+        pytest.skip(
+            f"SLURM is not installed (no {', '.join(missing)}): `apt-get install slurm-wlm munge` (.ci/run does)"
+        )
     c = SlurmCluster(partition=DEFAULT_PARTITION, extra_partitions=(CPU_PARTITION, GPU_PARTITION))
     try:
         with c:
@@ -73,13 +88,15 @@ def sbatch_calls(log: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory, quick_config):
     wd = tmp_path_factory.mktemp("slurm")
-    run = submit(cluster, wd, "--configfile", str(quick_config), *TEST_ARGS,
-                 ECGXAI_SLURM_PARTITION=CPU_PARTITION)
-    assert run.returncode == 0, (run.log[-6000:] + "\n" + cluster.log_tail("slurmctld")
-                                 + "\n" + cluster.log_tail("slurmd"))
+    run = submit(cluster, wd, "--configfile", str(quick_config), *TEST_ARGS, ECGXAI_SLURM_PARTITION=CPU_PARTITION)
+    assert run.returncode == 0, (
+        run.log[-6000:] + "\n" + cluster.log_tail("slurmctld") + "\n" + cluster.log_tail("slurmd")
+    )
     ids = job_ids_in(run.log)
-    print(f"\nSLURM run of the quick synthetic DAG: {run.seconds:.0f} s, {len(ids)} sbatch jobs "
-          f"(SLURM ids {', '.join(ids)})")
+    print(
+        f"\nSLURM run of the quick synthetic DAG: {run.seconds:.0f} s, {len(ids)} sbatch jobs "
+        f"(SLURM ids {', '.join(ids)})"
+    )
     return SimpleNamespace(workdir=wd, log=run.log, seconds=run.seconds, ids=ids)
 
 
@@ -108,7 +125,7 @@ def test_every_job_went_through_sbatch(slurm_run, cluster, record_property):
     # wall time and CPUs on every call; no GPU asked for with train.device: cpu
     calls = sbatch_calls(log)
     assert len(calls) == len(ids)
-    for comment, call in calls.items():
+    for call in calls.values():
         assert f" -p {CPU_PARTITION} " in call, call
         assert re.search(r" --mem \d+ ", call) and re.search(r" -t \d+ ", call), call
         assert "--cpus-per-task=" in call and "--requeue" in call, call
@@ -134,9 +151,16 @@ def test_train_asks_slurm_for_a_gpu_when_the_run_may_use_one(slurm_run, cluster,
     (tmp_path / "gpu.yaml").write_text(yaml.safe_dump(config, sort_keys=False))  # same key order: only train changes
     run_name = sorted(p.name for p in (wd / "results" / "models").iterdir())[0]
 
-    run = submit(cluster, wd, "--configfile", str(tmp_path / "gpu.yaml"), *TEST_ARGS,
-                 f"results/models/{run_name}/model.pt",
-                 ECGXAI_SLURM_PARTITION=CPU_PARTITION, ECGXAI_SLURM_GPU_PARTITION=GPU_PARTITION)
+    run = submit(
+        cluster,
+        wd,
+        "--configfile",
+        str(tmp_path / "gpu.yaml"),
+        *TEST_ARGS,
+        f"results/models/{run_name}/model.pt",
+        ECGXAI_SLURM_PARTITION=CPU_PARTITION,
+        ECGXAI_SLURM_GPU_PARTITION=GPU_PARTITION,
+    )
     assert run.returncode != 0, "a GPU job was accepted on a node without GPUs"
     assert job_counts(run.log) == {"train": 1}, run.log[-3000:]
     assert "SLURM sbatch failed" in run.log

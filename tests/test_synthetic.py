@@ -20,8 +20,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ecgxai.ptbxl import DATABASE_COLUMNS, LEADS, bundled_statements, record_path
-from ecgxai.synthetic import generate_ptbxl, main
+from ecgxai.data.ptbxl import DATABASE_COLUMNS, LEADS, bundled_statements, record_path
+from ecgxai.data.synthetic import generate_ptbxl, main
 
 LIKELIHOODS = {0.0, 15.0, 35.0, 50.0, 80.0, 100.0}
 
@@ -43,8 +43,11 @@ def codes(db) -> pd.Series:
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ----------------------------------------------------------------------------- database
@@ -116,9 +119,17 @@ def test_record_files_are_byte_identical_to_wfdb_wrsamp(ds, tmp_path):
     for rate in (100, 500):
         rel = Path(record_path(7, rate))
         rec = wfdb.rdrecord(str(ds / rel), physical=False)
-        wfdb.wrsamp(rel.name, fs=rate, units=["mV"] * 12, sig_name=list(LEADS),
-                    d_signal=rec.d_signal.astype(np.int64), fmt=["16"] * 12,
-                    adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+        wfdb.wrsamp(
+            rel.name,
+            fs=rate,
+            units=["mV"] * 12,
+            sig_name=list(LEADS),
+            d_signal=rec.d_signal.astype(np.int64),
+            fmt=["16"] * 12,
+            adc_gain=[1000.0] * 12,
+            baseline=[0] * 12,
+            write_dir=str(tmp_path),
+        )
         for ext in (".hea", ".dat"):
             assert filecmp.cmp(tmp_path / (rel.name + ext), ds / (str(rel) + ext), shallow=False)
 
@@ -162,16 +173,16 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 def test_cli_single_rate_and_patient_sizes(tmp_path):
     out = tmp_path / "cli"
-    assert main([str(out), "--n-records", "25", "--seed", "3", "--rates", "100",
-                 "--records-per-patient", "2", "2"]) == 0
+    assert (
+        main([str(out), "--n-records", "25", "--seed", "3", "--rates", "100", "--records-per-patient", "2", "2"]) == 0
+    )
     db = pd.read_csv(out / "ptbxl_database.csv", index_col="ecg_id")
     assert len(db) == 25 and (out / "records100").is_dir() and not (out / "records500").exists()
     assert db.patient_id.value_counts().max() == 2
     assert (db.groupby("patient_id").strat_fold.nunique() == 1).all()
 
 
-@pytest.mark.parametrize("kwargs", [{"n_records": 0}, {"rates": (250,)},
-                                    {"records_per_patient": (3, 1)}])
+@pytest.mark.parametrize("kwargs", [{"n_records": 0}, {"rates": (250,)}, {"records_per_patient": (3, 1)}])
 def test_invalid_arguments(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate_ptbxl(tmp_path, **kwargs)

@@ -5,11 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecgxai.losses import FocalLoss, make_loss
-from ecgxai.metrics import macro_auc
-from ecgxai.model import HybridECGNet
-from ecgxai.training import (HISTORY_COLUMNS, TrainConfig, predict, resolve_device, sample_weights,
-                             train_model)
+from ecgxai.evaluation.metrics import macro_auc
+from ecgxai.model.hybrid import HybridECGNet
+from ecgxai.model.losses import FocalLoss, make_loss
+from ecgxai.model.training import HISTORY_COLUMNS, TrainConfig, predict, resolve_device, sample_weights, train_model
 
 TINY = dict(conv_channels=(8, 8), kernel_sizes=(5, 5), pool_sizes=(4, 4), lstm_hidden=8, attention_dim=8)
 
@@ -38,8 +37,9 @@ def test_focal_down_weights_easy_examples():
     # alpha weights positives by alpha and negatives by 1 - alpha
     fa = FocalLoss(gamma=0.0, alpha=0.25, reduction="none")
     torch.testing.assert_close(fa(logits, y), 0.25 * bce)
-    torch.testing.assert_close(fa(logits, 1 - y), 0.75 * F.binary_cross_entropy_with_logits(logits, 1 - y,
-                                                                                             reduction="none"))
+    torch.testing.assert_close(
+        fa(logits, 1 - y), 0.75 * F.binary_cross_entropy_with_logits(logits, 1 - y, reduction="none")
+    )
     assert FocalLoss(reduction="sum")(logits, y) == pytest.approx(float(fl.sum()))
 
 
@@ -109,8 +109,16 @@ def test_cpu_training_is_deterministic_and_restores_best():
 def test_training_options_and_validation_guard():
     Xtr, Ytr = _random_data(40, 128, 2, 2)
     Xv, Yv = _random_data(20, 128, 2, 3)
-    cfg = TrainConfig(epochs=2, batch_size=16, loss="bce", weighted_sampling=False, grad_clip=None,
-                      patience=1, device="cpu", num_threads=1)
+    cfg = TrainConfig(
+        epochs=2,
+        batch_size=16,
+        loss="bce",
+        weighted_sampling=False,
+        grad_clip=None,
+        patience=1,
+        device="cpu",
+        num_threads=1,
+    )
     _, hist = train_model(HybridECGNet(n_classes=2, **TINY), Xtr, Ytr, Xv, Yv, cfg, progress=False)
     assert 1 <= len(hist) <= 2 and np.isfinite(hist[["train_loss", "val_loss", "val_macro_auc"]].values).all()
     Yv[:] = 1  # every label single-class in validation: nothing to select on

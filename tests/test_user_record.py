@@ -1,14 +1,15 @@
 """Explain your own ECG: a user's WFDB record through the training preprocessing, with clear errors."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import ecg_like, write_record
-from ecgxai.ptbxl import LEADS, record_path
-from ecgxai.signal import FilterSettings
-from ecgxai.user_record import UserRecordError, prepare_user_record
-from ecgxai.viewer import render_viewer, validate_record
+
+from ecgxai.data.conditioning import FilterSettings
+from ecgxai.data.ptbxl import LEADS, record_path
+from ecgxai.data.user_record import UserRecordError, prepare_user_record
+from ecgxai.report.viewer import render_viewer, validate_record
 
 
 @pytest.fixture
@@ -55,10 +56,20 @@ def test_too_short_record_is_refused(tmp_path, rng):
 
 
 def test_viewer_accepts_a_record_without_reference_labels(tmp_path):
-    record = {"ecg_id": 0, "sampling_rate": 100, "leads": list(LEADS), "signal": np.zeros((12, 1000)).tolist(),
-              "units": "z-score", "label_names": ["NORM", "MI"], "label_descriptions": {},
-              "probabilities": [0.9, 0.1], "true": None, "thresholds": [0.5, 0.5], "n_bins": 20,
-              "attributions": {"shap": {"NORM": np.zeros((12, 20)).tolist()}}}
+    record = {
+        "ecg_id": 0,
+        "sampling_rate": 100,
+        "leads": list(LEADS),
+        "signal": np.zeros((12, 1000)).tolist(),
+        "units": "z-score",
+        "label_names": ["NORM", "MI"],
+        "label_descriptions": {},
+        "probabilities": [0.9, 0.1],
+        "true": None,
+        "thresholds": [0.5, 0.5],
+        "n_bins": 20,
+        "attributions": {"shap": {"NORM": np.zeros((12, 20)).tolist()}},
+    }
     assert validate_record(record)["true"] is None
     page = render_viewer([record], tmp_path).read_text()
     assert '"true":null' in page.replace(" ", "")

@@ -4,6 +4,7 @@ Browser tests need the Debian `chromium` package (/usr/bin/chromium) and the `pl
 package (its driver only; browsers are never downloaded). Screenshots of every state go to
 tests/artifacts/viewer/ (ignored by git through a .gitignore the tests write there).
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,12 +19,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgxai.viewer import METHODS, render_viewer, validate_record
+from ecgxai.report.viewer import METHODS, render_viewer, validate_record
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "viewer"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 LABELS = ["NORM", "MI", "STTC", "CD", "HYP"]
@@ -36,23 +45,26 @@ DESCRIPTIONS = {
     "HYP": "Hypertrophy </script><script>window.__pwned=1</script> & <!-- not a comment",
 }
 FS, SECONDS, N_BINS = 100, 10, 10
-HOT_VALUE = {"shap": 1.0, "lime": -1.0, "attention": 1.0}   # lime's hot bin is negative: blue
+HOT_VALUE = {"shap": 1.0, "lime": -1.0, "attention": 1.0}  # lime's hot bin is negative: blue
 
 
 # ------------------------------------------------------------------------------------------------
 # synthetic records
 # ------------------------------------------------------------------------------------------------
 
+
 def fake_ecg(seed: int) -> np.ndarray:
     """[12, T] mV: P wave, QRS spike and T wave every 0.8 s, lead-specific gain/sign, small noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(FS * SECONDS) / FS
     phase = t % 0.8
-    beat = (0.12 * np.exp(-((phase - 0.12) ** 2) / (2 * 0.02 ** 2))
-            + 1.0 * np.exp(-((phase - 0.30) ** 2) / (2 * 0.012 ** 2))
-            - 0.15 * np.exp(-((phase - 0.34) ** 2) / (2 * 0.01 ** 2))
-            + 0.25 * np.exp(-((phase - 0.55) ** 2) / (2 * 0.04 ** 2)))
-    gains = rng.uniform(0.4, 1.1, 12) * np.where(np.arange(12) == 3, -1, 1)   # aVR is inverted
+    beat = (
+        0.12 * np.exp(-((phase - 0.12) ** 2) / (2 * 0.02**2))
+        + 1.0 * np.exp(-((phase - 0.30) ** 2) / (2 * 0.012**2))
+        - 0.15 * np.exp(-((phase - 0.34) ** 2) / (2 * 0.01**2))
+        + 0.25 * np.exp(-((phase - 0.55) ** 2) / (2 * 0.04**2))
+    )
+    gains = rng.uniform(0.4, 1.1, 12) * np.where(np.arange(12) == 3, -1, 1)  # aVR is inverted
     return gains[:, None] * beat[None, :] + 0.01 * rng.standard_normal((12, t.size))
 
 
@@ -80,12 +92,19 @@ def make_record(ecg_id: int, units: str = "mV", methods=METHODS) -> dict:
             attributions[method][label] = values.tolist()
     probabilities = rng.uniform(0.02, 0.98, len(LABELS))
     return {
-        "ecg_id": ecg_id, "sampling_rate": FS, "leads": list(LEADS), "signal": signal.tolist(),
-        "units": units, "label_names": list(LABELS), "label_descriptions": dict(DESCRIPTIONS),
+        "ecg_id": ecg_id,
+        "sampling_rate": FS,
+        "leads": list(LEADS),
+        "signal": signal.tolist(),
+        "units": units,
+        "label_names": list(LABELS),
+        "label_descriptions": dict(DESCRIPTIONS),
         "probabilities": probabilities.tolist(),
         # truth chosen so every record has a false positive and a false negative
         "true": [int(p < 0.5) if i < 2 else int(p >= 0.5) for i, p in enumerate(probabilities)],
-        "thresholds": [0.5] * len(LABELS), "n_bins": N_BINS, "attributions": attributions,
+        "thresholds": [0.5] * len(LABELS),
+        "n_bins": N_BINS,
+        "attributions": attributions,
     }
 
 
@@ -101,6 +120,7 @@ def embedded_json(html_text: str):
 # ------------------------------------------------------------------------------------------------
 # Python side
 # ------------------------------------------------------------------------------------------------
+
 
 def _breaks(mutate):
     record = copy.deepcopy(RECORDS[0])
@@ -137,12 +157,15 @@ def test_contract_errors_name_record_and_field(tmp_path, field):
     assert not (tmp_path / "index.html").exists()
 
 
-@pytest.mark.parametrize("bad, problem", [
-    (lambda r: r.pop("thresholds"), "missing"),
-    (lambda r: r["signal"][4].append(0.0), "not a regular array"),
-    (lambda r: r["signal"][0].__setitem__(5, float("nan")), "NaN"),
-    (lambda r: r["attributions"]["shap"]["MI"][0].__setitem__(0, "0.5"), "expected numbers"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (lambda r: r.pop("thresholds"), "missing"),
+        (lambda r: r["signal"][4].append(0.0), "not a regular array"),
+        (lambda r: r["signal"][0].__setitem__(5, float("nan")), "NaN"),
+        (lambda r: r["attributions"]["shap"]["MI"][0].__setitem__(0, "0.5"), "expected numbers"),
+    ],
+)
 def test_contract_error_details(bad, problem):
     record = _breaks(bad)
     with pytest.raises(ValueError, match=problem) as err:
@@ -166,12 +189,12 @@ def test_one_self_contained_file(tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
     assert not re.search(r"https?://", text)
     assert not re.search(r"<script[^>]+src=|<link[^>]+stylesheet", text, re.I)
-    assert "{{" not in text.split('<script type="application/json"')[0]   # every placeholder filled
+    assert "{{" not in text.split('<script type="application/json"')[0]  # every placeholder filled
     assert "<title>Test &lt;viewer&gt; &amp; co</title>" in text
     # the description's markup did not close the data script or inject one
     assert text.count("</script>") == 2
     assert "\\u003c/script\\u003e" in text
-    assert out.stat().st_size < 450_000   # 3 records of 12 x 1000 samples, 4 significant digits
+    assert out.stat().st_size < 450_000  # 3 records of 12 x 1000 samples, 4 significant digits
 
 
 def test_html_path_target(tmp_path):
@@ -184,7 +207,7 @@ def test_json_round_trip_and_rounding(tmp_path):
     assert data["title"] == "ECG explanations"
     assert [r["ecg_id"] for r in data["records"]] == [101, 202, 303]
     for original, stored in zip(RECORDS, data["records"]):
-        assert stored["label_descriptions"] == DESCRIPTIONS            # markup survived as text
+        assert stored["label_descriptions"] == DESCRIPTIONS  # markup survived as text
         assert stored["leads"] == LEADS and stored["units"] == original["units"]
         assert stored["true"] == original["true"]
         np.testing.assert_allclose(stored["signal"], original["signal"], rtol=5e-4, atol=1e-12)
@@ -217,6 +240,7 @@ def test_numpy_inputs_accepted(tmp_path):
 # browser
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def browser():
     missing = []
@@ -229,7 +253,7 @@ def browser():
     if missing:
         pytest.skip("browser tests need " + " and ".join(missing))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS.parent / ".gitignore").write_text("*\n")   # test output, never committed
+    (ARTIFACTS.parent / ".gitignore").write_text("*\n")  # test output, never committed
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         yield chromium
@@ -239,14 +263,15 @@ def browser():
 @pytest.fixture(scope="module")
 def viewer_url(browser, tmp_path_factory):
     out = render_viewer(RECORDS, tmp_path_factory.mktemp("viewer"), title="ECG explanations (test)")
-    shutil.copy(out, ARTIFACTS / "index.html")   # open it by hand to see what the tests saw
+    shutil.copy(out, ARTIFACTS / "index.html")  # open it by hand to see what the tests saw
     return out.as_uri()
 
 
 @pytest.fixture
 def page(browser, viewer_url):
-    context = browser.new_context(viewport={"width": 1600, "height": 1100}, device_scale_factor=1,
-                                  accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1600, "height": 1100}, device_scale_factor=1, accept_downloads=True
+    )
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
@@ -330,8 +355,7 @@ def test_page_loads_with_labelled_controls(page):
     assert s["layout"] == "12x1" and s["gain"] == 10 and s["zoom"] == 1 and s["pan"] == 0
     assert s["overlay"] == "shap" and s["label"] in LABELS
     assert s["visibleLeads"] == LEADS
-    assert page.get_by_test_id("record-select").locator("option").all_inner_texts() == \
-        ["ECG 101", "ECG 202", "ECG 303"]
+    assert page.get_by_test_id("record-select").locator("option").all_inner_texts() == ["ECG 101", "ECG 202", "ECG 303"]
     # every control has an accessible name and a test id; the canvas takes keyboard focus
     unnamed = page.evaluate("""() => Array.from(document.querySelectorAll('button, select, input, canvas'))
         .filter(e => !e.dataset.testid || !((e.labels && e.labels.length) || e.getAttribute('aria-label')
@@ -394,9 +418,9 @@ def test_overlay_marks_the_hot_bin(page, method):
     assert strongest == (LEADS[hot_lead], hot_bin)
     r, g, b = bands[LEADS[hot_lead]][hot_bin]
     if method == "lime":
-        assert b > r + 50, (r, g, b)            # negative: blue end of the diverging scale
+        assert b > r + 50, (r, g, b)  # negative: blue end of the diverging scale
     else:
-        assert r > b + 50, (r, g, b)            # positive SHAP: red; attention: dark orange
+        assert r > b + 50, (r, g, b)  # positive SHAP: red; attention: dark orange
     assert "legend-scale" in page.get_by_test_id("legend").inner_html()
     shot(page, f"04_overlay_{method}")
 
@@ -455,11 +479,14 @@ def test_gain_scales_calibration_pulse(page):
         geo = geometry(page)
         baseline = geo["cells"][0]["baseline"]
         # the pulse top runs from 4 to 9 mm in the margin; find its highest dark pixel
-        col = page.evaluate("""([x, h]) => {
+        col = page.evaluate(
+            """([x, h]) => {
           const d = document.querySelector('canvas').getContext('2d').getImageData(x, 0, 1, h).data;
           for (let y = 0; y < h; y++) if (d[4 * y] < 160 && d[4 * y + 1] < 160 && d[4 * y + 2] < 160) return y;
-          return -1; }""", [int(6.5 * geo["pxPerMm"]), int(baseline)])
-        return (baseline - col) / geo["pxPerMm"]     # in mm
+          return -1; }""",
+            [int(6.5 * geo["pxPerMm"]), int(baseline)],
+        )
+        return (baseline - col) / geo["pxPerMm"]  # in mm
 
     assert pulse_height() == pytest.approx(10, abs=0.5)
     for gain in (5, 20):
@@ -485,7 +512,7 @@ def test_zoom_and_pan(page):
     assert state(page)["pan"] == pytest.approx(3.0)
     assert geometry(page)["cells"][0]["t0"] == pytest.approx(3.0)
     slider.focus()
-    page.keyboard.press("ArrowRight")                       # native range keyboard step
+    page.keyboard.press("ArrowRight")  # native range keyboard step
     assert state(page)["pan"] == pytest.approx(3.01)
     shot(page, "10_panned")
 
@@ -517,7 +544,7 @@ def test_zoom_and_pan(page):
     assert state(page)["pan"] < pan
     page.keyboard.press("0")
     assert (state(page)["zoom"], state(page)["pan"]) == (1, 0)
-    assert page.get_by_test_id("pan-slider").is_disabled()   # nothing to pan at zoom 1
+    assert page.get_by_test_id("pan-slider").is_disabled()  # nothing to pan at zoom 1
 
 
 def test_zoomed_overlay_follows_time(page):
@@ -525,7 +552,7 @@ def test_zoomed_overlay_follows_time(page):
     choose(page, "overlay-select", "shap")
     page.get_by_test_id("label-radio-CD").check()
     lead, b = hot_spot(101, "CD", "shap")
-    assert b >= 6                                       # late enough to need panning
+    assert b >= 6  # late enough to need panning
     for _ in range(2):
         page.get_by_test_id("zoom-in").click()
     page.get_by_test_id("pan-slider").fill("0")
@@ -558,11 +585,13 @@ def test_exports(page, tmp_path):
         page.get_by_test_id("export-csv").click()
     text = Path(info.value.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert text.splitlines()[0] == ("ecg_id,label,probability,threshold,predicted,true,method,lead,bin,"
-                                    "t_start_s,t_end_s,attribution")
+    assert text.splitlines()[0] == (
+        "ecg_id,label,probability,threshold,predicted,true,method,lead,bin,t_start_s,t_end_s,attribution"
+    )
     assert len(rows) == 12 * N_BINS * len(METHODS)
-    assert {(r["method"], r["lead"], r["bin"]) for r in rows} == \
-        {(m, lead, str(b)) for m in METHODS for lead in LEADS for b in range(N_BINS)}
+    assert {(r["method"], r["lead"], r["bin"]) for r in rows} == {
+        (m, lead, str(b)) for m in METHODS for lead in LEADS for b in range(N_BINS)
+    }
     lead, b = hot_spot(101, "MI", "lime")
     hot = next(r for r in rows if r["method"] == "lime" and r["lead"] == LEADS[lead] and r["bin"] == str(b))
     assert float(hot["attribution"]) == -1.0 and float(hot["t_start_s"]) == b * SECONDS / N_BINS
@@ -583,7 +612,7 @@ def test_print_report(page):
     page.get_by_test_id("print-report").click()
     assert page.evaluate("() => window.__printed") == 1
     report = page.get_by_test_id("report")
-    assert not report.is_visible()                      # on screen only the app shows
+    assert not report.is_visible()  # on screen only the app shows
     src = report.locator("img").get_attribute("src")
     assert src.startswith("data:image/png;base64,")
     assert report.locator("tbody tr").count() == len(LABELS)

@@ -1,4 +1,5 @@
 """The whole DAG on the synthetic configuration, as a user runs it (real Snakemake subprocesses)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecgxai.dataset import load_fold_arrays
+from ecgxai.data.parquet_io import load_fold_arrays
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTHETIC = REPO / "tests" / "config" / "synthetic.yaml"
@@ -17,8 +18,20 @@ pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(SYNTHETIC), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(SYNTHETIC),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
 
 
@@ -66,11 +79,13 @@ def test_model_learns_the_synthetic_classes(workdir, run):
 def test_figures_tables_and_viewer_are_rendered(workdir):
     from PIL import Image
 
-    from ecgxai.render import EXPLANATION_FIGURES, PERFORMANCE_FIGURES
+    from ecgxai.report.render import EXPLANATION_FIGURES, PERFORMANCE_FIGURES
 
     res = workdir / "results"
-    for run, names in (("hybrid", PERFORMANCE_FIGURES),
-                       ("hybrid_superdiagnostic", PERFORMANCE_FIGURES + EXPLANATION_FIGURES)):
+    for run, names in (
+        ("hybrid", PERFORMANCE_FIGURES),
+        ("hybrid_superdiagnostic", PERFORMANCE_FIGURES + EXPLANATION_FIGURES),
+    ):
         for name in names:
             png = res / "figures" / run / f"{name}.png"
             with Image.open(png) as im:
@@ -136,15 +151,18 @@ def test_typo_in_config_fails_before_any_job(tmp_path):
 
 
 def test_lint_is_clean():
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"],
-                         capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
 
 def test_explain_your_own_ecg(workdir, tmp_path):
     """A user's 500 Hz WFDB record: resampled with a note, classified, explained, shown in a page."""
     import numpy as np
-
     from conftest import ecg_like, write_record
 
     rel = write_record(tmp_path, 7, 500, ecg_like(np.random.default_rng(7), 5000, 500))
@@ -158,8 +176,12 @@ def test_explain_your_own_ecg(workdir, tmp_path):
     assert "resampled from 500 Hz to 100 Hz" in (out / "index.html").read_text()
 
     bad = write_record(tmp_path, 8, 100, ecg_like(np.random.default_rng(8), 1000, 100, leads=2), names=["I", "II"])
-    run = snakemake(workdir, "results/explain_record/bad/index.html",
-                    "--config", f"explain_record={{records: {{bad: {tmp_path / bad}}}}}")
+    run = snakemake(
+        workdir,
+        "results/explain_record/bad/index.html",
+        "--config",
+        f"explain_record={{records: {{bad: {tmp_path / bad}}}}}",
+    )
     assert run.returncode != 0
     log = (workdir / "results" / "logs" / "explain_record" / "bad.log").read_text()
     assert "00008_lr.hea: 2 signals" in log and "missing ['III'" in log

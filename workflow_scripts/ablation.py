@@ -1,9 +1,10 @@
 """Rule ablation: collect the grid's runs into the ablation table and figure."""
+
 from pathlib import Path
 
 import torch
 
-from ecgxai.ablation import ablation_figure, ablation_table, collect, summarize
+from ecgxai.evaluation.ablation import ablation_figure, ablation_table, collect, summarize
 from ecgxai.runlog import logged
 
 with logged(snakemake.log[0]) as log:

@@ -1,7 +1,8 @@
 """Rule acquire: download, generate or check PTB-XL; write the manifest."""
+
 import json
 
-from ecgxai.acquire import acquire
+from ecgxai.data.acquire import acquire
 from ecgxai.runlog import logged
 
 with logged(snakemake.log[0]):

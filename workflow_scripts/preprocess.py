@@ -1,7 +1,8 @@
 """Rule preprocess: PTB-XL folder -> Parquet folds, labels table, quality report."""
-from ecgxai.preprocess import preprocess
+
+from ecgxai.data.conditioning import FilterSettings
+from ecgxai.data.preprocess import preprocess
 from ecgxai.runlog import logged
-from ecgxai.signal import FilterSettings
 
 with logged(snakemake.log[0]) as log:
     summary = preprocess(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .correlation import record_correlations, summarize
+from ecgxai.explain.correlation import record_correlations, summarize
 
 METHODS = ("shap", "lime", "shap_gradient")  # maps compared with attention and with each other
 
@@ -28,6 +28,8 @@ def correlations_from_attributions(attributions: pd.DataFrame, *, n_boot: int = 
                 maps[method] = grid
         ordered = {k: maps[k] for k in METHODS if k in maps}
         rows += record_correlations(ecg_id, label, ordered, att)
-    per_record = pd.DataFrame(rows, columns=["ecg_id", "label", "method_a", "method_b", "space", "variant",
-                                             "pearson", "spearman", "n", "reason"])
+    per_record = pd.DataFrame(
+        rows,
+        columns=["ecg_id", "label", "method_a", "method_b", "space", "variant", "pearson", "spearman", "n", "reason"],
+    )
     return per_record, summarize(per_record, n_boot=n_boot, seed=seed)

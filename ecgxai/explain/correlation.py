@@ -48,8 +48,12 @@ def spearman(a, b) -> tuple[float, str]:
 
 def _views(m: np.ndarray) -> dict:
     """[leads, n_bins] map -> named vectors (space, variant)."""
-    return {("time", "signed"): m.sum(0), ("time", "abs"): np.abs(m).sum(0),
-            ("lead_time", "signed"): m.ravel(), ("lead_time", "abs"): np.abs(m).ravel()}
+    return {
+        ("time", "signed"): m.sum(0),
+        ("time", "abs"): np.abs(m).sum(0),
+        ("lead_time", "signed"): m.ravel(),
+        ("lead_time", "abs"): np.abs(m).ravel(),
+    }
 
 
 def record_correlations(ecg_id, label, maps: Mapping[str, np.ndarray], attention_bins=None) -> list[dict]:
@@ -59,9 +63,20 @@ def record_correlations(ecg_id, label, maps: Mapping[str, np.ndarray], attention
     def add(a_name, b_name, space, variant, a, b):
         r, why_r = pearson(a, b)
         s, why_s = spearman(a, b)
-        rows.append(dict(ecg_id=ecg_id, label=label, method_a=a_name, method_b=b_name, space=space,
-                         variant=variant, pearson=r, spearman=s, n=len(np.ravel(a)),
-                         reason="; ".join(sorted({w for w in (why_r, why_s) if w}))))
+        rows.append(
+            dict(
+                ecg_id=ecg_id,
+                label=label,
+                method_a=a_name,
+                method_b=b_name,
+                space=space,
+                variant=variant,
+                pearson=r,
+                spearman=s,
+                n=len(np.ravel(a)),
+                reason="; ".join(sorted({w for w in (why_r, why_s) if w})),
+            )
+        )
 
     views = {k: _views(np.asarray(v, dtype=np.float64)) for k, v in maps.items()}
     if attention_bins is not None:
@@ -83,8 +98,12 @@ def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, 
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     block = max(1, 2_000_000 // x.size)  # bounded memory for large n
-    med = np.concatenate([np.median(x[rng.integers(0, x.size, size=(min(block, n_boot - i), x.size))], axis=1)
-                          for i in range(0, n_boot, block)])
+    med = np.concatenate(
+        [
+            np.median(x[rng.integers(0, x.size, size=(min(block, n_boot - i), x.size))], axis=1)
+            for i in range(0, n_boot, block)
+        ]
+    )
     lo, hi = np.quantile(med, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
@@ -100,8 +119,16 @@ def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd
             x = g[stat].to_numpy(dtype=np.float64)
             ok = x[np.isfinite(x)]
             lo, hi = bootstrap_median_ci(ok, n_boot, seed=seed)
-            rows.append(dict(zip(keys, key), statistic=stat,
-                             mean=float(ok.mean()) if ok.size else float("nan"),
-                             median=float(np.median(ok)) if ok.size else float("nan"),
-                             ci_low=lo, ci_high=hi, n=int(ok.size), n_nan=int(x.size - ok.size)))
+            rows.append(
+                dict(
+                    zip(keys, key),
+                    statistic=stat,
+                    mean=float(ok.mean()) if ok.size else float("nan"),
+                    median=float(np.median(ok)) if ok.size else float("nan"),
+                    ci_low=lo,
+                    ci_high=hi,
+                    n=int(ok.size),
+                    n_nan=int(x.size - ok.size),
+                )
+            )
     return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .masking import Masker, masked_predict
+from ecgxai.explain.masking import Masker, masked_predict
 
 KINDS = ("deletion", "insertion")
 
@@ -53,10 +53,19 @@ def curve_masks(rank: np.ndarray, kind: str, step: int) -> np.ndarray:
     raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
 
 
-def faithfulness(predict_proba: Callable, masker: Masker, labels: Sequence[int],
-                 maps: Mapping[str, np.ndarray], step: int = 12, order: str = "signed",
-                 random_ranking: bool = True, seed: int = 0, ecg_id=None, label_names=None,
-                 chunk: int = 512) -> tuple[pd.DataFrame, pd.DataFrame]:
+def faithfulness(
+    predict_proba: Callable,
+    masker: Masker,
+    labels: Sequence[int],
+    maps: Mapping[str, np.ndarray],
+    step: int = 12,
+    order: str = "signed",
+    random_ranking: bool = True,
+    seed: int = 0,
+    ecg_id=None,
+    label_names=None,
+    chunk: int = 512,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Curves and AUCs for one record.
 
     maps: method -> [len(labels), leads, n_bins] (or [leads, n_bins], shared by all labels,
@@ -87,15 +96,17 @@ def faithfulness(predict_proba: Callable, masker: Masker, labels: Sequence[int],
     curves, aucs, pos = [], [], 0
     frac = ks / F
     for (method, i), kind, block in blocks:
-        p = probs[pos:pos + len(block), labels[i]]
+        p = probs[pos : pos + len(block), labels[i]]
         pos += len(block)
-        curves.append(pd.DataFrame(dict(ecg_id=ecg_id, label=names[i], method=method, kind=kind,
-                                        k=ks, fraction=frac, prob=p)))
-        aucs.append(dict(ecg_id=ecg_id, label=names[i], method=method, kind=kind,
-                         auc=float(np.trapezoid(p, frac))))
+        curves.append(
+            pd.DataFrame(dict(ecg_id=ecg_id, label=names[i], method=method, kind=kind, k=ks, fraction=frac, prob=p))
+        )
+        aucs.append(dict(ecg_id=ecg_id, label=names[i], method=method, kind=kind, auc=float(np.trapezoid(p, frac))))
     return pd.concat(curves, ignore_index=True), pd.DataFrame(aucs)
 
 
 def _empty():
-    return (pd.DataFrame(columns=["ecg_id", "label", "method", "kind", "k", "fraction", "prob"]),
-            pd.DataFrame(columns=["ecg_id", "label", "method", "kind", "auc"]))
+    return (
+        pd.DataFrame(columns=["ecg_id", "label", "method", "kind", "k", "fraction", "prob"]),
+        pd.DataFrame(columns=["ecg_id", "label", "method", "kind", "auc"]),
+    )

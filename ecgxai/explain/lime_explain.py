@@ -21,16 +21,16 @@ import numpy as np
 from lime.lime_base import LimeBase
 from sklearn.linear_model import Ridge
 
-from ._settings import settings_from_any
-from .masking import Masker, masked_predict
+from ecgxai.explain._settings import settings_from_any
+from ecgxai.explain.masking import Masker, masked_predict
 
 
 @dataclass
 class LimeConfig:
-    num_samples: int = 1000       # model calls per record (the record itself included)
-    kernel_width: float = 25.0    # in units of 100 x cosine distance
+    num_samples: int = 1000  # model calls per record (the record itself included)
+    kernel_width: float = 25.0  # in units of 100 x cosine distance
     sampling: str = "uniform_count"  # or "bernoulli"
-    ridge_alpha: float = 1.0      # lime's default surrogate, Ridge(alpha=1)
+    ridge_alpha: float = 1.0  # lime's default surrogate, Ridge(alpha=1)
     chunk: int = 512
 
     @classmethod
@@ -40,15 +40,16 @@ class LimeConfig:
 
 @dataclass
 class LimeResult:
-    values: np.ndarray     # [labels, leads, n_bins] surrogate weights
+    values: np.ndarray  # [labels, leads, n_bins] surrogate weights
     intercept: np.ndarray  # [labels]
-    score: np.ndarray      # [labels] weighted R^2 of the local surrogate
+    score: np.ndarray  # [labels] weighted R^2 of the local surrogate
     local_pred: np.ndarray  # [labels] surrogate prediction at the record
     n_evals: int = 0
 
 
-def sample_masks(n_features: int, num_samples: int, rng: np.random.Generator,
-                 sampling: str = "uniform_count") -> np.ndarray:
+def sample_masks(
+    n_features: int, num_samples: int, rng: np.random.Generator, sampling: str = "uniform_count"
+) -> np.ndarray:
     """[num_samples, F] binary masks; row 0 is all ones (the record)."""
     if num_samples < 2:
         raise ValueError("num_samples must be >= 2")
@@ -66,11 +67,12 @@ def sample_masks(n_features: int, num_samples: int, rng: np.random.Generator,
 
 
 def _kernel(d: np.ndarray, width: float) -> np.ndarray:
-    return np.sqrt(np.exp(-(d ** 2) / width ** 2))
+    return np.sqrt(np.exp(-(d**2) / width**2))
 
 
-def explain_lime(predict_proba: Callable, masker: Masker, labels: Sequence[int], cfg: LimeConfig | None = None,
-                 seed: int = 0) -> LimeResult:
+def explain_lime(
+    predict_proba: Callable, masker: Masker, labels: Sequence[int], cfg: LimeConfig | None = None, seed: int = 0
+) -> LimeResult:
     """LIME weights of one record for the given label indices (seeded)."""
     cfg = LimeConfig.from_any(cfg)
     rng = np.random.default_rng(seed)
@@ -86,7 +88,8 @@ def explain_lime(predict_proba: Callable, masker: Masker, labels: Sequence[int],
     for i, lab in enumerate(labels):
         reg = Ridge(alpha=cfg.ridge_alpha, fit_intercept=True)
         inter[i], exp, score[i], lp = base.explain_instance_with_data(
-            data, probs, distances, int(lab), F, feature_selection="none", model_regressor=reg)
+            data, probs, distances, int(lab), F, feature_selection="none", model_regressor=reg
+        )
         local[i] = np.ravel(lp)[0]
         for feat, w in exp:
             vals[i, feat] = w

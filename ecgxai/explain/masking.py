@@ -1,7 +1,7 @@
 """Turn binary bin masks into ECG signals: the bridge between explainers and the model.
 
 Features are the 12 x n_bins time windows of a record, flattened lead-major
-(feature = lead * n_bins + bin, as `ecgxai.signal.bin_means` lays them out).
+(feature = lead * n_bins + bin, as `ecgxai.data.conditioning.bin_means` lays them out).
 A mask value of 1 keeps the window of the record, 0 replaces it by the background.
 """
 
@@ -15,8 +15,9 @@ from scipy.ndimage import gaussian_filter1d
 BACKGROUNDS = ("zero", "mean", "blur")
 
 
-def background_signal(x_record: np.ndarray, background: str, lead_means=None,
-                      blur_sigma_s: float = 0.1, rate: int = 100) -> np.ndarray:
+def background_signal(
+    x_record: np.ndarray, background: str, lead_means=None, blur_sigma_s: float = 0.1, rate: int = 100
+) -> np.ndarray:
     """The all-masked record [leads, T] for a background kind.
 
     zero: 0 everywhere, the z-score mean of every lead.
@@ -43,8 +44,15 @@ def background_signal(x_record: np.ndarray, background: str, lead_means=None,
 class Masker:
     """Vectorised masks [m, leads*n_bins] -> signals [m, leads, T] for one record."""
 
-    def __init__(self, x_record: np.ndarray, n_bins: int, background: str = "zero", lead_means=None,
-                 blur_sigma_s: float = 0.1, rate: int = 100):
+    def __init__(
+        self,
+        x_record: np.ndarray,
+        n_bins: int,
+        background: str = "zero",
+        lead_means=None,
+        blur_sigma_s: float = 0.1,
+        rate: int = 100,
+    ):
         x = np.ascontiguousarray(x_record, dtype=np.float32)
         if x.ndim != 2:
             raise ValueError(f"x_record must be [leads, T], got shape {x.shape}")
@@ -81,8 +89,10 @@ def masked_predict(predict_proba: Callable, masker: Masker, chunk: int = 512) ->
         masks = np.asarray(masks)
         if masks.ndim == 1:
             masks = masks[None]
-        outs = [np.asarray(predict_proba(masker(masks[i:i + chunk])), dtype=np.float64)
-                for i in range(0, len(masks), chunk)]
+        outs = [
+            np.asarray(predict_proba(masker(masks[i : i + chunk])), dtype=np.float64)
+            for i in range(0, len(masks), chunk)
+        ]
         return np.concatenate(outs) if outs else np.zeros((0, 0))
 
     return f

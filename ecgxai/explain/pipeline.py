@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..config import SPLITS
-from ..dataset import load_records
-from ..predictions import read_predictions
-from ..thresholds import read_thresholds
-from . import Explanations, explain_records
-from .select import labels_to_explain, select_records
-from .shap_explain import sample_background
+from ecgxai.config import SPLITS
+from ecgxai.data.parquet_io import load_parquet_records
+from ecgxai.evaluation.predictions import read_predictions
+from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.explain.core import Explanations, explain_records
+from ecgxai.explain.select import labels_to_explain, select_records
+from ecgxai.explain.shap_explain import sample_background
+from ecgxai.model.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def model_callables(model: torch.nn.Module, batch_size: int = 512):
         out = []
         with torch.inference_mode():
             for start in range(0, len(x), batch_size):
-                res = model(torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size])))
+                res = model(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])))
                 out.append((torch.sigmoid(res[0]) if which == 0 else res[1]).float().numpy())
         return np.concatenate(out)
 
@@ -55,8 +55,14 @@ def rows_of(ids_all: np.ndarray, wanted) -> np.ndarray:
     return pos
 
 
-def explain_run(weights: str | Path, predictions: str | Path, thresholds: str | Path, data_dir: str | Path,
-                cfg: dict, progress: bool = True) -> tuple[Explanations, pd.DataFrame]:
+def explain_run(
+    weights: str | Path,
+    predictions: str | Path,
+    thresholds: str | Path,
+    data_dir: str | Path,
+    cfg: dict,
+    progress: bool = True,
+) -> tuple[Explanations, pd.DataFrame]:
     """Explain the test records `cfg` selects; returns the explanations and the selection table."""
     model, meta = load_checkpoint(weights)
     model.eval()
@@ -64,24 +70,53 @@ def explain_run(weights: str | Path, predictions: str | Path, thresholds: str | 
     names = pred["label_names"]
     thr = read_thresholds(thresholds, names)
 
-    selection = select_records(pred["prob"], pred["y_true"], pred["ecg_id"], cfg["strategy"], cfg["records"],
-                               thresholds=thr, seed=cfg["seed"], label_names=names)
+    selection = select_records(
+        pred["prob"],
+        pred["y_true"],
+        pred["ecg_id"],
+        cfg["strategy"],
+        cfg["records"],
+        thresholds=thr,
+        seed=cfg["seed"],
+        label_names=names,
+    )
     rows = selection["row"].to_numpy()
     labels = labels_to_explain(pred["prob"][rows], thr, cfg["top_k"])
     selection = selection.assign(explained_labels=[",".join(names[c] for c in ls) for ls in labels])
-    log.info("explaining %d test records (%s), %d record-label pairs", len(rows), cfg["strategy"],
-             sum(map(len, labels)))
+    log.info(
+        "explaining %d test records (%s), %d record-label pairs", len(rows), cfg["strategy"], sum(map(len, labels))
+    )
 
-    x_test, ids_test, data_meta = load_records(data_dir, SPLITS["test"])
+    x_test, ids_test, data_meta = load_parquet_records(data_dir, SPLITS["test"])
     x = x_test[rows_of(ids_test, pred["ecg_id"][rows])]
-    expl = explain_signals(model, x, labels, names, pred["ecg_id"][rows].tolist(), data_dir, cfg,
-                           n_bins=data_meta["filters"]["n_bins"], rate=data_meta["sampling_rate"],
-                           progress=progress)
+    expl = explain_signals(
+        model,
+        x,
+        labels,
+        names,
+        pred["ecg_id"][rows].tolist(),
+        data_dir,
+        cfg,
+        n_bins=data_meta["filters"]["n_bins"],
+        rate=data_meta["sampling_rate"],
+        progress=progress,
+    )
     return expl, selection
 
 
-def explain_signals(model, x: np.ndarray, labels, label_names, ecg_ids, data_dir, cfg: dict, *, n_bins: int,
-                    rate: int, progress: bool = True) -> Explanations:
+def explain_signals(
+    model,
+    x: np.ndarray,
+    labels,
+    label_names,
+    ecg_ids,
+    data_dir,
+    cfg: dict,
+    *,
+    n_bins: int,
+    rate: int,
+    progress: bool = True,
+) -> Explanations:
     """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
 
     The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
@@ -89,16 +124,30 @@ def explain_signals(model, x: np.ndarray, labels, label_names, ecg_ids, data_dir
     needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
     lead_means = grad_bg = None
     if needs_train:  # one training fold is a large enough sample for means and the gradient reference
-        x_train, _, _ = load_records(data_dir, SPLITS["train"][:1])
+        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
         lead_means = x_train.mean(axis=(0, 2))
         grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
 
     predict_proba, attention = model_callables(model)
     return explain_records(
-        predict_proba, x, labels, n_bins=n_bins, background=cfg["background"],
-        shap_cfg=cfg["shap"], lime_cfg=cfg["lime"], attention_fn=attention,
-        step_edges=model.step_to_sample_edges(x.shape[-1]), seed=cfg["seed"], progress=progress,
-        ecg_ids=list(ecg_ids), label_names=label_names, lead_means=lead_means,
-        blur_sigma_s=cfg["blur_sigma_s"], rate=rate,
+        predict_proba,
+        x,
+        labels,
+        n_bins=n_bins,
+        background=cfg["background"],
+        shap_cfg=cfg["shap"],
+        lime_cfg=cfg["lime"],
+        attention_fn=attention,
+        step_edges=model.step_to_sample_edges(x.shape[-1]),
+        seed=cfg["seed"],
+        progress=progress,
+        ecg_ids=list(ecg_ids),
+        label_names=label_names,
+        lead_means=lead_means,
+        blur_sigma_s=cfg["blur_sigma_s"],
+        rate=rate,
         gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
-        gradient_background=grad_bg, faithfulness_cfg=cfg["faithfulness"], correlations=False)
+        gradient_background=grad_bg,
+        faithfulness_cfg=cfg["faithfulness"],
+        correlations=False,
+    )

@@ -25,8 +25,16 @@ def _thresholds(thresholds, n_labels: int) -> np.ndarray:
     return t.copy()
 
 
-def select_records(probs: np.ndarray, y_true: np.ndarray, ecg_ids: Sequence, strategy: str, count: int,
-                   thresholds=0.5, seed: int = 0, label_names: Sequence[str] | None = None) -> pd.DataFrame:
+def select_records(
+    probs: np.ndarray,
+    y_true: np.ndarray,
+    ecg_ids: Sequence,
+    strategy: str,
+    count: int,
+    thresholds=0.5,
+    seed: int = 0,
+    label_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Selected records in selection order: ecg_id, row, strategy, rank, label, prob, reason.
 
     `label`/`prob`/`reason` say why the record was taken (for random: its top label).
@@ -69,10 +77,17 @@ def select_records(probs: np.ndarray, y_true: np.ndarray, ecg_ids: Sequence, str
             take(int(row), int(np.argmax(probs[row])), "random")
     else:
         raise ValueError(f"strategy must be one of {STRATEGIES}, not {strategy!r}")
-    return pd.DataFrame(dict(
-        ecg_id=[ids[r] for r, _, _ in picks], row=[r for r, _, _ in picks], strategy=strategy,
-        rank=np.arange(len(picks)), label=[names[c] for _, c, _ in picks],
-        prob=[probs[r, c] for r, c, _ in picks], reason=[w for _, _, w in picks]))
+    return pd.DataFrame(
+        dict(
+            ecg_id=[ids[r] for r, _, _ in picks],
+            row=[r for r, _, _ in picks],
+            strategy=strategy,
+            rank=np.arange(len(picks)),
+            label=[names[c] for _, c, _ in picks],
+            prob=[probs[r, c] for r, c, _ in picks],
+            reason=[w for _, _, w in picks],
+        )
+    )
 
 
 def labels_to_explain(probs: np.ndarray, thresholds=0.5, top_k: int = 3) -> list[list[int]]:

@@ -25,19 +25,19 @@ import numpy as np
 import shap
 import torch
 
-from ._settings import settings_from_any
-from .masking import Masker, masked_predict
+from ecgxai.explain._settings import settings_from_any
+from ecgxai.explain.masking import Masker, masked_predict
 
 
 @dataclass
 class ShapConfig:
     explainer: str = "permutation"  # or "kernel" (see the module docstring for why not by default)
-    npermutations: int = 3          # 3 x 481 = 1443 model calls per record at 240 features
+    npermutations: int = 3  # 3 x 481 = 1443 model calls per record at 240 features
     kernel_nsamples: int | None = None  # None: npermutations * (2F + 1), the permutation budget
-    chunk: int = 512                # coalitions turned into signals per predict_proba call
-    gradient: bool = True           # run GradientExplainer when a torch model is given
-    gradient_nsamples: int = 64     # expected-gradient samples per label and record
-    gradient_background: int = 32   # training records sampled as the reference distribution
+    chunk: int = 512  # coalitions turned into signals per predict_proba call
+    gradient: bool = True  # run GradientExplainer when a torch model is given
+    gradient_nsamples: int = 64  # expected-gradient samples per label and record
+    gradient_background: int = 32  # training records sampled as the reference distribution
     gradient_batch_size: int = 64
 
     @classmethod
@@ -47,10 +47,10 @@ class ShapConfig:
 
 @dataclass
 class ShapResult:
-    values: np.ndarray        # [labels, leads, n_bins]
-    base: np.ndarray          # [labels] f(all masked) or E_background f
-    fx: np.ndarray            # [labels] f(record)
-    additivity: np.ndarray    # [labels] |sum(values) + base - fx|
+    values: np.ndarray  # [labels, leads, n_bins]
+    base: np.ndarray  # [labels] f(all masked) or E_background f
+    fx: np.ndarray  # [labels] f(record)
+    additivity: np.ndarray  # [labels] |sum(values) + base - fx|
     n_evals: int = 0
 
 
@@ -111,8 +111,9 @@ def kernel_shap(f: Callable, n_features: int, nsamples: int, seed: int = 0):
     return values, base, np.asarray(f(ones)[0], dtype=np.float64), counted["n"] + 1
 
 
-def explain_shap(predict_proba: Callable, masker: Masker, labels: Sequence[int], cfg: ShapConfig | None = None,
-                 seed: int = 0) -> ShapResult:
+def explain_shap(
+    predict_proba: Callable, masker: Masker, labels: Sequence[int], cfg: ShapConfig | None = None, seed: int = 0
+) -> ShapResult:
     """Model-agnostic SHAP (permutation by default) of one record for the given label indices."""
     cfg = ShapConfig.from_any(cfg)
     f = masked_predict(predict_proba, masker, cfg.chunk)
@@ -136,8 +137,15 @@ def sample_background(X_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.ascontiguousarray(X_train[np.sort(idx)], dtype=np.float32)
 
 
-def gradient_shap(model, x_record: np.ndarray, labels: Sequence[int], background: np.ndarray, n_bins: int,
-                  cfg: ShapConfig | None = None, seed: int = 0) -> ShapResult:
+def gradient_shap(
+    model,
+    x_record: np.ndarray,
+    labels: Sequence[int],
+    background: np.ndarray,
+    n_bins: int,
+    cfg: ShapConfig | None = None,
+    seed: int = 0,
+) -> ShapResult:
     """Expected-gradients SHAP (`shap.GradientExplainer`) on the raw [leads, T] input, summed into bins.
 
     `model` is a torch module mapping x [B, leads, T] to one tensor of probabilities [B, C]

@@ -1,0 +1,1 @@
+"""Data stage: acquiring PTB-XL, reading WFDB, conditioning, labels, Parquet, synthetic data."""

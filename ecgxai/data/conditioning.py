@@ -1,0 +1,82 @@
+"""Signal conditioning on batches of records: zero-phase filters, z-score, fixed length, bins.
+
+All functions take and return float32 arrays shaped [n, leads, samples] so a whole part of a
+dataset is processed in one vectorised call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal as sps
+
+from ecgxai.config import FilterSettings  # noqa: F401  (re-exported: the settings live with the config)
+
+
+def _sos(settings: FilterSettings) -> list[np.ndarray]:
+    stages = []
+    if settings.baseline:
+        stages.append(
+            sps.butter(settings.baseline_order, settings.baseline_hz, btype="highpass", fs=settings.rate, output="sos")
+        )
+    if settings.bandpass:
+        stages.append(
+            sps.butter(
+                settings.bandpass_order,
+                [settings.low_hz, settings.high_hz],
+                btype="bandpass",
+                fs=settings.rate,
+                output="sos",
+            )
+        )
+    return stages
+
+
+def filter_signals(x: np.ndarray, settings: FilterSettings) -> np.ndarray:
+    """Zero-phase (forward-backward) SOS filtering along time."""
+    shape = x.shape
+    x = x.reshape(-1, shape[-1])  # 2-D along the contiguous axis: ~1.6x faster in scipy
+    for sos in _sos(settings):
+        x = sps.sosfiltfilt(sos, x, axis=-1)
+    return x.reshape(shape).astype(np.float32, copy=False)
+
+
+def fix_length(x: np.ndarray, samples: int, crop: str = "center") -> np.ndarray:
+    """Crop (centre or start) or zero-pad at the end to exactly `samples`."""
+    n = x.shape[-1]
+    if n > samples:
+        start = (n - samples) // 2 if crop == "center" else 0
+        return x[..., start : start + samples]
+    if n < samples:
+        pad = [(0, 0)] * (x.ndim - 1) + [(0, samples - n)]
+        return np.pad(x, pad)
+    return x
+
+
+def zscore(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Per record and lead: zero mean, unit standard deviation over time."""
+    mean = x.mean(axis=-1, keepdims=True)
+    std = x.std(axis=-1, keepdims=True)
+    return ((x - mean) / np.maximum(std, eps)).astype(np.float32, copy=False)
+
+
+def flat_leads(x: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    """Boolean [n, leads]: leads whose peak-to-peak amplitude (mV) is below `tol`."""
+    return np.ptp(x, axis=-1) < tol
+
+
+def bin_means(x: np.ndarray, n_bins: int) -> np.ndarray:
+    """Mean of each of `n_bins` equal time windows per lead: [n, leads, samples] -> [n, leads, n_bins]."""
+    n, leads, samples = x.shape
+    if samples % n_bins:
+        raise ValueError(f"{samples} samples do not split into {n_bins} equal bins")
+    return x.reshape(n, leads, n_bins, samples // n_bins).mean(axis=-1, dtype=np.float32)
+
+
+def condition(x: np.ndarray, settings: FilterSettings) -> np.ndarray:
+    """The full per-record chain on a batch of equal-length raw records (mV)."""
+    x = filter_signals(x, settings)
+    x = fix_length(x, min(x.shape[-1], settings.samples), settings.crop)  # crop only
+    if settings.zscore:  # before padding, so the padded zeros do not bias the statistics
+        x = zscore(x)
+    x = fix_length(x, settings.samples, settings.crop)
+    return np.ascontiguousarray(x, dtype=np.float32)

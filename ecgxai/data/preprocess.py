@@ -1,0 +1,259 @@
+"""PTB-XL folder -> Parquet folds, labels table and quality report.
+
+Records are processed in parts of `part_size` records, one part per worker process at a time,
+so peak memory is bounded by `workers x part` and not by the dataset. Unusable records are
+quarantined with a reason instead of stopping the run. Everything is written under temporary
+names and renamed at the end, so an interrupted run never leaves half an output behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ecgxai.data import conditioning as signal
+from ecgxai.data import parquet_io as dataset
+from ecgxai.data.labels import labels_table, parse_scp_codes, read_statements
+from ecgxai.data.ptbxl import DATABASE_CSV, LEADS, RATES, STATEMENTS_CSV
+from ecgxai.data.wfdb_io import RecordError, read_wfdb_record
+
+log = logging.getLogger(__name__)
+
+QUALITY_COLUMNS = ["ecg_id", "strat_fold", "record", "kind", "reason"]
+
+
+class InputError(ValueError):
+    """The PTB-XL folder itself is unusable (missing or malformed tables)."""
+
+
+def read_database(root: Path, rate: int) -> tuple[pd.DataFrame, list[dict]]:
+    """ptbxl_database.csv with parsed scp_codes, and quality rows for metadata rows unusable as such."""
+    path = root / DATABASE_CSV
+    if not path.is_file():
+        raise InputError(f"{path}: not found; is {root} a PTB-XL folder?")
+    try:
+        df = pd.read_csv(path, index_col="ecg_id")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: unreadable as ptbxl_database.csv: {exc}") from None
+    needed = {"patient_id", "scp_codes", "strat_fold", RATES[rate][1]}
+    missing = needed - set(df.columns)
+    if missing:
+        raise InputError(f"{path}: missing column(s) {sorted(missing)}")
+    if df.index.has_duplicates:
+        dup = df.index[df.index.duplicated()].unique().tolist()[:5]
+        raise InputError(f"{path}: duplicate ecg_id(s) {dup}")
+    bad, codes = [], []
+    for ecg_id, text, fold in zip(df.index, df["scp_codes"], df["strat_fold"]):
+        try:
+            codes.append(parse_scp_codes(str(text), where=f"{path} ecg_id {ecg_id}"))
+            if not (pd.notna(fold) and float(fold) in range(1, 11)):
+                raise ValueError(f"strat_fold {fold!r} not in 1-10")
+        except ValueError as exc:
+            codes.append(None)
+            bad.append(
+                {
+                    "ecg_id": int(ecg_id),
+                    "strat_fold": fold,
+                    "record": "",
+                    "kind": "bad metadata",
+                    "reason": f"bad metadata row: {str(exc).split(': ', 1)[-1]}",
+                }
+            )
+    df = df.assign(scp_codes=codes)
+    df = df[df["scp_codes"].notna()].copy()
+    df["strat_fold"] = df["strat_fold"].astype(int)
+    return df.sort_index(), bad
+
+
+@dataclass
+class PartResult:
+    kept: list[int] = field(default_factory=list)
+    quality: list[dict] = field(default_factory=list)
+    n: int = 0
+
+
+def process_part(
+    root: str,
+    rows: list[tuple[int, float, int, str]],
+    fold: int,
+    index: int,
+    settings: signal.FilterSettings,
+    out_dir: str,
+) -> PartResult:
+    """Read, check and condition one part of records, and write its two Parquet files."""
+    result, signals, meta_rows = PartResult(n=len(rows)), [], []
+    for ecg_id, patient_id, strat_fold, rel in rows:
+        try:
+            x = read_wfdb_record(Path(root, rel), rate=settings.rate, min_samples=settings.min_samples)
+            flat = signal.flat_leads(x[None])[0]
+            if flat.any():
+                raise RecordError("flat lead", "flat lead(s) " + ",".join(np.asarray(LEADS)[flat]))
+        except RecordError as exc:
+            result.quality.append(
+                {"ecg_id": ecg_id, "strat_fold": strat_fold, "record": rel, "kind": exc.kind, "reason": str(exc)}
+            )
+            continue
+        signals.append(x)
+        meta_rows.append((ecg_id, patient_id, strat_fold))
+    if not signals:
+        return result
+    conditioned = np.empty((len(signals), signals[0].shape[0], settings.samples), dtype=np.float32)
+    by_length: dict[int, list[int]] = {}
+    for i, x in enumerate(signals):
+        by_length.setdefault(x.shape[-1], []).append(i)
+    for idx in by_length.values():  # records of one length are filtered in one vectorised call
+        conditioned[idx] = signal.condition(np.stack([signals[i] for i in idx]), settings)
+    ids, patients, folds = (list(c) for c in zip(*meta_rows))
+    meta = {"sampling_rate": settings.rate, "filters": settings.as_dict()}
+    fold_dir = Path(out_dir, f"fold={fold}")
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    dataset.write_part(
+        fold_dir / f"signals-{index:05d}.parquet",
+        ids,
+        patients,
+        folds,
+        conditioned,
+        {**meta, "kind": "signals", "units": "z-score per lead" if settings.zscore else "mV"},
+    )
+    dataset.write_part(
+        fold_dir / f"bins-{index:05d}.parquet",
+        ids,
+        patients,
+        folds,
+        signal.bin_means(conditioned, settings.n_bins),
+        {**meta, "kind": "bins", "n_bins": settings.n_bins, "units": "window mean of the conditioned signal"},
+    )
+    result.kept = ids
+    return result
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+
+
+def _write_tsv_atomic(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, sep="\t", index=False)
+    tmp.replace(path)
+
+
+def preprocess(
+    root: str | Path,
+    out_dir: str | Path,
+    labels_path: str | Path,
+    quality_path: str | Path,
+    settings: signal.FilterSettings,
+    *,
+    workers: int = 1,
+    part_size: int = 500,
+    likelihood_min: float = 0.0,
+    min_count: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Preprocess the PTB-XL folder `root`; returns a per-fold summary (kept, quarantined)."""
+    root, out_dir = Path(root), Path(out_dir)
+    labels_path, quality_path = Path(labels_path), Path(quality_path)
+    statements_path = root / STATEMENTS_CSV
+    if not statements_path.is_file():
+        raise InputError(f"{statements_path}: not found; is {root} a PTB-XL folder?")
+    statements = read_statements(statements_path)
+    meta, quality = read_database(root, settings.rate)
+    column = RATES[settings.rate][1]
+    log.info(
+        "%s: %d metadata rows, %d unusable as such; %d Hz records from column %s",
+        root / DATABASE_CSV,
+        len(meta) + len(quality),
+        len(quality),
+        settings.rate,
+        column,
+    )
+
+    tmp_dir = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    tasks = []
+    for fold, group in meta.groupby("strat_fold", sort=True):
+        rows = list(
+            zip(
+                group.index.astype(int),
+                group["patient_id"].astype(float),
+                group["strat_fold"].astype(int),
+                group[column].astype(str),
+            )
+        )
+        for start in range(0, len(rows), part_size):
+            tasks.append(
+                (str(root), rows[start : start + part_size], int(fold), start // part_size, settings, str(tmp_dir))
+            )
+
+    kept: list[int] = []
+    bar = tqdm(total=len(meta), unit="rec", desc="preprocess", disable=not progress, mininterval=5)
+    try:
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(process_part, *t) for t in tasks]
+                results = []
+                for fut in futures:  # in submission order: deterministic outputs
+                    results.append(fut.result())
+                    bar.update(results[-1].n)
+        else:
+            results = []
+            for t in tasks:
+                results.append(process_part(*t))
+                bar.update(results[-1].n)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    for r in results:
+        kept += r.kept
+        quality += r.quality
+
+    kept_meta = meta.loc[sorted(kept)]
+    table = labels_table(kept_meta, statements, likelihood_min=likelihood_min, min_count=min_count)
+    quality_df = pd.DataFrame(quality, columns=QUALITY_COLUMNS).sort_values("ecg_id", kind="stable")
+
+    labels_path.parent.mkdir(parents=True, exist_ok=True)
+    import pyarrow.parquet as pq
+
+    tmp_labels = labels_path.with_name(labels_path.name + ".tmp")
+    pq.write_table(table, tmp_labels)
+    _replace_dir(tmp_dir, out_dir)
+    tmp_labels.replace(labels_path)
+    _write_tsv_atomic(quality_df, quality_path)
+
+    summary = (
+        pd.DataFrame(
+            {
+                "kept": kept_meta.groupby("strat_fold").size(),
+                "quarantined": pd.to_numeric(quality_df["strat_fold"], errors="coerce")
+                .dropna()
+                .astype(int)
+                .value_counts(),
+            }
+        )
+        .fillna(0)
+        .astype(int)
+        .rename_axis("strat_fold")
+        .reset_index()
+    )
+    log.info("kept %d records, quarantined %d (see %s)", len(kept_meta), len(quality_df), quality_path)
+    for kind, n in quality_df["kind"].value_counts().items():
+        log.info("  quarantined for %s: %d", kind, n)
+    return summary

@@ -1,0 +1,1 @@
+"""Evaluation stage: metrics, thresholds, predictions, published references, ablation."""

@@ -1,0 +1,55 @@
+"""Per-label decision thresholds tuned for F1 (on the validation fold).
+
+Convention shared with ecgxai.evaluation.metrics: a label is predicted iff prob >= threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_GRID = np.linspace(0.05, 0.95, 91)
+
+
+def f1_over_grid(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """F1 of every label at every grid threshold -> [C, G] (0 where TP+FP+FN = 0)."""
+    y = np.asarray(y_true) > 0
+    p = np.asarray(probs, dtype=np.float64)
+    grid = np.asarray(grid, dtype=np.float64)
+    n, C = y.shape
+    out = np.empty((C, grid.size))
+    # chunk labels so the [n, c, G] boolean cube stays around 50 MB
+    step = max(1, int(5e7 // max(1, n * grid.size)))
+    for a in range(0, C, step):
+        pred = p[:, a : a + step, None] >= grid  # [n, c, G]
+        tp = (pred & y[:, a : a + step, None]).sum(0)
+        denom = pred.sum(0) + y[:, a : a + step].sum(0)[:, None]  # 2TP + FP + FN = n_pred + n_pos
+        out[a : a + step] = np.divide(2.0 * tp, denom, out=np.zeros(tp.shape), where=denom > 0)
+    return out
+
+
+def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = DEFAULT_GRID) -> np.ndarray:
+    """Per-label threshold from `grid` maximising F1; ties go to the lowest threshold.
+
+    Labels with no positive in y_true get 0.5: F1 there can only be 0 (or
+    undefined), so any tuned value would be arbitrary.
+    """
+    y = np.asarray(y_true) > 0
+    if y.ndim != 2 or np.shape(probs) != y.shape:
+        raise ValueError(f"y_true and probs must both be [n, C]; got {y.shape} and {np.shape(probs)}")
+    grid = np.asarray(grid, dtype=np.float64)
+    f1 = f1_over_grid(y, probs, grid)
+    thr = grid[np.argmax(f1, axis=1)]  # argmax returns the first maximum
+    thr[~y.any(axis=0)] = 0.5
+    return thr.astype(np.float64)
+
+
+def read_thresholds(path, label_names) -> np.ndarray:
+    """Per-label thresholds from a train rule's thresholds.json, in `label_names` order."""
+    import json
+
+    with open(path) as f:
+        tuned = json.load(f)["thresholds"]
+    missing = [n for n in label_names if n not in tuned]
+    if missing:
+        raise ValueError(f"{path}: no threshold for label(s) {missing[:5]}")
+    return np.array([tuned[n] for n in label_names], dtype=np.float64)

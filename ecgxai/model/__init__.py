@@ -1,0 +1,1 @@
+"""Model stage: the hybrid network, benchmark baselines, losses, training and checkpoints."""

@@ -1,0 +1,1 @@
+"""Report stage: figures, tables, captions and the self-contained viewer page."""

@@ -1,0 +1,79 @@
+"""Figures of the paper (and more) from the workflow's outputs.
+
+Each function takes data frames / prediction dicts, writes `<out_stem>.png` (150 dpi) and
+`<out_stem>.pdf` and returns both paths. Name the stems after the functions
+(e.g. results/figures/{run}/fig1_attention_distribution) so `caption(stem)` finds the text.
+Figures are drawn on Agg canvases without pyplot: nothing stays open, any backend works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ecgxai.report.plots._common import DPI, FIGSIZES, figsize
+from ecgxai.report.plots.explanations import (
+    faithfulness_curves,
+    fig1_attention_distribution,
+    fig2_shap_heatmap,
+    fig3_shap_attention_alignment,
+)
+from ecgxai.report.plots.performance import error_analysis, per_label_bars, roc_pr_curves, training_curves
+
+__all__ = [
+    "fig1_attention_distribution",
+    "fig2_shap_heatmap",
+    "fig3_shap_attention_alignment",
+    "roc_pr_curves",
+    "training_curves",
+    "per_label_bars",
+    "error_analysis",
+    "faithfulness_curves",
+    "CAPTIONS",
+    "caption",
+    "DPI",
+    "FIGSIZES",
+    "figsize",
+]
+
+CAPTIONS = {
+    "fig1_attention_distribution": "Figure 1. Attention weights of the BiLSTM attention layer mapped onto the equal time bins of the 10-s "
+    "record (each record's weights sum to 1; dashed line: uniform attention). (a) Distribution over all "
+    "explained test records (boxes: quartiles, whiskers: 1.5 IQR). (b) Mean per label group (diagnostic "
+    "superclass of the explained label, or rhythm/form statements) with 95% bootstrap intervals; a record "
+    "counts once per group.",
+    "fig2_shap_heatmap": "Figure 2. Permutation SHAP attributions per lead and time bin, averaged over the test records explained "
+    "for one label (by default the most often explained). Red bins raise, blue bins lower the predicted "
+    "probability (colour scale symmetric around 0). Above: the records' z-scored lead II on the same time "
+    "axis (grey) and their mean (blue); records are not beat-aligned, so the mean mainly shows shared "
+    "structure.",
+    "fig3_shap_attention_alignment": "Figure 3. Agreement of SHAP and attention over time. Left: records with the highest, median and lowest "
+    "SHAP-attention Pearson correlation; bars: absolute SHAP summed over the 12 leads per bin, line: attention "
+    "weight; shaded: bins in the top 20% of both. Right: per record-label Pearson and Spearman correlations "
+    "(violin and points), our medians (black) and the paper's 0.48 and 0.60 (dashed).",
+    "roc_pr_curves": "ROC (left) and precision-recall (right) curves on the test fold for the most frequent labels; legend: "
+    "ROC AUC with the number of positive records, average precision with the prevalence (dotted lines: "
+    "precision of a random classifier).",
+    "training_curves": "Training history: focal loss on the training folds and the validation fold (9), validation macro ROC AUC "
+    "and the learning rate per epoch; the dotted line marks the epoch with the best validation AUC, whose "
+    "weights are kept.",
+    "per_label_bars": "Labels with the highest (left) and lowest (right) test ROC AUC; n is the number of positive test records. "
+    "Low-support labels have wide uncertainty; labels without positives or negatives have no AUC and are left "
+    "out.",
+    "error_analysis": "Error analysis at the validation-tuned thresholds. (a) Labels with the most errors on the test fold, "
+    "split into missed positives (FN) and false alarms (FP). (b) For the most frequent false positives (rows), "
+    "the true labels of those records (columns): cell = number of test records where the row label was "
+    "predicted while the column label was present; empty cells are 0.",
+    "faithfulness_curves": "Deletion and insertion curves: the predicted probability of the explained label as the most important "
+    "lead-time bins (by each method's ranking) are replaced by the background (deletion) or restored onto it "
+    "(insertion). Lines: mean over explained record-label pairs, bands: 95% intervals; legend: mean area "
+    "under the curve. A faithful map falls fast under deletion (low AUC) and rises fast under insertion "
+    "(high AUC); 'random' is a random ranking.",
+}
+
+
+def caption(out_stem) -> str:
+    """Caption of a figure from its stem or path (e.g. 'results/figures/r/fig2_shap_heatmap.png')."""
+    name = Path(out_stem).name
+    for ext in (".png", ".pdf"):
+        name = name.removesuffix(ext)
+    return CAPTIONS[name]

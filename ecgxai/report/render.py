@@ -1,0 +1,164 @@
+"""The render stage: every figure, table and the viewer page from a run's outputs.
+
+Thin orchestration over `ecgxai.report.plots`, `ecgxai.report.tables` and `ecgxai.report.viewer`; file names are the
+function names, so `plots.caption()` and the report captions find them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgxai.config import (  # noqa: F401  (re-exported)
+    EXPLANATION_FIGURES,
+    EXPLANATION_TABLES,
+    PERFORMANCE_FIGURES,
+    PERFORMANCE_TABLES,
+)
+from ecgxai.data.parquet_io import load_parquet_records
+from ecgxai.data.ptbxl import LEADS, bundled_statements
+from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.report import plots, tables
+from ecgxai.report.viewer import render_viewer
+
+
+def _tsv(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t")
+
+
+def render_performance(
+    pred: dict, history, overall, per_label, comparison, thresholds_path, fig_dir, table_dir
+) -> list[str]:
+    """Figures and tables about how well a run classifies (test fold)."""
+    fig_dir, table_dir = Path(fig_dir), Path(table_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    table_dir.mkdir(parents=True, exist_ok=True)
+    per_label = _tsv(per_label)
+    thr = read_thresholds(thresholds_path, pred["label_names"])
+    out = plots.roc_pr_curves(pred, fig_dir / "roc_pr_curves")
+    out += plots.training_curves(_tsv(history), fig_dir / "training_curves")
+    out += plots.per_label_bars(per_label, fig_dir / "per_label_bars")
+    out += plots.error_analysis(pred, thr, fig_dir / "error_analysis")
+    out += tables.table1_overall(_tsv(overall), _tsv(comparison), table_dir / "table1_overall")
+    out += tables.per_label_table(
+        per_label, table_dir / "per_label_table", tables.label_descriptions(per_label["label"], bundled_statements())
+    )
+    return out
+
+
+def read_attributions(*paths) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
+def render_explanations(
+    attributions: pd.DataFrame,
+    correlations,
+    correlation_summary,
+    curves,
+    aucs,
+    data_dir,
+    folds,
+    fig_dir,
+    table_dir,
+    length_s: float,
+) -> list[str]:
+    """The paper's Figures 1-3, faithfulness curves and the agreement/faithfulness tables."""
+    fig_dir, table_dir = Path(fig_dir), Path(table_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    table_dir.mkdir(parents=True, exist_ok=True)
+    x, ids, meta = load_parquet_records(data_dir, folds)
+    rate, n_bins = meta["sampling_rate"], meta["filters"]["n_bins"]
+    explained = np.isin(ids, attributions["ecg_id"].unique())
+    labels = attributions["label"].unique()
+    out = plots.fig1_attention_distribution(
+        attributions,
+        fig_dir / "fig1_attention_distribution",
+        rate,
+        n_bins,
+        length_s,
+        tables.label_groups(labels, bundled_statements()),
+    )
+    out += plots.fig2_shap_heatmap(attributions, (x[explained], ids[explained]), fig_dir / "fig2_shap_heatmap", rate)
+    out += plots.fig3_shap_attention_alignment(
+        attributions, _tsv(correlations), fig_dir / "fig3_shap_attention_alignment", rate, length_s=length_s
+    )
+    aucs = _tsv(aucs)
+    out += plots.faithfulness_curves(pd.read_parquet(curves), aucs, fig_dir / "faithfulness_curves")
+    out += tables.correlation_table(_tsv(correlation_summary), table_dir / "correlation_table")
+    out += tables.faithfulness_table(aucs, table_dir / "faithfulness_table")
+    return out
+
+
+def viewer_records(
+    pred: dict,
+    thresholds: np.ndarray,
+    attributions: pd.DataFrame,
+    x: np.ndarray,
+    ids: np.ndarray,
+    rate: int,
+    n_bins: int,
+    units: str = "z-score",
+) -> list[dict]:
+    """Viewer record dicts for the explained records (ecgxai.report.viewer's contract)."""
+    names = list(pred["label_names"])
+    descriptions = tables.label_descriptions(names, bundled_statements())
+    row_of = {int(e): i for i, e in enumerate(pred["ecg_id"])}
+    sig_of = {int(e): i for i, e in enumerate(ids)}
+    records = []
+    for ecg_id, g in attributions.groupby("ecg_id", sort=False):
+        ecg_id = int(ecg_id)
+        r = row_of[ecg_id]
+        attr: dict = {}
+        for (method, label), m in g.groupby(["method", "label"], sort=False):
+            if method not in ("shap", "lime", "attention"):
+                continue
+            grid = m.pivot(index="lead", columns="bin", values="value").reindex(list(LEADS))
+            attr.setdefault(method, {})[str(label)] = grid.to_numpy().tolist()
+        records.append(
+            {
+                "ecg_id": ecg_id,
+                "sampling_rate": int(rate),
+                "leads": list(LEADS),
+                "signal": x[sig_of[ecg_id]].tolist(),
+                "units": units,
+                "label_names": names,
+                "label_descriptions": {n: descriptions.get(n, "") for n in names},
+                "probabilities": pred["prob"][r].astype(float).tolist(),
+                "true": None if pred["y_true"] is None else pred["y_true"][r].astype(int).tolist(),
+                "thresholds": np.clip(thresholds, 0, 1).astype(float).tolist(),
+                "n_bins": int(n_bins),
+                "attributions": attr,
+            }
+        )
+    return records
+
+
+def render_run_viewer(
+    pred: dict, thresholds_path, attributions: pd.DataFrame, data_dir, folds, out_path, title: str
+) -> Path:
+    x, ids, meta = load_parquet_records(data_dir, folds)
+    thr = read_thresholds(thresholds_path, pred["label_names"])
+    units = "z-score" if meta["filters"].get("zscore", True) else "mV"
+    records = viewer_records(pred, thr, attributions, x, ids, meta["sampling_rate"], meta["filters"]["n_bins"], units)
+    return render_viewer(records, out_path, title=title)
+
+
+def write_captions(folder) -> list[Path]:
+    """One .rst caption per figure and table, for `snakemake --report` (report/ in the repository)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in {**plots.CAPTIONS, **tables.TABLE_CAPTIONS}.items():
+        path = folder / f"{name}.rst"
+        path.write_text(text + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m ecgxai.report.render report/  (regenerates the caption files)
+    import sys
+
+    for p in write_captions(sys.argv[1] if len(sys.argv) > 1 else "report"):
+        print(p)
