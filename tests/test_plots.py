@@ -214,7 +214,7 @@ def test_roc_pr_match_definitions():
 
 
 def read_tsv(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", keep_default_na=True)
+    return pd.read_csv(path, sep="\t", keep_default_na=True, float_precision="round_trip")
 
 
 def check_table(paths, stem):

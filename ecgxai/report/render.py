@@ -25,7 +25,7 @@ from ecgxai.report.viewer import render_viewer
 
 
 def _tsv(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
+    return pd.read_csv(path, sep="\t", float_precision="round_trip")  # exact values back
 
 
 def render_performance(
