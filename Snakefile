@@ -37,9 +37,11 @@ include: "rules/preprocess.smk"
 include: "rules/train.smk"
 include: "rules/explain.smk"
 include: "rules/render.smk"
+include: "rules/checks.smk"
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+        checks_outputs(),

@@ -137,17 +137,23 @@ def explain_maps(
 
 
 def record_backgrounds(
-    x: np.ndarray, kinds: Sequence[str], lead_means=None, blur_sigma_s: float = 0.1, rate: int = 100, templates=None
+    x: np.ndarray,
+    kinds: Sequence[str],
+    lead_means=None,
+    blur_sigma_s: float = 0.1,
+    rate: int = 100,
+    templates=None,
+    space: FeatureSpace | None = None,
 ) -> dict[str, np.ndarray]:
     """The all-masked record [leads, T] of each background kind for record x.
 
-    `templates`: {kind: callable(x) -> [leads, T]} for kinds the masking module does not build
-    (e.g. a normal-beat template fitted to the record's segments).
+    `templates`: {kind: callable(x, space) -> [leads, T]} for kinds the masking module does not build
+    (e.g. the normal-beat template fitted to the record's segments).
     """
     out = {}
     for kind in kinds:
         if templates and kind in templates:
-            out[kind] = np.asarray(templates[kind](x), dtype=np.float32)
+            out[kind] = np.asarray(templates[kind](x, space), dtype=np.float32)
         else:
             out[kind] = background_signal(x, kind, lead_means, blur_sigma_s, rate)
     return out
@@ -212,7 +218,7 @@ def expert_rule_check(
             for j in labels:
                 skipped.append(dict(ecg_id=eid, label=names[j], reason="; ".join(space.notes) or "not delineated"))
             continue
-        bgs = record_backgrounds(x, cfg.backgrounds, lead_means, blur_sigma_s, rate, templates)
+        bgs = record_backgrounds(x, cfg.backgrounds, lead_means, blur_sigma_s, rate, templates, space)
         for k, v in bgs.items():
             bg_arrays[k].append(v)
         bg_ids.append(eid)
@@ -311,7 +317,7 @@ def randomisation_check(
     for i in range(n):
         if not labels_per_record[i]:
             continue
-        bgs = record_backgrounds(X[i], bg_kind, lead_means, blur_sigma_s, rate, templates)
+        bgs = record_backgrounds(X[i], bg_kind, lead_means, blur_sigma_s, rate, templates, spaces[i])
         per_record_inputs.append((i, bgs))
         maps = explain_maps(
             model, X[i], labels_per_record[i], spaces[i], bgs, cfg, _seed(cfg.seed, i), gradient_background, True
@@ -375,7 +381,7 @@ def seed_consistency(
     for i in tqdm(range(n), disable=not progress, desc="seed consistency", unit="record"):
         if not labels_per_record[i]:
             continue
-        bgs = record_backgrounds(X[i], bg_kind, lead_means, blur_sigma_s, rate, templates)
+        bgs = record_backgrounds(X[i], bg_kind, lead_means, blur_sigma_s, rate, templates, spaces[i])
         for run, m in models.items():
             maps = explain_maps(
                 m, X[i], labels_per_record[i], spaces[i], bgs, cfg, _seed(cfg.seed, i), gradient_background, True

@@ -11,6 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgxai.report.plots._common import DPI, FIGSIZES, figsize
+from ecgxai.report.plots.checks import (
+    CHECK_CAPTIONS,
+    expert_rule_alignment,
+    randomisation_cascade,
+    rule_deletion_probe,
+)
 from ecgxai.report.plots.explanations import (
     faithfulness_curves,
     fig1_attention_distribution,
@@ -28,6 +34,9 @@ __all__ = [
     "per_label_bars",
     "error_analysis",
     "faithfulness_curves",
+    "expert_rule_alignment",
+    "rule_deletion_probe",
+    "randomisation_cascade",
     "CAPTIONS",
     "caption",
     "DPI",
@@ -69,6 +78,8 @@ CAPTIONS = {
     "under the curve. A faithful map falls fast under deletion (low AUC) and rises fast under insertion "
     "(high AUC); 'random' is a random ranking.",
 }
+
+CAPTIONS.update(CHECK_CAPTIONS)  # expert-rule and sanity checks (figures and their tables)
 
 
 def caption(out_stem) -> str:

@@ -1,0 +1,260 @@
+"""The check stages of a trained run: expert-rule agreement, sanity checks, seed consistency.
+
+Each stage reads the run's model, test predictions and test signals, builds every record's feature
+space from the delineation (waves; a record without beats gets time bins and is skipped by the rule
+checks, with the reason), and calls `ecgxai.explain.rulecheck`. Settings come from the config's
+`checks` section plus the explainers' settings of `explain` (shap, lime, seed), so the checks explain
+exactly as the explain stage does.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ecgxai.config import SPLITS
+from ecgxai.data.parquet_io import load_parquet_records
+from ecgxai.evaluation.predictions import read_predictions
+from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.explain.expert_rules import load_rules, rules_for_labels, rules_table
+from ecgxai.explain.features import space_for_record
+from ecgxai.explain.rulecheck import (
+    METHODS,
+    CheckConfig,
+    expert_rule_check,
+    randomisation_check,
+    seed_consistency,
+)
+from ecgxai.explain.shap_explain import sample_background
+from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.outputs import write_tsv
+from ecgxai.report.plots.checks import expert_rule_alignment, randomisation_cascade, rule_deletion_probe
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_BACKGROUND = "normal_template"
+
+
+def check_config(checks: dict, explain: dict, backgrounds=None) -> CheckConfig:
+    """CheckConfig from the config's `checks` and `explain` sections (explainers' settings shared)."""
+    shap = {k: v for k, v in explain.get("shap", {}).items()}
+    return CheckConfig(
+        records_per_label=int(checks.get("records_per_label", 20)),
+        backgrounds=tuple(backgrounds if backgrounds is not None else checks.get("backgrounds", ["zero"])),
+        methods=tuple(checks.get("methods", METHODS)),
+        n_random_regions=int(checks.get("n_random_regions", 5)),
+        sanity_records=int(checks.get("sanity_records", 10)),
+        max_rank_correlation=float(checks.get("max_rank_correlation", 0.5)),
+        seed=int(explain.get("seed", 0)),
+        n_boot=int(checks.get("n_boot", 2000)),
+        shap={k: v for k, v in shap.items() if k != "gradient"},
+        lime=dict(explain.get("lime", {})),
+    )
+
+
+def _beats(beats_dir, ecg_ids) -> dict:
+    if not beats_dir:
+        return {}
+    from ecgxai.data.delineation import read_beats  # the delineation stage's reader
+
+    table = read_beats(beats_dir, ecg_ids=[int(e) for e in ecg_ids])
+    return {int(e): g.reset_index(drop=True) for e, g in table.groupby("ecg_id", sort=False)}
+
+
+def _templates(template, kinds) -> tuple[dict, list[str]]:
+    """{normal_template: x, space -> background} when asked for and available; the kinds that remain."""
+    kinds = list(kinds)
+    if TEMPLATE_BACKGROUND not in kinds:
+        return {}, kinds
+    if template is None:
+        log.warning("background %s left out: no normal template (needs delineation)", TEMPLATE_BACKGROUND)
+        return {}, [k for k in kinds if k != TEMPLATE_BACKGROUND]
+    from ecgxai.explain.template import NormalTemplate, normal_template_background  # the explain stage's
+
+    tpl = NormalTemplate.load(template) if isinstance(template, (str, Path)) else template
+    return {TEMPLATE_BACKGROUND: lambda x, space: normal_template_background(x, space, tpl)}, kinds
+
+
+def load_run(weights, predictions, thresholds, data_dir, explain: dict, beats_dir=None) -> dict:
+    """Model, test signals in prediction order with labels, thresholds, feature spaces and references."""
+    model, _ = load_checkpoint(weights)
+    model.eval()
+    pred = read_predictions(predictions)
+    names = list(pred["label_names"])
+    x_test, ids_test, meta = load_parquet_records(data_dir, SPLITS["test"])
+    order = {int(e): i for i, e in enumerate(ids_test)}
+    missing = [int(e) for e in pred["ecg_id"] if int(e) not in order]
+    if missing:
+        raise ValueError(f"ecg_ids {missing[:5]} of {predictions} missing from the test signals in {data_dir}")
+    x = x_test[[order[int(e)] for e in pred["ecg_id"]]]
+    ids = [int(e) for e in pred["ecg_id"]]
+    n_bins, rate = meta["filters"]["n_bins"], meta["sampling_rate"]
+    beats = _beats(beats_dir, ids)
+    spaces = [space_for_record("waves", x.shape[-1], n_bins, beats.get(e)) for e in ids]
+    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])  # one fold: as the explain stage
+    return dict(
+        model=model,
+        x=x,
+        ids=ids,
+        y_true=np.asarray(pred["y_true"]),
+        prob=np.asarray(pred["prob"]),
+        names=names,
+        thresholds=read_thresholds(thresholds, names),
+        spaces=spaces,
+        rate=rate,
+        lead_means=x_train.mean(axis=(0, 2)),
+        gradient_background=sample_background(
+            x_train, explain.get("shap", {}).get("gradient_background", 32), explain.get("seed", 0)
+        ),
+        n_delineated=sum(s.kind == "waves" for s in spaces),
+    )
+
+
+def _context(run: dict, what: str) -> str:
+    return (
+        f"{what}, test fold ({len(run['ids'])} records, {run['n_delineated']} delineated), {len(run['names'])} labels"
+    )
+
+
+def expert_rules_stage(
+    *, weights, predictions, thresholds, data, explain: dict, checks: dict, beats=None, template=None, blur_sigma_s=0.1
+) -> dict[str, pd.DataFrame]:
+    """Alignment with the expert rules, the deletion probe and the background check for one run."""
+    run = load_run(weights, predictions, thresholds, data, explain, beats)
+    templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
+    cfg = check_config(checks, explain, kinds)
+    rules = rules_for_labels(run["names"], load_rules())
+    log.info(
+        "expert rules for %d of %d labels (%s); up to %d positives each; backgrounds %s; %d of %d test records delineated",
+        len(rules),
+        len(run["names"]),
+        ",".join(rules),
+        cfg.records_per_label,
+        list(cfg.backgrounds),
+        run["n_delineated"],
+        len(run["ids"]),
+    )
+    out = expert_rule_check(
+        run["model"],
+        run["x"],
+        run["ids"],
+        run["y_true"],
+        run["names"],
+        run["spaces"],
+        rules,
+        cfg,
+        thresholds=run["thresholds"],
+        lead_means=run["lead_means"],
+        blur_sigma_s=blur_sigma_s,
+        rate=run["rate"],
+        gradient_background=run["gradient_background"],
+        templates=templates,
+    )
+    table = rules_table(rules)
+    positives = run["y_true"].sum(0)
+    table.insert(1, "test_positives", [int(positives[run["names"].index(lab)]) for lab in table["label"]])
+    out["rules"] = table
+    out["context"] = _context(run, "positives of each label")
+    return out
+
+
+def write_expert_rules(out: dict, *, outputs: dict) -> list[str]:
+    """The stage's files: per-record Parquet, summary TSVs, figures (PNG + PDF)."""
+    out["shares"].to_parquet(outputs["shares"], index=False)
+    for key in ("alignment", "probe", "probe_records", "background", "background_records", "skipped", "rules"):
+        write_tsv(out[key], outputs[key])
+    written = expert_rule_alignment(out["alignment"], Path(outputs["alignment_figure"]).with_suffix(""), out["context"])
+    written += rule_deletion_probe(out["probe"], Path(outputs["probe_figure"]).with_suffix(""), out["context"])
+    return written
+
+
+def _sanity_records(run: dict, count: int, seed: int) -> tuple[np.ndarray, list[list[int]]]:
+    """A seeded sample of delineated test records, each with its most probable label."""
+    waves = np.flatnonzero([s.kind == "waves" for s in run["spaces"]])
+    pool = waves if len(waves) else np.arange(len(run["ids"]))
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False))
+    return rows, [[int(np.argmax(run["prob"][r]))] for r in rows]
+
+
+def sanity_stage(
+    *, weights, predictions, thresholds, data, explain: dict, checks: dict, beats=None, template=None, blur_sigma_s=0.1
+) -> dict[str, pd.DataFrame]:
+    """Cascading model-parameter randomisation on `checks.sanity_records` test records."""
+    run = load_run(weights, predictions, thresholds, data, explain, beats)
+    templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
+    cfg = check_config(checks, explain, kinds)
+    rows, labels = _sanity_records(run, cfg.sanity_records, cfg.seed)
+    log.info("randomisation cascade on %d test records (their top label), background %s", len(rows), kinds[:1])
+    out = randomisation_check(
+        run["model"],
+        run["x"][rows],
+        [run["ids"][r] for r in rows],
+        labels,
+        run["names"],
+        [run["spaces"][r] for r in rows],
+        cfg,
+        lead_means=run["lead_means"],
+        blur_sigma_s=blur_sigma_s,
+        rate=run["rate"],
+        gradient_background=run["gradient_background"],
+        templates=templates,
+    )
+    n_waves = sum(run["spaces"][r].kind == "waves" for r in rows)
+    out["context"] = f"{len(rows)} test records ({n_waves} on wave features), top label each"
+    return out
+
+
+def write_sanity(out: dict, *, outputs: dict) -> list[str]:
+    write_tsv(out["records"], outputs["records"])
+    write_tsv(out["summary"], outputs["summary"])
+    write_tsv(out["flags"], outputs["flags"])
+    return randomisation_cascade(out["summary"], Path(outputs["figure"]).with_suffix(""), out["context"])
+
+
+def seed_consistency_stage(
+    *,
+    weights: dict,
+    predictions,
+    thresholds,
+    data,
+    explain: dict,
+    checks: dict,
+    beats=None,
+    template=None,
+    blur_sigma_s=0.1,
+) -> dict[str, pd.DataFrame]:
+    """Runs trained with different seeds (weights: run -> path) explaining the same test records.
+
+    Records and labels come from the first run's predictions (`predictions`, `thresholds`).
+    """
+    runs = list(weights)
+    run = load_run(weights[runs[0]], predictions, thresholds, data, explain, beats)
+    models = {r: load_checkpoint(weights[r])[0].eval() for r in runs}
+    names = {r: load_checkpoint(weights[r])[1]["label_names"] for r in runs}
+    for r in runs[1:]:
+        if names[r] != names[runs[0]]:
+            raise ValueError(
+                f"runs {runs[0]} and {r} predict different labels; seed consistency needs the same label set"
+            )
+    templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
+    cfg = check_config(checks, explain, kinds)
+    rows, labels = _sanity_records(run, cfg.sanity_records, cfg.seed)
+    log.info("seed consistency of %s on %d test records", runs, len(rows))
+    return seed_consistency(
+        models,
+        run["x"][rows],
+        [run["ids"][r] for r in rows],
+        labels,
+        run["names"],
+        [run["spaces"][r] for r in rows],
+        cfg,
+        lead_means=run["lead_means"],
+        blur_sigma_s=blur_sigma_s,
+        rate=run["rate"],
+        gradient_background=run["gradient_background"],
+        templates=templates,
+    )

@@ -1,0 +1,165 @@
+# Checks of the explanations of each explained run: agreement with cited expert rules (against
+# time-share, energy-share and randomised-model nulls), the rule-region deletion probe, the background
+# as input, the cascading model-randomisation sanity check and, with checks.seed_runs, seed consistency.
+
+CHECKS = "results/explain/{run}/checks"
+SEED_RUNS = config["checks"]["seed_runs"]
+_unknown_seed_runs = sorted(set(SEED_RUNS) - set(config["runs"]))
+if _unknown_seed_runs:
+    raise WorkflowError(f"config checks.seed_runs names undefined runs {_unknown_seed_runs}")
+if len(SEED_RUNS) == 1:
+    raise WorkflowError("config checks.seed_runs needs at least two runs (one per training seed), or none")
+
+
+def checks_outputs():
+    """The check files `snakemake` builds by default for the explained runs."""
+    out = []
+    if config["checks"]["expert_rules"]:
+        out += expand(
+            "results/explain/{run}/checks/{f}",
+            run=EXPLAIN_RUNS,
+            f=["expert_rule_alignment.tsv", "rule_deletion_probe.tsv", "background_check.tsv"],
+        )
+    if config["checks"]["sanity"]:
+        out += expand("results/explain/{run}/checks/method_flags.tsv", run=EXPLAIN_RUNS)
+    if SEED_RUNS:
+        out.append("results/explain/seed_consistency/summary.tsv")
+    return out
+
+
+def checks_delineation(wildcards):
+    """The beat tables where the workflow delineates; without them every record is on time bins."""
+    try:
+        rules.delineate
+    except (AttributeError, WorkflowError):
+        return {}
+    return {"beats": f"results/delineation/{RATE}hz"}
+
+
+def checks_template(wildcards, run=None):
+    """The run's NORM template where a compared background needs it and the workflow can build it."""
+    if "normal_template" not in config["checks"]["backgrounds"]:
+        return {}
+    try:
+        rules.normal_template
+    except (AttributeError, WorkflowError):
+        return {}
+    if not checks_delineation(wildcards):
+        return {}
+    return {"template": f"results/explain/{run or wildcards.run}/template.npz"}
+
+
+def checks_report(path, name, figure=False):
+    return report(
+        path,
+        caption=f"../report/{name}.rst",
+        category="Explanation checks",
+        subcategory="{run}",
+    )
+
+
+rule expert_rules:
+    # Share of each method's positive attribution on the rule's segments x leads vs three nulls,
+    # the deletion probe (rule region vs same-size random region vs randomised model), and what the
+    # model predicts for each background itself.
+    input:
+        unpack(checks_delineation),
+        unpack(checks_template),
+        weights=rules.train.output.weights,
+        thresholds=rules.train.output.thresholds,
+        predictions="results/predictions/{run}/test.parquet",
+        data=DATA,
+    output:
+        shares=f"{CHECKS}/rule_shares.parquet",
+        alignment=checks_report(f"{CHECKS}/expert_rule_alignment.tsv", "expert_rule_alignment_table"),
+        probe=checks_report(f"{CHECKS}/rule_deletion_probe.tsv", "rule_deletion_probe_table"),
+        probe_records=f"{CHECKS}/rule_deletion_probe_records.tsv",
+        background=checks_report(f"{CHECKS}/background_check.tsv", "background_check"),
+        background_records=f"{CHECKS}/background_check_records.tsv",
+        skipped=f"{CHECKS}/expert_rules_skipped.tsv",
+        rules=checks_report(f"{CHECKS}/expert_rules.tsv", "expert_rules_table"),
+        alignment_figure=checks_report("results/figures/{run}/expert_rule_alignment.png", "expert_rule_alignment"),
+        alignment_figure_pdf="results/figures/{run}/expert_rule_alignment.pdf",
+        probe_figure=checks_report("results/figures/{run}/rule_deletion_probe.png", "rule_deletion_probe"),
+        probe_figure_pdf="results/figures/{run}/rule_deletion_probe.pdf",
+    log:
+        "results/logs/expert_rules/{run}.log",
+    benchmark:
+        "results/benchmarks/expert_rules/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        checks=config["checks"],
+    script:
+        "../workflow_scripts/expert_rules.py"
+
+
+rule sanity:
+    # Cascading model-parameter randomisation (head first): how far each method's explanations move.
+    input:
+        unpack(checks_delineation),
+        unpack(checks_template),
+        weights=rules.train.output.weights,
+        thresholds=rules.train.output.thresholds,
+        predictions="results/predictions/{run}/test.parquet",
+        data=DATA,
+    output:
+        records=f"{CHECKS}/randomisation_records.tsv",
+        summary=checks_report(f"{CHECKS}/randomisation.tsv", "randomisation_table"),
+        flags=checks_report(f"{CHECKS}/method_flags.tsv", "method_flags"),
+        figure=checks_report("results/figures/{run}/randomisation_cascade.png", "randomisation_cascade"),
+        figure_pdf="results/figures/{run}/randomisation_cascade.pdf",
+    log:
+        "results/logs/sanity/{run}.log",
+    benchmark:
+        "results/benchmarks/sanity/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        checks=config["checks"],
+    script:
+        "../workflow_scripts/sanity.py"
+
+
+rule seed_consistency:
+    # The same test records explained by the runs of checks.seed_runs (one training seed each).
+    input:
+        unpack(checks_delineation),
+        unpack(lambda wc: checks_template(wc, run=SEED_RUNS[0]) if SEED_RUNS else {}),
+        weights=expand("results/models/{run}/model.pt", run=SEED_RUNS),
+        thresholds=expand("results/models/{run}/thresholds.json", run=SEED_RUNS[:1]),
+        predictions=expand("results/predictions/{run}/test.parquet", run=SEED_RUNS[:1]),
+        data=DATA,
+    output:
+        records="results/explain/seed_consistency/records.tsv",
+        summary=report(
+            "results/explain/seed_consistency/summary.tsv",
+            caption="../report/seed_consistency.rst",
+            category="Explanation checks",
+        ),
+    log:
+        "results/logs/seed_consistency.log",
+    benchmark:
+        "results/benchmarks/seed_consistency.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        runs=SEED_RUNS,
+        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        checks=config["checks"],
+    script:
+        "../workflow_scripts/seed_consistency.py"

@@ -1,0 +1,24 @@
+"""Rule expert_rules: alignment with cited expert rules, the rule-region deletion probe, the background check."""
+
+import torch
+
+from ecgxai.explain.checks import expert_rules_stage, write_expert_rules
+from ecgxai.runlog import logged
+
+with logged(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    out = expert_rules_stage(
+        weights=snakemake.input.weights,
+        predictions=snakemake.input.predictions,
+        thresholds=snakemake.input.thresholds,
+        data=snakemake.input.data,
+        beats=snakemake.input.get("beats"),
+        template=snakemake.input.get("template"),
+        explain=snakemake.params.explain,
+        checks=snakemake.params.checks,
+        blur_sigma_s=snakemake.params.explain["blur_sigma_s"],
+    )
+    write_expert_rules(out, outputs=dict(snakemake.output.items()))
+    log.info("expert-rule alignment (%s):\n%s", out["context"], out["alignment"].to_string(index=False))
+    log.info("deletion probe:\n%s", out["probe"].to_string(index=False))
+    log.info("background as input:\n%s", out["background"].to_string(index=False))
