@@ -173,3 +173,39 @@ def test_method_flags_fail_caution_pass():
     )
     flags = method_flags(summary, 0.5).set_index("method").flag.to_dict()
     assert flags == {"m_fail": "fail", "m_caution": "caution", "m_pass": "pass"}
+
+
+def test_expert_rule_check_finds_the_rule_a_model_follows(trained):
+    """Label 1 ("HYP") is read from V1's QRS, inside HYP's rule (QRS in V1, V5, V6, aVL): every method's
+    share beats the time share, and deleting the region drops P(HYP) for the trained model only. (The
+    randomised model's SHAP also lands on V1's large QRS, as SHAP magnitude follows the input: the
+    paired share difference is reported, not asserted.)"""
+    from ecgxai.explain.expert_rules import load_rules
+    from ecgxai.explain.rulecheck import expert_rule_check
+
+    model, x, space, ref = trained
+    y = np.zeros((len(x), 2))
+    y[:, 1] = 1
+    cfg = CheckConfig(backgrounds=("zero", "blur"), shap={"npermutations": 2}, lime={"num_samples": 300}, n_boot=100)
+    out = expert_rule_check(
+        model,
+        x,
+        list(range(len(x))),
+        y,
+        ["NORM", "HYP"],
+        [space] * len(x),
+        {"HYP": load_rules()["HYP"]},
+        cfg,
+        gradient_background=ref,
+        progress=False,
+    )
+    al = out["alignment"].set_index(["method", "background"])
+    assert set(al.index) == {(m, b) for m in ("shap", "lime", "shap_gradient", "attention") for b in ("zero", "blur")}
+    for method in ("shap", "lime", "shap_gradient"):
+        row = al.loc[(method, "zero")]
+        assert row.n_records == len(x) and row.n_paired == len(x)
+        assert row.share > 0.5 > row.time_share and np.isfinite(row.minus_randomised), method
+    probe = out["probe"].set_index("background").loc["zero"]
+    assert probe.frac_drop == 1.0 and probe.drop > 0.5 and probe.minus_random_low > 0
+    assert probe.minus_randomised_low > 0
+    assert set(out["background"].background) == {"zero", "blur"} and out["skipped"].empty
