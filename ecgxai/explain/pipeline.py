@@ -104,6 +104,16 @@ def explain_run(
     return expl, selection
 
 
+def training_reference(data_dir, cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(lead means [12], gradient-SHAP background records) from the training data, where `cfg` needs them."""
+    if not (cfg["background"] == "mean" or cfg["shap"].get("gradient", True)):
+        return None, None
+    # one training fold is a large enough sample for means and the gradient reference
+    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
+    lead_means = x_train.mean(axis=(0, 2))
+    return lead_means, sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
+
+
 def explain_signals(
     model,
     x: np.ndarray,
@@ -116,18 +126,14 @@ def explain_signals(
     n_bins: int,
     rate: int,
     progress: bool = True,
+    reference: tuple | None = None,
 ) -> Explanations:
     """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
 
-    The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
+    The training data in `data_dir` provides the lead means and the gradient-SHAP reference, or
+    `reference` (from `training_reference`) when a caller explains many requests (the live app).
     """
-    needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
-    lead_means = grad_bg = None
-    if needs_train:  # one training fold is a large enough sample for means and the gradient reference
-        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
-        lead_means = x_train.mean(axis=(0, 2))
-        grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
-
+    lead_means, grad_bg = reference if reference is not None else training_reference(data_dir, cfg)
     predict_proba, attention = model_callables(model)
     return explain_records(
         predict_proba,
