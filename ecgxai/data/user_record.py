@@ -20,6 +20,9 @@ from ecgxai.data.ptbxl import LEADS
 
 log = logging.getLogger(__name__)
 
+# Rates ECG recorders use lie well inside this; outside, the header is wrong (wfdb reads "1e9" as 1 Hz).
+PLAUSIBLE_RATE_HZ = (50.0, 20_000.0)
+
 
 class UserRecordError(ValueError):
     """The user's record cannot be explained; the message names the file and the problem."""
@@ -47,8 +50,9 @@ def read_user_record(path: str | Path) -> tuple[np.ndarray, float, list[str]]:
     if not np.isfinite(x).all():
         bad = [lead for lead, row in zip(LEADS, x) if not np.isfinite(row).all()]
         raise UserRecordError(f"{hea}: NaN or infinite samples in lead(s) {bad}")
-    if not rec.fs or rec.fs <= 0:
-        raise UserRecordError(f"{hea}: no sampling frequency in the header")
+    lo, hi = PLAUSIBLE_RATE_HZ
+    if not (rec.fs and np.isfinite(rec.fs) and lo <= rec.fs <= hi):
+        raise UserRecordError(f"{hea}: sampling rate {rec.fs!r} Hz is not plausible for an ECG ({lo:g}-{hi:g} Hz)")
     return x, float(rec.fs), list(rec.sig_name)
 
 
