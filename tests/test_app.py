@@ -388,6 +388,27 @@ def test_a_running_explanation_does_not_block_predictions(server, service, workd
     assert result["res"].status_code == 200 and result["res"].json()["label"] == "MI"
 
 
+def test_many_concurrent_predictions_all_succeed(server, service, workdir):
+    """16 clients at once: every answer 200 and the same (the model is shared by the worker threads)."""
+    import httpx
+
+    url, _ = server
+    files = upload(*record_files(workdir, first_test_id(service)))
+    answers, failures = [], []
+
+    def client():
+        with httpx.Client(base_url=url, timeout=120) as c:
+            for _ in range(5):
+                res = c.post("/api/predict", files=files)
+                (answers if res.status_code == 200 else failures).append(res.text)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not failures, failures[:3]
+    assert len(answers) == 80 and len(set(answers)) == 1
+
+
 def test_serve_command_refuses_an_unknown_run(workdir):
     res = subprocess.run(
         [sys.executable, "-m", "ecgxai.cli", "serve", "--run", "nosuch", "--results", str(workdir / "results")],

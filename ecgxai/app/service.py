@@ -26,7 +26,6 @@ from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.attention import attention_to_bins, broadcast_leads
 from ecgxai.explain.pipeline import explain_signals, training_reference
 from ecgxai.model.checkpoint import load_checkpoint
-from ecgxai.model.training import predict
 from ecgxai.report.tables import label_descriptions
 from ecgxai.report.viewer import validate_record
 
@@ -158,7 +157,7 @@ class RunService:
     # ---- model calls --------------------------------------------------------------------------
     def predict(self, rec: Record, include_signal: bool = False) -> dict:
         """Probabilities, thresholds and decisions per label, and the attention per lead x feature."""
-        probs, att = predict(self.model, rec.x[None], device="cpu")
+        probs, att = self._forward(rec.x[None])
         p = probs[0].astype(float)
         labels = [
             {
@@ -185,6 +184,14 @@ class RunService:
         if include_signal:
             out["record"] = self.viewer_record(rec, p, out["attention"])
         return out
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sigmoid probabilities, attention), as the predict rule computes them. Not through
+        `training.predict`: it moves the model to its device on every call, and `Module.to`
+        rebuilds the LSTM's weight references, which races with a forward in another thread."""
+        with torch.inference_mode():
+            logits, att = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        return torch.sigmoid(logits.float()).numpy(), att.float().numpy()
 
     def _attention(self, steps: np.ndarray, samples: int) -> dict | None:
         """The model's attention over its time steps, mapped to the features (the viewer's grid)."""
