@@ -68,6 +68,7 @@ def all_outputs():
     """What `snakemake` builds by default: every stage for every run in the config."""
     return (
         [DATA, "results/data/labels.parquet", "results/data/quality.tsv", DELINEATION]
+        + ["results/figures/delineation_examples.png"]
         + expand("results/metrics/{run}/{t}.tsv", run=RUNS, t=["overall", "per_label", "comparison"])
         + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"])
         + expand("results/figures/{run}/{name}.png", run=RUNS, name=PERFORMANCE_FIGURES)

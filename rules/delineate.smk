@@ -19,3 +19,28 @@ rule delineate:
         method=config["delineate"]["method"],
     script:
         "../workflow_scripts/delineate.py"
+
+
+rule render_delineation:
+    input:
+        signals=DATA,
+        beats=DELINEATION,
+    output:
+        png=report(
+            "results/figures/delineation_examples.png",
+            caption="../report/delineation_examples.rst",
+            category="Delineation",
+        ),
+        pdf="results/figures/delineation_examples.pdf",
+    log:
+        "results/logs/render/delineation.log",
+    benchmark:
+        "results/benchmarks/render/delineation.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/render_delineation.py"
