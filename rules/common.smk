@@ -26,6 +26,7 @@ except ValueError as exc:
 
 RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
+DELINEATION = f"results/delineation/{RATE}hz"
 
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
@@ -75,7 +76,8 @@ def acquire_inputs(wildcards):
 def all_outputs():
     """What `snakemake` builds by default: every stage for every run in the config."""
     return (
-        [DATA, "results/data/labels.parquet", "results/data/quality.tsv"]
+        [DATA, "results/data/labels.parquet", "results/data/quality.tsv", DELINEATION]
+        + ["results/figures/delineation_examples.png"]
         + expand("results/metrics/{run}/{t}.tsv", run=RUNS, t=["overall", "per_label", "comparison"])
         + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"])
         + expand("results/figures/{run}/{name}.png", run=RUNS, name=PERFORMANCE_FIGURES)

@@ -18,7 +18,7 @@ from ecgxai.config import (  # noqa: F401  (re-exported)
     PERFORMANCE_FIGURES,
     PERFORMANCE_TABLES,
 )
-from ecgxai.data.parquet_io import load_parquet_records
+from ecgxai.data.parquet_io import load_parquet_records, load_signals_mv, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
@@ -161,6 +161,23 @@ def render_run_viewer(*, predictions, thresholds, shap, lime, attention, data, f
     attributions = read_attributions(shap, lime, attention)
     records = viewer_records(pred, thr, attributions, x, ids, meta["sampling_rate"], meta["filters"]["n_bins"], units)
     return render_viewer(records, viewer, title=title)
+
+
+def render_delineation(data_dir, delineation_dir, out_stem, n_examples: int = 4) -> list[str]:
+    """Figure of delineated example records (see plots.delineation_examples), signals in mV."""
+    from ecgxai.data.delineation import beat_files, read_beats, read_delineation_summary
+    from ecgxai.report.plots.delineation import pick_examples
+
+    summary = read_delineation_summary(delineation_dir)
+    ids = pick_examples(summary, n_examples)
+    x, found, meta = load_signals_mv(data_dir, range(1, 11), ecg_ids=ids)
+    order = [list(found).index(i) for i in ids]
+    files = beat_files(delineation_dir)
+    method = read_metadata(files[0]).get("method", "") if files else ""
+    beats = read_beats(delineation_dir, ecg_ids=ids) if files else pd.DataFrame(columns=["ecg_id"])
+    return plots.delineation_examples(
+        x[order], np.asarray(ids), beats, summary, int(meta["sampling_rate"]), out_stem, method=method
+    )
 
 
 def write_captions(folder) -> list[Path]:

@@ -36,6 +36,7 @@ FIGSIZES = {
     "per_label_bars": (11.0, 4.5),
     "error_analysis": (14.0, 6.5),
     "faithfulness_curves": (11.0, 4.5),
+    "delineation_examples": (11.0, 9.8),  # height grows with the records shown
 }
 
 
