@@ -22,7 +22,7 @@ import pytest
 
 from ecgxai.explain.features import FIDUCIALS, SEGMENTS, wave_space
 from ecgxai.explain.median_beat import median_beat
-from ecgxai.report.viewer import METHODS, render_viewer, validate_record, viewer_html
+from ecgxai.report.viewer import METHODS, method_flags_from_table, render_viewer, validate_record, viewer_html
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "viewer"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,7 +165,7 @@ def wave_record(ecg_id: int = 404) -> dict:
         method_flags={
             "shap": "passed",
             "lime": "failed: Spearman 0.91 with the randomised model",
-            "attention": "not checked",
+            "attention": "caution: |attention| keeps 0.62 after randomisation",
         },
         notes=["synthetic test record"],
     )
@@ -294,6 +294,26 @@ def test_fallback_and_legacy_records_carry_their_feature_space():
     assert legacy["segments"] is None and legacy["median_beat_note"].startswith("no beats")
     with pytest.raises(ValueError, match="field 'features': give either"):
         validate_record({**RECORDS[0], "features": fallback_record()["features"]})
+
+
+def test_method_flags_from_the_sanity_table():
+    table = pd.DataFrame(
+        {
+            "method": ["shap", "lime", "attention", "shap_gradient"],
+            "flag": ["pass", "fail", "caution", "untested"],
+            "note": ["changes under randomisation", "survives randomisation", "|attention| keeps 0.6", ""],
+        }
+    )
+    flags = method_flags_from_table(table)
+    assert flags == {
+        "shap": "passed: changes under randomisation",
+        "lime": "failed: survives randomisation",
+        "attention": "caution: |attention| keeps 0.6",
+        "shap_gradient": "not checked",
+    }
+    assert validate_record({**RECORDS[0], "method_flags": flags})["method_flags"] == flags
+    with pytest.raises(ValueError, match="unknown sanity flag 'maybe'"):
+        method_flags_from_table(table.assign(flag="maybe"))
 
 
 def test_median_beat_is_robust_and_aligned():
@@ -1033,7 +1053,7 @@ def test_fallback_record_says_it_is_on_bins(wave_page):
 
 def test_method_flags_in_the_method_description(wave_page):
     flags = {m: wave_page.get_by_test_id(f"method-flag-{m}").get_attribute("data-status") for m in METHODS}
-    assert flags == {"shap": "passed", "lime": "failed", "attention": "not-checked"}
+    assert flags == {"shap": "passed", "lime": "failed", "attention": "caution"}
     assert "Spearman 0.91" in wave_page.get_by_test_id("method-flag-lime").inner_text()
     assert wave_page.get_by_test_id("method-warning").count() == 0
     option = wave_page.locator('[data-testid="overlay-select"] option[value="lime"]')
@@ -1042,6 +1062,8 @@ def test_method_flags_in_the_method_description(wave_page):
     warning = wave_page.get_by_test_id("method-warning").inner_text()
     assert "LIME failed its sanity check (Spearman 0.91 with the randomised model)" in warning
     shot(wave_page, "27_method_flags")
+    choose(wave_page, "overlay-select", "attention")
+    assert "with a caution (|attention| keeps 0.62" in wave_page.get_by_test_id("method-warning").inner_text()
     # a record without flags: every method 'not checked'
     choose(wave_page, "record-select", "1")
     assert wave_page.get_by_test_id("method-flag-shap").get_attribute("data-status") == "not-checked"

@@ -21,7 +21,8 @@ Record contract (one dict per ECG):
                  (the filtered signal in mV, while `signal` is what the model saw, e.g. z-scores),
      "beats": [[p_on, p_off, qrs_on, r, qrs_off, t_on, t_off] per beat] (sample indices, -1 = not found;
               or a beat table with those columns), global across leads, from delineation,
-     "method_flags": {method: "passed" | "failed: why" | "not checked" | "not checked: why"} (sanity checks),
+     "method_flags": {method: "<status>" or "<status>: why"} with status passed | caution | failed |
+                     not checked (sanity checks; see `method_flags_from_table`),
      "notes": [text] (e.g. resampling, context of the numbers)}
 
 with method in {"shap", "lime", "attention"} (any subset; labels any subset of label_names).
@@ -46,7 +47,16 @@ import numpy as np
 from ecgxai.explain.features import FEATURE_KINDS, FIDUCIALS, SEGMENTS, FeatureSpace, NotDelineated, segment_labels
 from ecgxai.explain.median_beat import median_beat
 
-__all__ = ["METHODS", "N_LEADS", "feature_block", "render_viewer", "runs_of", "validate_record", "viewer_html"]
+__all__ = [
+    "METHODS",
+    "N_LEADS",
+    "feature_block",
+    "method_flags_from_table",
+    "render_viewer",
+    "runs_of",
+    "validate_record",
+    "viewer_html",
+]
 
 METHODS = ("shap", "lime", "attention")
 N_LEADS = 12
@@ -65,7 +75,10 @@ REQUIRED_FIELDS = (
     "attributions",
 )
 OPTIONAL_FIELDS = ("features", "n_bins", "lead_scale", "lead_offset", "beats", "method_flags", "notes")
-FLAG_PATTERN = re.compile(r"^(passed|failed: \S.*|not checked(: \S.*)?)$", re.S)
+FLAG_STATUSES = ("passed", "caution", "failed", "not checked")
+FLAG_PATTERN = re.compile(r"^(passed|caution|failed|not checked)(: \S.*)?$", re.S)
+# ecgxai.explain.sanity.method_flags' vocabulary -> the viewer's
+_SANITY_FLAGS = {"pass": "passed", "caution": "caution", "fail": "failed", "untested": "not checked"}
 METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -249,10 +262,23 @@ def _flags(value) -> dict[str, str]:
         if not isinstance(status, str) or not FLAG_PATTERN.match(status):
             raise _Problem(
                 f"method_flags.{method}",
-                f"expected 'passed', 'failed: <why>' or 'not checked[: <why>]', got {status!r}",
+                f"expected one of {list(FLAG_STATUSES)}, optionally followed by ': <why>', got {status!r}",
             )
         out[method] = status
     return out
+
+
+def method_flags_from_table(table) -> dict[str, str]:
+    """{method: status} from a sanity-check table (columns method, flag, note; flag pass | caution |
+    fail | untested, as `ecgxai.explain.sanity.method_flags` writes it) for a record's method_flags."""
+    flags = {}
+    for row in table.itertuples(index=False):
+        status = _SANITY_FLAGS.get(str(row.flag))
+        if status is None:
+            raise ValueError(f"method {row.method!r}: unknown sanity flag {row.flag!r}; expected {list(_SANITY_FLAGS)}")
+        note = str(getattr(row, "note", "") or "").strip()
+        flags[str(row.method)] = f"{status}: {note}" if note and note != "nan" else status
+    return flags
 
 
 def _median_beat_block(signal_mv: np.ndarray, beats: np.ndarray, rate: int) -> tuple[dict | None, str]:

@@ -727,7 +727,8 @@
   }
 
   function flagOf(rec, method) {
-    // Sanity-check status of a method: passed | failed: why | not checked[: why] (absent = not checked).
+    // Sanity-check status of a method: passed | caution | failed | not checked, each optionally
+    // followed by ': why' (absent = not checked).
     return (rec.method_flags || {})[method] || 'not checked';
   }
 
@@ -746,9 +747,13 @@
         'model\'s weights are randomised; seeds must agree):' }), el('ul', { className: 'flags' }, rows));
     }
     const shown = state.overlay !== 'none' ? flagOf(rec, state.overlay) : '';
+    const why = shown.includes(': ') ? ` (${shown.slice(shown.indexOf(': ') + 2)})` : '';
     if (shown.startsWith('failed')) {
       parts.unshift(el('p', { className: 'flag-warning', 'data-testid': 'method-warning', role: 'alert',
-        text: `${METHOD_NAMES[state.overlay]} failed its sanity check (${shown.slice(8)}): do not read this overlay as evidence.` }));
+        text: `${METHOD_NAMES[state.overlay]} failed its sanity check${why}: do not read this overlay as evidence.` }));
+    } else if (shown.startsWith('caution')) {
+      parts.unshift(el('p', { className: 'flag-caution', 'data-testid': 'method-warning',
+        text: `${METHOD_NAMES[state.overlay]} passed its sanity check with a caution${why}.` }));
     }
     $('method-text').replaceChildren(...parts);
   }
