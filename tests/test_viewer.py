@@ -1132,3 +1132,89 @@ def test_records_set_from_script_for_other_pages(browser, tmp_path):
     assert trace_pixels(pg, "II") > 50
     context.close()
     assert not errors, errors
+
+
+def test_run_records_choose_waves_and_say_why_a_record_fell_back():
+    """viewer_records (the viewer rule's path): waves where a record was explained on waves, bins with
+    the explain stage's fallback reason where it was not delineated, mV calibration passed through."""
+    from ecgxai.data.ptbxl import LEADS as PTBXL_LEADS
+    from ecgxai.report.render import viewer_records
+
+    def long_format(values, ecg_id, labels, method, kind):
+        """The explain stage's attribution rows: ecg_id, label, method, feature_space, lead, feature, bin, value."""
+        n_labels, leads, n = values.shape
+        names = list(SEGMENTS) if kind == "waves" else [f"bin{b:02d}" for b in range(n)]
+        return pd.DataFrame(
+            dict(
+                ecg_id=ecg_id,
+                label=np.repeat(labels, leads * n),
+                method=method,
+                feature_space=kind,
+                lead=np.tile(np.repeat(PTBXL_LEADS, n), n_labels),
+                feature=np.tile(names, n_labels * leads),
+                bin=np.tile(np.arange(n), n_labels * leads),
+                value=values.ravel(),
+            )
+        )
+
+    wave = wave_record()
+    n_bins = 4
+    rng = np.random.default_rng(0)
+    waves_values = rng.normal(size=(2, 12, len(SEGMENTS)))
+    frames = [
+        long_format(waves_values, 404, ["MI", "NORM"], "shap", "waves"),
+        long_format(rng.normal(size=(2, 12, n_bins)), 404, ["MI", "NORM"], "shap", "bins"),
+        long_format(rng.normal(size=(1, 12, n_bins)), 505, ["CD"], "lime", "bins"),
+    ]
+    attributions = pd.concat(frames, ignore_index=True)
+    x = np.stack([np.asarray(wave["signal"]), np.asarray(fake_ecg(505))]).astype(np.float32)
+    ids = np.array([404, 505])
+    pred = {
+        "ecg_id": ids,
+        "prob": rng.uniform(size=(2, len(LABELS))),
+        "y_true": np.zeros((2, len(LABELS)), int),
+        "label_names": LABELS,
+    }
+    beats = pd.DataFrame(fake_beats(), columns=list(FIDUCIALS)).assign(ecg_id=404)
+    scale = np.stack([wave["lead_scale"], np.ones(12)])
+    offset = np.stack([wave["lead_offset"], np.zeros(12)])
+    records = viewer_records(
+        pred, np.full(len(LABELS), 0.5), attributions, x, ids, FS, n_bins, "z-score",
+        lead_scale=scale, lead_offset=offset, beats=beats, feature_kind="waves",
+        method_flags={"shap": "passed"},
+    )  # fmt: skip
+    first, second = (validate_record(r, i) for i, r in enumerate(records))
+    assert first["features"]["kind"] == "waves" and first["display_units"] == "mV"
+    np.testing.assert_allclose(first["attributions"]["shap"]["MI"], waves_values[0], rtol=5e-4)
+    assert first["median_beat"]["n_beats"] == 11 and first["method_flags"] == {"shap": "passed"}
+    assert second["features"]["kind"] == "bins" and second["n_bins"] == n_bins
+    assert second["features"]["notes"] == ["fell back to 4 time bins per lead: no delineation for this record"]
+    assert second["beats"] == [] and second["median_beat"] is None
+    assert set(second["attributions"]) == {"lime"}
+    # the run asked for bins: waves rows are not shown even where they exist
+    as_bins = viewer_records(pred, np.full(len(LABELS), 0.5), attributions, x, ids, FS, n_bins, feature_kind="bins")
+    assert validate_record(as_bins[0])["features"]["kind"] == "bins"
+
+
+def test_lead_calibration_read_from_the_signals_parquet(tmp_path):
+    """mV calibration per record from the parts' lead_scale/lead_offset columns; None for older parts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecgxai.data.parquet_io import write_part
+    from ecgxai.report.render import lead_calibration
+
+    x = np.zeros((3, 12, 10), np.float32)
+    (tmp_path / "fold=10").mkdir()
+    write_part(
+        tmp_path / "fold=10" / "signals-00000.parquet", [5, 6, 7], [1, 2, 3], [10] * 3, x, {"sampling_rate": 100}
+    )
+    assert lead_calibration(tmp_path, [10], [6]) is None
+    table = pq.read_table(tmp_path / "fold=10" / "signals-00000.parquet")
+    scale = np.arange(36, dtype=np.float32).reshape(3, 12) + 1
+    for name, values in (("lead_scale", scale), ("lead_offset", -scale)):
+        table = table.append_column(name, pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), 12))
+    pq.write_table(table, tmp_path / "fold=10" / "signals-00000.parquet")
+    got_scale, got_offset = lead_calibration(tmp_path, [10], [7, 5])
+    np.testing.assert_array_equal(got_scale, scale[[2, 0]])
+    np.testing.assert_array_equal(got_offset, -scale[[2, 0]])
