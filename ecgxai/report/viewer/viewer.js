@@ -1104,6 +1104,18 @@
     selectRecord(i >= 0 ? i : RECORDS.length - 1);
   }
 
+  // The live app's first entry point (branch app): push to `records`, then showRecord(i) or refresh().
+  window.ecgViewer = {
+    get records() { return RECORDS; },
+    state,
+    showRecord(index) {
+      $('record-select').textContent = '';
+      buildRecordSelect();
+      selectRecord(index);
+    },
+    refresh: update,
+  };
+
   window.ECGViewer = {
     setRecords, upsertRecord, selectRecord, selectLabel, setOverlay, setLayout, setGain, setZoom, setPan,
     setWaves, setFiducials, toggleLead, setAllLeads, attributionsCsv: () => attributionsCsv(record()),
