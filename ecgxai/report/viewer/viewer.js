@@ -339,7 +339,9 @@
     const i0 = Math.max(0, Math.floor(cell.t0 * fs)), i1 = Math.min(sig.length - 1, Math.ceil(cell.t1 * fs));
     if (i1 <= i0) return;
     const pxPerUnit = state.gain * PX_PER_MM;   // 1 mV (or 1 uncalibrated unit) = gain mm
-    clipTo(cell.x, 0, cell.w, L.footerY);       // its own column and the paper, not the footer
+    // In mV a tall wave runs into the neighbouring rows, as on paper; uncalibrated units (z-scores)
+    // have no amplitude worth that clutter and stay in their own row.
+    if (isMillivolt(rec)) clipTo(cell.x, 0, cell.w, L.footerY); else clipTo(cell.x, cell.y, cell.w, cell.h);
     ctx.beginPath();
     for (let i = i0; i <= i1; i++) {
       const x = cell.x + (i / fs - cell.t0) * L.pps, y = cell.baseline - sig[i] * pxPerUnit;
@@ -788,9 +790,9 @@
     });
     renderMethodText(rec);
     const waves = $('waves-toggle'), fiducials = $('fiducials-toggle');
-    waves.checked = state.waves;
+    waves.checked = state.waves && Boolean(rec.segments);   // the setting is kept for the next record
     waves.disabled = !rec.segments;
-    fiducials.checked = state.fiducials;
+    fiducials.checked = state.fiducials && Boolean(rec.beats && rec.beats.length);
     fiducials.disabled = !rec.beats || !rec.beats.length;
     $('record-info').textContent = `ECG ${rec.ecg_id}: ${rec.sampling_rate} Hz, ${fmt(duration(rec), 1)} s, ` +
       `${rec.leads.length} leads, ${unitNote(rec)}` + (rec.beats ? `, ${rec.beats.length} beats delineated` : ', not delineated');
