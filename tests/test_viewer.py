@@ -1032,6 +1032,21 @@ def test_median_beat_panel(wave_page):
     shot(wave_page, "25_median_beat")
 
 
+def test_wave_exports_and_report(wave_page):
+    """CSV rows per lead x wave segment with its total duration; the printed report holds the median beats."""
+    choose(wave_page, "overlay-select", "shap")
+    rows = list(csv.DictReader(io.StringIO(wave_page.evaluate("() => window.ECGViewer.attributionsCsv()"))))
+    assert len(rows) == 12 * len(SEGMENTS) * len(METHODS)
+    hot = next(r for r in rows if r["method"] == "shap" and (r["lead"], r["feature"]) == HOT_FEATURE)
+    assert hot["feature_space"] == "waves" and float(hot["attribution"]) == 1.0
+    assert hot["t_start_s"] == "" and float(hot["duration_s"]) == pytest.approx(13 * 0.11)  # 11 samples x 13 beats
+    wave_page.evaluate("() => { window.print = () => {}; }")
+    wave_page.get_by_test_id("print-report").click()
+    report = wave_page.get_by_test_id("report")
+    assert report.locator("img").count() == 2 and "Median beat per lead" in report.inner_text()
+    assert "Sanity check: passed" in report.inner_text()
+
+
 def test_fallback_record_says_it_is_on_bins(wave_page):
     choose(wave_page, "record-select", "1")
     assert state(wave_page)["record"] == 505

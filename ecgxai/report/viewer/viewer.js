@@ -995,6 +995,8 @@
       el('h2', { text: `Explanation: ${METHOD_NAMES[state.overlay]}` + (ov.values ? ` for ${state.label}` : '') }),
       el('p', { text: METHOD_TEXT[state.overlay] + (state.overlay === 'none' ? ''
         : ` Sanity check: ${flagOf(rec, state.overlay)}. Features: ${featureNote(rec)}.`) }),
+      ...(rec.median_beat ? [el('h2', { text: 'Median beat per lead' }), el('p', { text: medianNote(rec, ov) }),
+        el('img', { src: medianCanvas.toDataURL('image/png'), alt: medianCanvas.getAttribute('aria-label') })] : []),
       el('p', { text: 'Model explanations show what drove this model\'s output; they are not a diagnosis ' +
         'and must be read together with the full ECG and the clinical context.' }));
   }
