@@ -82,5 +82,6 @@ rule viewer:
         runtime=10,
     params:
         folds=SPLITS["test"],
+        features=config["explain"].get("features"),
     script:
         "../workflow_scripts/viewer.py"
