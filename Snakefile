@@ -35,6 +35,7 @@ include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/preprocess.smk"
 include: "rules/train.smk"
+include: "rules/crossval.smk"
 include: "rules/explain.smk"
 include: "rules/render.smk"
 

@@ -54,15 +54,19 @@ rule predict:
 
 
 rule evaluate:
+    # Scores the run's test predictions: fold 10 (holdout) or pooled out-of-fold (crossval).
     input:
-        predictions="results/predictions/{run}/test.parquet",
-        thresholds=rules.train.output.thresholds,
+        predictions=test_predictions,
+        thresholds=run_thresholds,
         labels="results/data/labels.parquet",
+        manifest=rules.acquire.output.manifest,
     output:
         overall="results/metrics/{run}/overall.tsv",
         per_label="results/metrics/{run}/per_label.tsv",
         prior="results/metrics/{run}/prior_baseline.tsv",
         comparison="results/metrics/{run}/comparison.tsv",
+        calibration="results/metrics/{run}/calibration.tsv",
+        context="results/metrics/{run}/context.json",
     log:
         "results/logs/evaluate/{run}.log",
     benchmark:
@@ -75,8 +79,9 @@ rule evaluate:
         runtime=30,
     params:
         label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
+        architecture=lambda wc: run_config(config, wc.run)["model"].get("architecture", "hybrid"),
+        scheme=lambda wc: run_scheme(config, wc.run),
         evaluate=config["evaluate"],
-        train_folds=SPLITS["train"],
     script:
         "../workflow_scripts/evaluate.py"
 

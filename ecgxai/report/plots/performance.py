@@ -122,7 +122,7 @@ def per_label_bars(per_label: pd.DataFrame, out_stem, n: int = 10) -> list[str]:
 def error_counts(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray):
     """(fn [C], fp [C], co [C, C]): co[i, j] = records where label i is a false positive and j is true."""
     y = y.astype(bool)
-    yhat = p >= thresholds[None, :]
+    yhat = p >= np.asarray(thresholds)  # [C], or [n, C] for pooled folds
     fn_m, fp_m = y & ~yhat, ~y & yhat
     return fn_m.sum(0), fp_m.sum(0), fp_m.T.astype(np.int64) @ y.astype(np.int64)
 
@@ -175,6 +175,6 @@ def error_analysis(pred: dict, thresholds, out_stem, top_n: int = 15) -> list[st
         ax_map.tick_params(axis="x", rotation=90)
         ax_map.tick_params(axis="y", rotation=0)
         ax_map.grid(False)  # masked (zero) cells stay blank
-        rule = f"threshold {thr[0]:g}" if np.all(thr == thr[0]) else "per-label thresholds"
+        rule = f"threshold {thr.flat[0]:g}" if np.all(thr == thr.flat[0]) else "per-label thresholds"
         fig.suptitle(f"Error analysis on the test fold ({len(y)} records, {rule})")
         return save(fig, out_stem)
