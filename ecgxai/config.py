@@ -13,7 +13,7 @@ from ecgxai.data.ptbxl import bundled_statements
 SCHEMA = bundled_statements().parent / "config.schema.yaml"
 
 # Files the render rules write per run (file name = plotting/table function name).
-PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis")
+PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis", "reliability_diagram")
 PERFORMANCE_TABLES = ("table1_overall", "per_label_table")
 EXPLANATION_FIGURES = (
     "fig1_attention_distribution",

@@ -21,7 +21,7 @@ DATA = f"results/data/{RATE}hz"
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
 # by the `ablation` target, not by default.
-from ecgxai.config import expand_runs
+from ecgxai.config import expand_runs, run_name
 
 try:
     ABLATION_RUNS = expand_runs(config["ablation"])
@@ -32,6 +32,12 @@ if _clash:
     raise WorkflowError(f"config runs {_clash} clash with ablation run names; rename them")
 RUNS = list(config["runs"])
 config["runs"].update(ABLATION_RUNS)
+# variant and seed of each ablation run, in grid order
+ABLATION_KEYS = {
+    run_name(v, s): {"variant": v, "seed": int(s)}
+    for v in config["ablation"]["grid"]
+    for s in config["ablation"]["seeds"]
+}
 EXPLAIN_RUNS = config["explain"].get("runs", RUNS)
 _unknown = sorted(set(EXPLAIN_RUNS) - set(RUNS))
 if _unknown:
@@ -77,6 +83,19 @@ def run_history(wildcards):
     """Training history shown in the report: the holdout model's, or the fold-10 model's (crossval)."""
     sub = "cv/fold10/" if crossval(wildcards.run) else ""
     return f"results/models/{wildcards.run}/{sub}history.tsv"
+
+
+def ablation_files(kind):
+    """One file per ablation run (ABLATION_RUNS order): its scored predictions, thresholds, model, history."""
+    from types import SimpleNamespace
+
+    pick = {
+        "predictions": test_predictions,
+        "thresholds": run_thresholds,
+        "history": run_history,
+        "model": lambda wc: run_history(wc).replace("history.tsv", "model.pt"),
+    }[kind]
+    return [pick(SimpleNamespace(run=r)) for r in ABLATION_RUNS]
 
 
 def acquire_inputs(wildcards):

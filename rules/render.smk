@@ -10,6 +10,7 @@ rule render_performance:
         overall=rules.evaluate.output.overall,
         per_label=rules.evaluate.output.per_label,
         comparison=rules.evaluate.output.comparison,
+        calibration=rules.evaluate.output.calibration,
     output:
         **rendered(PERFORMANCE_FIGURES, "Performance"),
         **rendered(PERFORMANCE_TABLES, "Performance", figures=False),

@@ -87,16 +87,20 @@ rule evaluate:
 
 
 rule ablation:
-    # `snakemake ablation`: train and evaluate the grid, then one table and one figure.
+    # `snakemake ablation`: train and evaluate the grid, then one table (paired against the reference) and one figure.
     input:
         metrics=expand("results/metrics/{run}/overall.tsv", run=ABLATION_RUNS),
-        models=expand("results/models/{run}/model.pt", run=ABLATION_RUNS),
-        histories=expand("results/models/{run}/history.tsv", run=ABLATION_RUNS),
+        contexts=expand("results/metrics/{run}/context.json", run=ABLATION_RUNS),
+        models=ablation_files("model"),
+        histories=ablation_files("history"),
+        predictions=ablation_files("predictions"),
+        thresholds=ablation_files("thresholds"),
     output:
         table=report("results/tables/ablation.tsv", caption="../report/ablation.rst", category="Ablation"),
         table_md="results/tables/ablation.md",
         table_tex="results/tables/ablation.tex",
         per_run="results/tables/ablation_per_run.tsv",
+        paired="results/tables/ablation_paired.tsv",
         figure=report("results/figures/ablation.png", caption="../report/ablation.rst", category="Ablation"),
         figure_pdf="results/figures/ablation.pdf",
     log:
@@ -110,7 +114,9 @@ rule ablation:
         mem_mb=4000,
         runtime=30,
     params:
-        ablation=config["ablation"],
+        runs=[{"run": r, **ABLATION_KEYS[r]} for r in ABLATION_RUNS],
+        reference=config["ablation"].get("reference", "hybrid"),
+        evaluate=config["evaluate"],
         shape=(12, FILTERS.samples),
     script:
         "../workflow_scripts/ablation.py"

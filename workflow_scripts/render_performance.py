@@ -1,4 +1,4 @@
-"""Rule render_performance: ROC/PR, training curves, best/worst labels, errors, Table 1."""
+"""Rule render_performance: ROC/PR, training curves, best/worst labels, errors, calibration, Table 1."""
 
 from pathlib import Path
 
@@ -17,5 +17,6 @@ with logged(snakemake.log[0]) as log:
         i.thresholds,
         Path(snakemake.output.roc_pr_curves).parent,
         Path(snakemake.output.table1_overall).parent,
+        calibration=i.calibration,
     )
     log.info("wrote %d files", len(written))

@@ -29,18 +29,20 @@ def _tsv(path) -> pd.DataFrame:
 
 
 def render_performance(
-    pred: dict, history, overall, per_label, comparison, thresholds_path, fig_dir, table_dir
+    pred: dict, history, overall, per_label, comparison, thresholds_path, fig_dir, table_dir, calibration=None
 ) -> list[str]:
-    """Figures and tables about how well a run classifies (test fold)."""
+    """Figures and tables about how well a run classifies (its test records: fold 10, or out-of-fold)."""
     fig_dir, table_dir = Path(fig_dir), Path(table_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     table_dir.mkdir(parents=True, exist_ok=True)
     per_label = _tsv(per_label)
-    thr = read_thresholds(thresholds_path, pred["label_names"])
+    thr = read_thresholds(thresholds_path, pred["label_names"], test_fold=pred.get("test_fold"))
     out = plots.roc_pr_curves(pred, fig_dir / "roc_pr_curves")
     out += plots.training_curves(_tsv(history), fig_dir / "training_curves")
     out += plots.per_label_bars(per_label, fig_dir / "per_label_bars")
     out += plots.error_analysis(pred, thr, fig_dir / "error_analysis")
+    if calibration is not None:
+        out += plots.reliability_diagram(_tsv(calibration), per_label, fig_dir / "reliability_diagram")
     out += tables.table1_overall(_tsv(overall), _tsv(comparison), table_dir / "table1_overall")
     out += tables.per_label_table(
         per_label, table_dir / "per_label_table", tables.label_descriptions(per_label["label"], bundled_statements())
@@ -139,7 +141,7 @@ def render_run_viewer(
     pred: dict, thresholds_path, attributions: pd.DataFrame, data_dir, folds, out_path, title: str
 ) -> Path:
     x, ids, meta = load_parquet_records(data_dir, folds)
-    thr = read_thresholds(thresholds_path, pred["label_names"])
+    thr = read_thresholds(thresholds_path, pred["label_names"], test_fold=pred.get("test_fold"))
     units = "z-score" if meta["filters"].get("zscore", True) else "mV"
     records = viewer_records(pred, thr, attributions, x, ids, meta["sampling_rate"], meta["filters"]["n_bins"], units)
     return render_viewer(records, out_path, title=title)

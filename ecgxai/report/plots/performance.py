@@ -178,3 +178,48 @@ def error_analysis(pred: dict, thresholds, out_stem, top_n: int = 15) -> list[st
         rule = f"threshold {thr.flat[0]:g}" if np.all(thr == thr.flat[0]) else "per-label thresholds"
         fig.suptitle(f"Error analysis on the test fold ({len(y)} records, {rule})")
         return save(fig, out_stem)
+
+
+def reliability_diagram(calibration: pd.DataFrame, per_label: pd.DataFrame, out_stem, top_n: int = 5) -> list[str]:
+    """Observed frequency against mean predicted probability per probability bin: all record-label
+    pairs pooled (left) and the `top_n` most frequent test labels (right), with Brier score and ECE."""
+    cal = calibration.dropna(subset=["mean_prob"])
+    pooled = cal[cal["label"] == "all"]
+    ok = per_label.dropna(subset=["auc"]).sort_values(["support", "label"], ascending=[False, True], kind="stable")
+    labels = ok["label"].astype(str).head(top_n).tolist()
+    with figure("reliability_diagram") as fig:
+        ax_all, ax_lab = fig.subplots(1, 2, sharey=True)
+        for ax in (ax_all, ax_lab):
+            ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=0.8, label="perfect calibration")
+        size = 20 + 180 * pooled["n"] / max(pooled["n"].max(), 1)
+        ax_all.plot(pooled["mean_prob"], pooled["observed"], color=PALETTE[0], lw=1.2)
+        ax_all.scatter(
+            pooled["mean_prob"], pooled["observed"], s=size, color=PALETTE[0], zorder=3, label="bins (area: pairs)"
+        )
+        for x, yv, n in zip(pooled["mean_prob"], pooled["observed"], pooled["n"]):
+            ax_all.annotate(str(int(n)), (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        brier, ece = per_label["brier"].mean(), per_label["ece"].mean()
+        ax_all.set_title(f"All labels pooled (mean per label: Brier {brier:.3f}, ECE {ece:.3f})")
+        for j, lab in enumerate(labels):
+            part = cal[cal["label"] == lab]
+            row = per_label.set_index(per_label["label"].astype(str)).loc[lab]
+            ax_lab.plot(
+                part["mean_prob"],
+                part["observed"],
+                marker="o",
+                ms=4,
+                color=PALETTE[(j + 1) % len(PALETTE)],
+                label=f"{lab} (n={int(row['support'])}, Brier {row['brier']:.3f}, ECE {row['ece']:.3f})",
+            )
+        ax_lab.set_title(f"The {len(labels)} most frequent labels")
+        for ax in (ax_all, ax_lab):
+            ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="mean predicted probability in the bin")
+            ax.legend(loc="upper left", fontsize=7)
+        ax_all.set_ylabel("observed frequency of the label in the bin")
+        n_records = (
+            int(per_label["support"].iloc[0] / per_label["prevalence"].iloc[0])
+            if per_label["prevalence"].iloc[0]
+            else 0
+        )
+        fig.suptitle(f"Calibration on the test records ({n_records} records, 10 equal-width probability bins)")
+        return save(fig, out_stem)
