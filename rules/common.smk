@@ -15,13 +15,22 @@ try:
 except ValueError as exc:
     raise WorkflowError(f"config preprocess: {exc}")
 
+# A command whose data config differs from the one results/ was built from stops here, before
+# Snakemake sees changed acquire params and deletes what was built (issue 12).
+from ecgxai.config import check_data_config, data_identity
+
+try:
+    check_data_config(config["data"])
+except ValueError as exc:
+    raise WorkflowError(f"config data: {exc}")
+
 RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
 
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
 # by the `ablation` target, not by default.
-from ecgxai.config import expand_runs, run_name
+from ecgxai.config import expand_runs
 
 try:
     ABLATION_RUNS = expand_runs(config["ablation"])
@@ -32,12 +41,7 @@ if _clash:
     raise WorkflowError(f"config runs {_clash} clash with ablation run names; rename them")
 RUNS = list(config["runs"])
 config["runs"].update(ABLATION_RUNS)
-# variant and seed of each ablation run, in grid order
-ABLATION_KEYS = {
-    run_name(v, s): {"variant": v, "seed": int(s)}
-    for v in config["ablation"]["grid"]
-    for s in config["ablation"]["seeds"]
-}
+
 EXPLAIN_RUNS = config["explain"].get("runs", RUNS)
 _unknown = sorted(set(EXPLAIN_RUNS) - set(RUNS))
 if _unknown:

@@ -38,7 +38,7 @@ rule predict_cv:
         weights=rules.train_cv.output.weights,
         sidecar=rules.train_cv.output.sidecar,
     output:
-        "results/predictions/{run}/cv/fold{fold}_{split}.parquet",
+        predictions="results/predictions/{run}/cv/fold{fold}_{split}.parquet",
     log:
         "results/logs/predict_cv/{run}/fold{fold}_{split}.log",
     benchmark:

@@ -35,7 +35,7 @@ rule predict:
         weights=rules.train.output.weights,
         sidecar=rules.train.output.sidecar,
     output:
-        "results/predictions/{run}/{split}.parquet",
+        predictions="results/predictions/{run}/{split}.parquet",
     log:
         "results/logs/predict/{run}_{split}.log",
     benchmark:
@@ -114,7 +114,8 @@ rule ablation:
         mem_mb=4000,
         runtime=30,
     params:
-        runs=[{"run": r, **ABLATION_KEYS[r]} for r in ABLATION_RUNS],
+        ablation=config["ablation"],
+        runs=list(ABLATION_RUNS),
         reference=config["ablation"].get("reference", "hybrid"),
         evaluate=config["evaluate"],
         shape=(12, FILTERS.samples),

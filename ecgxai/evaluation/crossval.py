@@ -9,13 +9,13 @@ pooled table is evaluated like a holdout test fold (ecgxai.evaluation.metrics).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ecgxai.evaluation.predictions import read_predictions, write_predictions
+from ecgxai.outputs import write_json
 
 
 def pool_predictions(
@@ -68,11 +68,7 @@ def pool_predictions(
         meta,
         test_fold=np.concatenate([np.full(len(p["ecg_id"]), f) for p, f in parts]),
     )
-    out_thresholds = Path(out_thresholds)
-    tmp = out_thresholds.with_name(out_thresholds.name + ".tmp")
-    label_set = tuned.get("label_set")
-    tmp.write_text(
-        json.dumps({"label_set": label_set, "scheme": "crossval", "thresholds_per_fold": per_fold}, indent=1)
+    write_json(
+        out_thresholds, {"label_set": tuned.get("label_set"), "scheme": "crossval", "thresholds_per_fold": per_fold}
     )
-    os.replace(tmp, out_thresholds)
     return {"records": int(len(ids)), "per_fold": {f: int(len(p["ecg_id"])) for p, f in parts}}

@@ -6,9 +6,7 @@ number read out of any of them says which data, how many records and labels, and
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+import logging
 
 import numpy as np
 import pandas as pd
@@ -16,11 +14,14 @@ import pandas as pd
 from ecgxai.config import SPLITS, cv_splits
 from ecgxai.data.parquet_io import read_labels
 from ecgxai.evaluation.calibration import reliability_bins
-from ecgxai.evaluation.context import CONTEXT_COLUMNS, read_manifest, run_context
+from ecgxai.evaluation.context import CONTEXT_COLUMNS, context_sentence, read_manifest, run_context
 from ecgxai.evaluation.metrics import evaluate
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.reference import comparison_table
 from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.outputs import write_json, write_tsv
+
+log = logging.getLogger(__name__)
 
 
 def with_context(table: pd.DataFrame, ctx: dict) -> pd.DataFrame:
@@ -49,13 +50,6 @@ def prior_probabilities(labels_path, label_set: str, ecg_ids, test_fold=None) ->
     return out
 
 
-def _tsv(df: pd.DataFrame, path) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
-
-
 def evaluate_run(
     *,
     predictions,
@@ -69,12 +63,12 @@ def evaluate_run(
     n_boot: int,
     seed: int,
     ci: float,
-    out_overall,
-    out_per_label,
-    out_prior,
-    out_comparison,
-    out_calibration,
-    out_context,
+    overall,
+    per_label,
+    prior,
+    comparison,
+    calibration,
+    context,
 ) -> dict:
     """Score one run's test predictions and write every evaluate output; returns the context."""
     pred = read_predictions(predictions)
@@ -82,14 +76,15 @@ def evaluate_run(
     test_fold = pred.get("test_fold")
     thr = read_thresholds(thresholds, names, test_fold=test_fold)
     ctx = run_context(read_manifest(manifest), labels, label_set, pred["y_true"], scheme, run, architecture)
-    overall, per_label = evaluate(pred["y_true"], pred["prob"], thr, names, n_boot=n_boot, seed=seed, ci=ci)
+    ours, ours_per_label = evaluate(pred["y_true"], pred["prob"], thr, names, n_boot=n_boot, seed=seed, ci=ci)
     prior_p = prior_probabilities(labels, label_set, pred["ecg_id"], test_fold)
-    prior, _ = evaluate(pred["y_true"], prior_p, prior_p, names, n_boot=n_boot, seed=seed, ci=ci)
-    comparison = comparison_table(overall, prior, label_set, ctx)
-    _tsv(with_context(overall, ctx), out_overall)
-    _tsv(with_context(per_label, ctx), out_per_label)
-    _tsv(with_context(prior, {**ctx, "architecture": "prior (training-fold prevalence)"}), out_prior)
-    _tsv(comparison, out_comparison)
-    _tsv(with_context(reliability_bins(pred["y_true"], pred["prob"], names), ctx), out_calibration)
-    Path(out_context).write_text(json.dumps({k: ctx[k] for k in CONTEXT_COLUMNS}, indent=1))
+    baseline, _ = evaluate(pred["y_true"], prior_p, prior_p, names, n_boot=n_boot, seed=seed, ci=ci)
+    table = comparison_table(ours, baseline, label_set, ctx)
+    write_tsv(with_context(ours, ctx), overall)
+    write_tsv(with_context(ours_per_label, ctx), per_label)
+    write_tsv(with_context(baseline, {**ctx, "architecture": "prior (training-fold prevalence)"}), prior)
+    write_tsv(table, comparison)
+    write_tsv(with_context(reliability_bins(pred["y_true"], pred["prob"], names), ctx), calibration)
+    write_json(context, {k: ctx[k] for k in CONTEXT_COLUMNS})
+    log.info("%s: %s\n%s", run, context_sentence(ctx), table.to_string(index=False))
     return ctx
