@@ -49,17 +49,27 @@ def _check_declared(written, outputs: Mapping[str, str]) -> list[str]:
 
 
 def render_performance(
-    *, predictions, history, overall, per_label, comparison, thresholds, outputs: Mapping[str, str]
+    *,
+    predictions,
+    history,
+    overall,
+    per_label,
+    comparison,
+    thresholds,
+    calibration,
+    outputs: Mapping[str, str],
 ) -> list[str]:
-    """Figures and tables about how well a run classifies (test fold), to the paths `outputs` names."""
+    """Figures and tables about how well a run classifies (its test records: fold 10, or out-of-fold under
+    crossval), to the paths `outputs` names."""
     stem = _stems(outputs, PERFORMANCE_FIGURES + PERFORMANCE_TABLES)
     pred = read_predictions(predictions)
     per_label = _tsv(per_label)
-    thr = read_thresholds(thresholds, pred["label_names"])
+    thr = read_thresholds(thresholds, pred["label_names"], test_fold=pred.get("test_fold"))
     out = plots.roc_pr_curves(pred, stem["roc_pr_curves"])
     out += plots.training_curves(_tsv(history), stem["training_curves"])
     out += plots.per_label_bars(per_label, stem["per_label_bars"])
     out += plots.error_analysis(pred, thr, stem["error_analysis"])
+    out += plots.reliability_diagram(_tsv(calibration), per_label, stem["reliability_diagram"])
     out += tables.table1_overall(_tsv(overall), _tsv(comparison), stem["table1_overall"])
     out += tables.per_label_table(
         per_label, stem["per_label_table"], tables.label_descriptions(per_label["label"], bundled_statements())
@@ -258,7 +268,7 @@ def render_run_viewer(
     x, ids, meta = load_parquet_records(data, folds)
     keep = np.isin(ids, attributions["ecg_id"].unique())
     x, ids = x[keep], ids[keep]
-    thr = read_thresholds(thresholds, pred["label_names"])
+    thr = read_thresholds(thresholds, pred["label_names"], test_fold=pred.get("test_fold"))
     units = "z-score" if meta["filters"].get("zscore", True) else "mV"
     calibration = lead_calibration(data, folds, ids)
     scale, offset = calibration if calibration is not None else (None, None)
