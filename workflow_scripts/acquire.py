@@ -5,5 +5,7 @@ from ecgxai.outputs import write_json
 from ecgxai.runlog import logged
 
 with logged(snakemake.log[0]):
-    manifest = acquire(data_cfg=snakemake.params.data, rate=snakemake.params.rate, threads=snakemake.threads)
+    # the whole data section (with the download knobs) from the config; params hold its identity
+    manifest = acquire(data_cfg=snakemake.config["data"], rate=snakemake.params.rate, threads=snakemake.threads)
+    manifest["data"] = snakemake.params.data
     write_json(snakemake.output.manifest, manifest)
