@@ -4,9 +4,10 @@ import json
 import os
 
 from ecgxai.data.acquire import acquire
+from ecgxai.data.download import DownloadError
 from ecgxai.runlog import logged
 
-with logged(snakemake.log[0]):
+with logged(snakemake.log[0], brief=(DownloadError, FileExistsError, FileNotFoundError)):
     # the whole data section (with the download knobs) from the config; params hold its identity
     manifest = acquire(snakemake.config["data"], snakemake.params.rate, threads=snakemake.threads)
     manifest["data"] = snakemake.params.data

@@ -66,6 +66,7 @@ def acquire(data_cfg: dict, rate: int, *, threads: int = 1, progress: bool = Tru
             backoff=pn["backoff_s"],
             archive_url=pn["archive_url"],
             archive_sha256=pn["archive_sha256"],
+            **{k: pn[k] for k in ("sums_sha256", "max_file_mb", "max_archive_mb") if k in pn},
             progress=progress,
         )
     elif source != "local":
