@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -35,6 +34,7 @@ from ecgxai.data.download import (
     sha256_file,
 )
 from ecgxai.data.ptbxl import DATABASE_CSV, PHYSIONET_BASE_URL, RATES, SHA256SUMS, STATEMENTS_CSV
+from ecgxai.tempdirs import owned_temp, remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,10 @@ def _acquire_archive(
     log.info("fetching %s", archive_url)
     download(archive_url, zip_path, archive_sha256, progress=progress, **opts)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.staging-", dir=dest.parent))
+    remove_stale(dest, "staging")  # extractions of killed runs (gigabytes each)
+    staging = owned_temp(dest, "staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     try:
         tree = staging / "tree"
         safe_extract(zip_path, tree)
