@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 # Shared values and input functions for the rules.
 from ecgxai.config import SPLITS, filter_settings, run_config
@@ -63,6 +64,19 @@ def user_record_header(wildcards):
         raise WorkflowError(f"no record named {wildcards.name!r} under explain_record.records in the config")
     path = USER_RECORDS[wildcards.name]
     return path if path.endswith(".hea") else f"{path}.hea"
+
+
+def user_record_data(wildcards):
+    """The data file(s) a user's header names, so a changed signal reruns explain_record; none
+    where the header is missing or malformed (the job then fails naming it)."""
+    from ecgxai.data.wfdb_io import RecordError, read_header
+
+    header = user_record_header(wildcards)
+    try:
+        names = sorted(set(read_header(Path(header)).file_name))
+    except (RecordError, OSError):
+        return []
+    return [os.path.join(os.path.dirname(header), name) for name in names]
 
 
 def acquire_inputs(wildcards):
