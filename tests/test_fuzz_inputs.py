@@ -364,3 +364,25 @@ def test_a_garbled_csv_line_costs_that_row_only(tmp_path_factory, line, cut, ins
         assert meta.at[ecg_id, "filename_lr"] == ref["filename_lr"]
     if '"' not in insert:  # an open quote may swallow the following lines into one field
         assert len(meta) >= len(ROWS) - 1
+
+
+def test_preprocess_runs_through_unusable_rows_and_names_them(tmp_path):
+    """End to end: rows with an unusable id, a ragged line and a bad fold cost those rows only."""
+    from ecgxai.data.preprocess import preprocess
+
+    root = tmp_path / "ptbxl"
+    for rel, _ in REAL_RECORDS[:2]:
+        _copy(rel, root)
+    df = ROWS[ROWS["ecg_id"].isin(["1", "8", "12"])].copy()  # 12 has no record here
+    df.loc[df["ecg_id"] == "12", "ecg_id"] = "twelve"
+    _database_folder(root, df)
+    with open(root / DATABASE_CSV, "a") as f:
+        f.write("77,1,2,3\n")  # a ragged line
+    quality = tmp_path / "quality.tsv"
+    summary = preprocess(
+        root, tmp_path / "100hz", tmp_path / "labels.parquet", quality, FilterSettings(), progress=False
+    )
+    assert int(summary.kept.sum()) == 2
+    q = pd.read_csv(quality, sep="\t")
+    assert sorted(q["record"].astype(str)) == ["ptbxl_database.csv line 4", "ptbxl_database.csv line 5"]
+    assert q["reason"].str.startswith("bad metadata row: ").all()
