@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 # Shared values and input functions for the rules.
 from ecgxai.config import FOLDS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
@@ -101,6 +102,19 @@ def ablation_files(kind):
         "model": lambda wc: run_history(wc).replace("history.tsv", "model.pt"),
     }[kind]
     return [pick(SimpleNamespace(run=r)) for r in ABLATION_RUNS]
+
+
+def user_record_data(wildcards):
+    """The data file(s) a user's header names, so a changed signal reruns explain_record; none
+    where the header is missing or malformed (the job then fails naming it)."""
+    from ecgxai.data.wfdb_io import RecordError, read_header
+
+    header = user_record_header(wildcards)
+    try:
+        names = sorted(set(read_header(Path(header)).file_name))
+    except (RecordError, OSError):
+        return []
+    return [os.path.join(os.path.dirname(header), name) for name in names]
 
 
 def acquire_inputs(wildcards):

@@ -9,7 +9,6 @@ names and renamed at the end, so an interrupted run never leaves half an output 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ecgxai.data.labels import labels_table, read_statements
 from ecgxai.data.metadata import InputError, read_database
 from ecgxai.data.ptbxl import DATABASE_CSV, LEADS, RATES, STATEMENTS_CSV
 from ecgxai.data.wfdb_io import RecordError, read_wfdb_record
+from ecgxai.tempdirs import owned_temp, remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,9 @@ def preprocess(
         column,
     )
 
-    tmp_dir = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
+    for stale in remove_stale(out_dir, "tmp"):  # a killed run's half-written parts
+        log.info("removed %s, left by a run that no longer exists", stale)
+    tmp_dir = owned_temp(out_dir, "tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     tasks = []
