@@ -1,9 +1,9 @@
-"""The app's page: the static viewer's own template, CSS and JS (ecgxai/report/viewer), not a copy.
+"""The app's page: the static viewer's own page (ecgxai/report/viewer `viewer_html`), not a copy.
 
-The viewer page is filled in as `render_viewer` fills it (title, inlined viewer.css and viewer.js,
-the records as JSON), then the app adds three things: its panel (test records, upload, status)
-at the top of the body, its stylesheet and its script (ecgxai/app/static), and a content policy
-that lets the page talk to this server and nothing else (the static viewer's allows no requests).
+The viewer's page (its template with viewer.css and viewer.js inlined, the records as JSON) gets
+three additions: the app's panel (test records, upload, status) at the top of the body, the app's
+stylesheet and script (ecgxai/app/static), and a content policy that lets the page talk to this
+server and nothing else (the static viewer's allows no requests).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 import re
 from importlib import resources
 
-VIEWER = "ecgxai.report.viewer"
+from ecgxai.report.viewer import viewer_html
+
 CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'"
@@ -54,13 +55,7 @@ def app_page(service, first_record: dict, settings) -> str:
         "npermutations": service.explain_cfg["shap"].get("npermutations"),
         "lime_samples": service.explain_cfg["lime"].get("num_samples"),
     }
-    parts = {
-        "title": html.escape(title),
-        "css": _text(VIEWER, "viewer.css"),
-        "js": _text(VIEWER, "viewer.js"),
-        "data": _json_for_script({"title": title, "records": [first_record]}),
-    }
-    page = re.sub(r"\{\{(title|css|js|data)\}\}", lambda m: parts[m.group(1)], _text(VIEWER, "template.html"))
+    page = viewer_html([first_record], title)
     page = re.sub(
         r'<meta http-equiv="Content-Security-Policy"[^>]*>',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',

@@ -178,7 +178,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
 
     # The first test record, predicted at start-up, so the page opens with an ECG on it.
     first = service.test_record(int(service.test_ids[0]))
-    page_html = app_page(service, service.predict(first, include_signal=True)["record"], settings)
+    page_html = app_page(service, service.page_record(first), settings)
     if warm:
         warm_up(service)
     return app

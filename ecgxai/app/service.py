@@ -26,6 +26,7 @@ from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.attention import attention_to_bins, broadcast_leads
 from ecgxai.explain.pipeline import explain_signals, training_reference
 from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.report.render import lead_calibration
 from ecgxai.report.tables import label_descriptions
 from ecgxai.report.viewer import validate_record
 
@@ -52,6 +53,8 @@ class Record:
     source: str  # shown to the user: "your upload rec.hea + rec.dat", "test record 123 (fold 10)"
     notes: list[str]
     true: np.ndarray | None = None  # reference labels (test records only)
+    lead_scale: np.ndarray | None = None  # mV = x * lead_scale + lead_offset (test records: from the Parquet)
+    lead_offset: np.ndarray | None = None
 
 
 def app_explain_config(explain: dict, serve_explain: dict) -> dict:
@@ -144,7 +147,10 @@ class RunService:
             if table.num_rows:
                 flat = table.column("signal").combine_chunks().flatten().to_numpy(zero_copy_only=False)
                 x = flat.reshape(len(LEADS), -1).astype(np.float32)
-                return Record(x, ecg_id, f"test record {ecg_id} (fold 10)", [], self._truth.get(ecg_id))
+                calibration = lead_calibration(self.data_dir, SPLITS["test"], [ecg_id])
+                scale, offset = (None, None) if calibration is None else (calibration[0][0], calibration[1][0])
+                source = f"test record {ecg_id} (fold 10)"
+                return Record(x, ecg_id, source, [], self._truth.get(ecg_id), scale, offset)
         raise RecordError(404, f"ecg_id {ecg_id}: not found in {self.data_dir}")
 
     def label_index(self, label: str | None) -> int:
@@ -208,7 +214,16 @@ class RunService:
         }
 
     def viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
-        """The record in the viewer's contract (ecgxai.report.viewer), for the page to draw."""
+        """The record in the viewer's contract, JSON-ready (`validate_record`), for the page's script."""
+        return validate_record(self.raw_viewer_record(rec, probs, attention))
+
+    def page_record(self, rec: Record) -> dict:
+        """The record for the page's embedded data (`viewer_html` validates it itself)."""
+        probs, att = self._forward(rec.x[None])
+        return self.raw_viewer_record(rec, probs[0], self._attention(att[0], rec.x.shape[-1]))
+
+    def raw_viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
+        """The record in the viewer's contract (ecgxai.report.viewer), before validation."""
         record = {
             "ecg_id": int(rec.ecg_id),
             "sampling_rate": int(self.settings.rate),
@@ -225,7 +240,11 @@ class RunService:
         }
         if attention is not None:
             record["attributions"]["attention"] = {name: attention["values"] for name in self.label_names}
-        return validate_record(record)
+        if rec.lead_scale is not None:  # drawn in mV, as the run's viewer draws its test records
+            record["lead_scale"], record["lead_offset"] = rec.lead_scale, rec.lead_offset
+        if rec.notes:
+            record["notes"] = list(rec.notes)
+        return record
 
     def explain(self, rec: Record, label: int) -> dict:
         """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""

@@ -1139,18 +1139,5 @@
     document.documentElement.dataset.ready = 'true';   // tests wait for this
   }
 
-  // ---- live app (ecgxai serve: ecgxai/app/static/app.js) ------------------------------------
-  // The app adds records and attributions after the page has loaded, then asks for a redraw.
-  window.ecgViewer = {
-    records: RECORDS,
-    state,
-    showRecord(index) {      // after pushing to `records`: rebuild the record list, show record `index`
-      $('record-select').textContent = '';
-      buildRecordSelect();
-      selectRecord(index);
-    },
-    refresh: update,         // after changing the shown record's attributions
-  };
-
   init();
 })();
