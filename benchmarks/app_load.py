@@ -166,7 +166,11 @@ def main() -> int:
         top = max(httpx.post(f"{url}/api/predict", files=files).json()["labels"], key=lambda lab: lab["probability"])
         rss_before = rss_mb(proc)
 
+        def cpu_s() -> float:  # the server's CPU time: what a request costs, whatever else the machine runs
+            return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+
         alone = []
+        cpu0 = cpu_s()
         for _ in range(3):
             t = time.perf_counter()
             res = httpx.post(f"{url}/api/explain", files=files, data={"label": top["name"]}, timeout=600).json()
@@ -177,13 +181,21 @@ def main() -> int:
             + ", ".join(f"{c:.0f} ms ({s:.0f} ms in the server)" for c, s in alone)
             + f"; median {np.median([c for c, _ in alone]):.0f} ms   target <= 1000 ms"
         )
+        print(f"   server CPU time per explanation: {(cpu_s() - cpu0) / 3 * 1000:.0f} ms")
 
         for phase, explains in (("2. predictions alone", 0), ("3. predictions while explanations run", args.explains)):
+            cpu0 = cpu_s()
             pred, errors, wall, expl, expl_errors, server_s = asyncio.run(
                 run_phase(url, files, top["name"], args.clients, args.predictions, explains)
             )
+            cpu = cpu_s() - cpu0
             print(f"{phase}: {args.clients} clients x {args.predictions}: {percentiles(pred)}, "
                   f"{len(pred) / wall:.0f} predictions/s, errors {len(errors)}")  # fmt: skip
+            if not explains:
+                per = cpu / max(len(pred), 1) * 1000
+                print(f"   server CPU time per prediction: {per:.1f} ms, i.e. {2000 / per:.0f} predictions/s on 2 idle "
+                      f"cores; {args.clients} closed-loop clients would then wait about {args.clients * per / 2:.0f} "
+                      "ms each (Little's law)")  # fmt: skip
             if explains:
                 print(f"   {explains} explain clients meanwhile: {percentiles(expl)} (queueing included; in the server "
                       f"median {np.median(server_s) * 1000 if server_s else float('nan'):.0f} ms), "

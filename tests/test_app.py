@@ -260,9 +260,14 @@ def bad_uploads(workdir, ecg_id, tmp: Path) -> dict:
         ),
         "too short": (dict(files=upload(short_hea, short_hea.with_suffix(".dat"))), 422, "at least 10 s needed"),
         "absurd rate": (
+            dict(files={"hea": (hea.name, with_rate("0.4")), "dat": (dat.name, dat.read_bytes())}),
+            422,
+            "sampling rate 0.4 Hz is not a plausible ECG rate",
+        ),
+        "unparseable rate": (
             dict(files={"hea": (hea.name, with_rate("1e9")), "dat": (dat.name, dat.read_bytes())}),
             422,
-            "is not plausible for an ECG",
+            "sampling rate '1e9' is not a positive number",
         ),
         "truncated signal file": (
             dict(files={"hea": (hea.name, hea.read_bytes()), "dat": (dat.name, dat.read_bytes()[:1000])}),

@@ -102,7 +102,7 @@ class RunService:
         self.label_set = json.loads(thresholds_path.read_text()).get("label_set")
         self.descriptions = label_descriptions(self.label_names, bundled_statements())
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
-        self.features = "bins"
+        self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
         self.reference = training_reference(self.data_dir, self.explain_cfg)
 
         self._test_parts = test_parts
@@ -278,8 +278,13 @@ class RunService:
         }
         for method in ("shap", "lime"):
             rows = attr[(attr["method"] == method) & (attr["label"] == name)]
-            grid = rows.pivot(index="lead", columns="bin", values="value").reindex(list(LEADS))
-            out["features"] = [str(c) for c in grid.columns]
+            # feature names in the explainer's order (wave segments or bins), whichever the rows carry
+            col = "feature" if "feature" in rows.columns else "bin"
+            order = list(dict.fromkeys(rows[col]))
+            grid = rows.pivot(index="lead", columns=col, values="value").reindex(index=list(LEADS), columns=order)
+            out["features"] = [str(c) for c in order]
+            if "feature_space" in rows.columns and len(rows):
+                out["feature_space"] = str(rows["feature_space"].iloc[0])
             m = meta.loc[method]
             out[method] = {"values": grid.to_numpy().tolist(), "n_model_calls": int(m["n_evals"])}
         sm, lm = meta.loc["shap"], meta.loc["lime"]

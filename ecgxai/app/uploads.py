@@ -9,6 +9,7 @@ the server keeps no upload.
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import wfdb
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ecgxai.data.wfdb_io import RecordError, parse_header
 
 FILE_FIELDS = ("hea", "dat", "zip")
 TEXT_FIELDS = ("label", "ecg_id", "include_signal")
@@ -133,10 +135,15 @@ def _text_form(body: bytes) -> Upload:
     return upload
 
 
+# In memory where the system has it: an upload never touches a disk, and creating and removing a
+# folder per request costs less there.
+DEFAULT_ROOT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
 @contextmanager
 def upload_folder(root: str | Path | None = None):
     """A fresh folder for one request's files, removed with everything in it when the block ends."""
-    folder = Path(tempfile.mkdtemp(prefix="ecgxai-upload-", dir=root))
+    folder = Path(tempfile.mkdtemp(prefix="ecgxai-upload-", dir=root or DEFAULT_ROOT))
     try:
         yield folder
     finally:
@@ -186,11 +193,14 @@ def write_record_files(upload: Upload, folder: Path, cap: int) -> Path:
 
 
 def _signal_files(header: Path, shown: str) -> list[str]:
-    """The signal file names a WFDB header lists (in order, without repeats)."""
+    """The signal file names a WFDB header lists (in order, without repeats), by the project's
+    strict header parser (the same that reads the record afterwards)."""
     try:
-        head = wfdb.rdheader(str(header.with_suffix("")))
-    except Exception as exc:  # wfdb raises many types on a malformed header
-        raise UploadError(422, f"{shown}: unreadable WFDB header: {type(exc).__name__}: {exc}") from None
+        head = parse_header(header.read_bytes().decode("ascii"), shown)
+    except UnicodeDecodeError as exc:
+        raise UploadError(422, f"{shown}: unreadable WFDB header: not ASCII (byte {exc.start})") from None
+    except RecordError as exc:
+        raise UploadError(422, f"{shown}: unreadable WFDB header: {exc}") from None
     names = [str(n) for n in (head.file_name or [])]
     if not names:
         raise UploadError(422, f"{shown}: the header lists no signal file (a header without signals)")
