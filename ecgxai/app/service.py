@@ -1,6 +1,6 @@
 """One trained run, loaded once, answering predict and explain requests for single records.
 
-A record comes from an upload (through `ecgxai.data.user_record.prepare_user_record`, the
+A record comes from an upload (through `ecgxai.data.user_record.prepare_user_record_scaled`, the
 `explain_record` rule's preprocessing) or from the run's test fold (already preprocessed by the
 workflow). Predictions are the `predict` rule's; explanations are `explain_signals`, the
 `explain_record` rule's code path, with the app's budget from config `serve.explain`.
@@ -21,7 +21,7 @@ import torch
 from ecgxai.config import SPLITS, FilterSettings
 from ecgxai.data.parquet_io import part_files, read_labels, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
-from ecgxai.data.user_record import UserRecordError, prepare_user_record
+from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.attention import attention_to_bins, broadcast_leads
 from ecgxai.explain.pipeline import explain_signals, training_reference
@@ -131,12 +131,13 @@ class RunService:
     def upload_record(self, header: Path, shown: str) -> Record:
         """An uploaded WFDB record through the workflow's preprocessing (as the explain_record rule)."""
         try:
-            x, notes = prepare_user_record(header, self.settings)
+            x, scale, offset, notes = prepare_user_record_scaled(header, self.settings)
         except UserRecordError as exc:  # the message names the temp file: name the upload instead
             raise RecordError(422, str(exc).replace(str(header), shown).replace(str(header.parent) + "/", "")) from None
         if not np.isfinite(x).all():
             raise RecordError(422, f"{shown}: the conditioned signal has NaN or infinite values")
-        return Record(np.ascontiguousarray(x, dtype=np.float32), UPLOAD_ID, f"your upload {shown}", notes)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return Record(x, UPLOAD_ID, f"your upload {shown}", notes, lead_scale=scale, lead_offset=offset)
 
     def test_record(self, ecg_id: int) -> Record:
         """A test-fold record of the run, as the workflow preprocessed it."""
@@ -240,7 +241,7 @@ class RunService:
         }
         if attention is not None:
             record["attributions"]["attention"] = {name: attention["values"] for name in self.label_names}
-        if rec.lead_scale is not None:  # drawn in mV, as the run's viewer draws its test records
+        if rec.lead_scale is not None:  # drawn in mV, as the viewer pages of the workflow draw records
             record["lead_scale"], record["lead_offset"] = rec.lead_scale, rec.lead_offset
         if rec.notes:
             record["notes"] = list(rec.notes)
