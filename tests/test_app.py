@@ -8,6 +8,7 @@ tests/artifacts/app/ (and to docs/app.png, the README's, with ECGXAI_UPDATE_SCRE
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -466,7 +467,9 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
     hea, dat = record_files(workdir, ecg_id)
     expected = service.predict(service.upload_record(hea, hea.name))
 
-    context = browser.new_context(viewport={"width": 1500, "height": 1000}, device_scale_factor=1)
+    context = browser.new_context(
+        viewport={"width": 1500, "height": 1000}, device_scale_factor=1, accept_downloads=True
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
@@ -504,6 +507,17 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
     if os.environ.get("ECGXAI_UPDATE_SCREENSHOT"):
         (REPO / "docs").mkdir(exist_ok=True)
         shutil.copy(ARTIFACTS / "app.png", REPO / "docs" / "app.png")
+
+    # export as in the static viewer: the attributions the server sent, as CSV
+    with page.expect_download() as download:
+        page.click('[data-testid="export-csv"]')
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    methods = [row["method"] for row in rows]
+    n_cells = 12 * service.settings.n_bins
+    assert methods.count("shap") == methods.count("lime") == methods.count("attention") == n_cells
+    assert {row["label"] for row in rows} == {label}
+    shap_export = [float(row["attribution"]) for row in rows if row["method"] == "shap"]
+    np.testing.assert_allclose(shap_export, np.ravel(shap), rtol=1e-3, atol=1e-9)
 
     # the attention overlay of the same record, on request
     page.select_option('[data-testid="overlay-select"]', "attention")
