@@ -199,3 +199,8 @@ def test_ablation_target_renders_the_grid(workdir):
     assert (table.parameters > 0).all() and (table.inference_ms_per_record > 0).all()
     assert table.set_index("variant").at["cnn", "parameters"] < table.set_index("variant").at["hybrid", "parameters"]
     assert (workdir / "results" / "figures" / "ablation.png").stat().st_size > 10_000
+    paired = pd.read_csv(workdir / "results" / "tables" / "ablation_paired.tsv", sep="\t")
+    assert set(paired.variant) == {"cnn"} and (paired.reference_run == "abl-hybrid-s0").all()
+    assert (
+        table.set_index("variant").at["cnn", "delta_macro_auc"] == paired.set_index("metric").at["macro_auc", "delta"]
+    )
