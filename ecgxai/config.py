@@ -71,22 +71,22 @@ class FilterSettings:
 
 
 def filter_settings(pre: dict) -> FilterSettings:
-    """FilterSettings from the `preprocess` section of the config."""
-    bp, bl = pre.get("bandpass", {}), pre.get("baseline", {})
+    """FilterSettings from the `preprocess` section of a validated config (the schema fills in defaults)."""
+    bp, bl = pre["bandpass"], pre["baseline"]
     return FilterSettings(
-        rate=int(pre.get("sampling_rate", 100)),
-        bandpass=bool(bp.get("enabled", True)),
-        low_hz=float(bp.get("low_hz", 0.5)),
-        high_hz=float(bp.get("high_hz", 40.0)),
-        bandpass_order=int(bp.get("order", 4)),
-        baseline=bool(bl.get("enabled", False)),
-        baseline_hz=float(bl.get("cutoff_hz", 0.5)),
-        baseline_order=int(bl.get("order", 2)),
-        zscore=bool(pre.get("zscore", True)),
-        length_s=float(pre.get("length_s", 10.0)),
-        min_length_s=float(pre.get("min_length_s", 10.0)),
-        crop=str(pre.get("crop", "center")),
-        n_bins=int(pre.get("n_bins", 20)),
+        rate=int(pre["sampling_rate"]),
+        bandpass=bool(bp["enabled"]),
+        low_hz=float(bp["low_hz"]),
+        high_hz=float(bp["high_hz"]),
+        bandpass_order=int(bp["order"]),
+        baseline=bool(bl["enabled"]),
+        baseline_hz=float(bl["cutoff_hz"]),
+        baseline_order=int(bl["order"]),
+        zscore=bool(pre["zscore"]),
+        length_s=float(pre["length_s"]),
+        min_length_s=float(pre["min_length_s"]),
+        crop=str(pre["crop"]),
+        n_bins=int(pre["n_bins"]),
     )
 
 
@@ -161,7 +161,7 @@ def run_config(config: dict, run: str) -> dict:
     overrides = config["runs"][run] or {}
     merged = {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}
     run_model = overrides.get("model") or {}
-    if run_model.get("architecture", "hybrid") != config["model"].get("architecture", "hybrid"):
+    if run_model.get("architecture", config["model"]["architecture"]) != config["model"]["architecture"]:
         merged["model"] = dict(run_model)  # another architecture: the default's hyper-parameters do not apply
     return merged
 

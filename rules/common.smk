@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 # Shared values and input functions for the rules.
 from ecgxai.config import FOLDS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
@@ -26,6 +27,7 @@ except ValueError as exc:
 
 RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
+DELINEATION = f"results/delineation/{RATE}hz"
 
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
@@ -102,6 +104,19 @@ def ablation_files(kind):
     return [pick(SimpleNamespace(run=r)) for r in ABLATION_RUNS]
 
 
+def user_record_data(wildcards):
+    """The data file(s) a user's header names, so a changed signal reruns explain_record; none
+    where the header is missing or malformed (the job then fails naming it)."""
+    from ecgxai.data.wfdb_io import RecordError, read_header
+
+    header = user_record_header(wildcards)
+    try:
+        names = sorted(set(read_header(Path(header)).file_name))
+    except (RecordError, OSError):
+        return []
+    return [os.path.join(os.path.dirname(header), name) for name in names]
+
+
 def acquire_inputs(wildcards):
     """A local folder is an input, so changes to its tables rerun preprocessing."""
     if config["data"]["source"] == "local":
@@ -113,7 +128,8 @@ def all_outputs():
     HOLDOUT_RUNS = [r for r in RUNS if not crossval(r)]
     """What `snakemake` builds by default: every stage for every run in the config."""
     return (
-        [DATA, "results/data/labels.parquet", "results/data/quality.tsv"]
+        [DATA, "results/data/labels.parquet", "results/data/quality.tsv", DELINEATION]
+        + ["results/figures/delineation_examples.png"]
         + expand("results/metrics/{run}/{t}.tsv", run=RUNS, t=["overall", "per_label", "comparison"])
         + expand("results/predictions/{run}/{split}.parquet", run=HOLDOUT_RUNS, split=["val", "test"])
         + expand("results/predictions/{run}/crossval.parquet", run=[r for r in RUNS if crossval(r)])

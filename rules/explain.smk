@@ -66,8 +66,10 @@ rule explain_record:
     input:
         weights=f"results/models/{config['explain_record']['run']}/model.pt",
         thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
+        sidecar=f"results/models/{config['explain_record']['run']}/model.json",
         data=DATA,
         record=user_record_header,
+        signals=user_record_data,
     output:
         predictions="results/explain_record/{name}/predictions.tsv",
         attributions="results/explain_record/{name}/attributions.parquet",

@@ -83,5 +83,6 @@ rule viewer:
         runtime=10,
     params:
         folds=SPLITS["test"],
+        features=config["explain"].get("features"),
     script:
         "../workflow_scripts/viewer.py"

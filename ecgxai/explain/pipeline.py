@@ -122,12 +122,12 @@ def explain_signals(
 
     The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
     """
-    needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
+    needs_train = cfg["background"] == "mean" or cfg["shap"]["gradient"]
     lead_means = grad_bg = None
     if needs_train:  # one training fold is a large enough sample for means and the gradient reference
         x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
         lead_means = x_train.mean(axis=(0, 2))
-        grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
+        grad_bg = sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
 
     predict_proba, attention = model_callables(model)
     return explain_records(
@@ -147,7 +147,7 @@ def explain_signals(
         lead_means=lead_means,
         blur_sigma_s=cfg["blur_sigma_s"],
         rate=rate,
-        gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
+        gradient_model=_Probabilities(model) if cfg["shap"]["gradient"] else None,
         gradient_background=grad_bg,
         faithfulness_cfg=cfg["faithfulness"],
         correlations=False,

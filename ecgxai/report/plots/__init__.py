@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgxai.report.plots._common import DPI, FIGSIZES, figsize
+from ecgxai.report.plots.delineation import delineation_examples
 from ecgxai.report.plots.explanations import (
     faithfulness_curves,
     fig1_attention_distribution,
@@ -35,6 +36,7 @@ __all__ = [
     "error_analysis",
     "reliability_diagram",
     "faithfulness_curves",
+    "delineation_examples",
     "CAPTIONS",
     "caption",
     "DPI",
@@ -83,6 +85,14 @@ CAPTIONS = {
     "(insertion). Lines: mean over explained record-label pairs, bands: 95% intervals; legend: mean area "
     "under the curve. A faithful map falls fast under deletion (low AUC) and rises fast under insertion "
     "(high AUC); 'random' is a random ranking.",
+    "delineation_examples": "Delineated example records (rule delineate): the filtered signal in mV (leads II, V2 and V5, "
+    "first 5 s) with each beat's global P wave (green), QRS complex (blue) and T wave (orange) shaded from "
+    "onset to offset and the R peaks dashed. Boundaries are global over the 12 leads (CSE convention: "
+    "earliest onset, latest offset), so one span covers every lead. Rows: a record with the median heart "
+    "rate, the widest QRS, the most irregular rhythm, and a record that could not be delineated (with its "
+    "reason) or the least completely delineated one. The title gives the method, the sampling rate and how "
+    "many of the preprocessed records were delineated; each row's title gives the record's summary line "
+    "(heart rate, RR coefficient of variation, median QRS, PR and QT durations).",
 }
 
 

@@ -38,6 +38,7 @@ FIGSIZES = {
     "error_analysis": (14.0, 6.5),
     "reliability_diagram": (12.0, 5.5),
     "faithfulness_curves": (11.0, 4.5),
+    "delineation_examples": (11.0, 9.8),  # height grows with the records shown
 }
 
 
