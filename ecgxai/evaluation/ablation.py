@@ -223,10 +223,11 @@ def ablation_figure(
     """Per-seed points and means of macro AUC and macro F1 per variant; with `paired`, a third panel of
     the paired ΔAUC against the reference (one point and 95% interval per seed)."""
     order = list(dict.fromkeys(per_run["variant"]))
-    test = str(per_run["split"].iloc[0]).split(":")[0] if "split" in per_run and len(per_run) else "test fold"
+    crossval = "split" in per_run and len(per_run) and str(per_run["split"].iloc[0]).startswith("10-fold")
+    test = "out-of-fold" if crossval else "test fold"
     n_panels = 3 if paired is not None and len(paired) else 2
     with figure("faithfulness_curves") as fig:
-        fig.set_size_inches(5.5 * n_panels, 4.5)
+        fig.set_size_inches(5.0 * n_panels, 5.0)
         axes = fig.subplots(1, n_panels)
         for ax, (metric, label) in zip(axes, (("macro_auc", "macro ROC AUC"), ("macro_f1_tuned", "macro F1 (tuned)"))):
             for i, variant in enumerate(order):
