@@ -36,6 +36,7 @@ include: "rules/acquire.smk"
 include: "rules/preprocess.smk"
 include: "rules/delineate.smk"
 include: "rules/train.smk"
+include: "rules/crossval.smk"
 include: "rules/explain.smk"
 include: "rules/render.smk"
 
