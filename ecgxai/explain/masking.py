@@ -1,8 +1,8 @@
-"""Turn binary bin masks into ECG signals: the bridge between explainers and the model.
+"""Turn binary feature masks into ECG signals: the bridge between explainers and the model.
 
-Features are the 12 x n_bins time windows of a record, flattened lead-major
-(feature = lead * n_bins + bin, as `ecgxai.data.conditioning.bin_means` lays them out).
-A mask value of 1 keeps the window of the record, 0 replaces it by the background.
+Features are the lead x segment cells of a `FeatureSpace` (waves: 12 x P/PR/QRS/ST/T/TP over all
+beats; bins: 12 x n_bins equal windows), flattened lead-major. A mask value of 1 keeps the record's
+samples of that feature, 0 replaces them by the background.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+
+from ecgxai.explain.features import FeatureSpace, bin_space
 
 BACKGROUNDS = ("zero", "mean", "blur")
 
@@ -42,13 +44,18 @@ def background_signal(
 
 
 class Masker:
-    """Vectorised masks [m, leads*n_bins] -> signals [m, leads, T] for one record."""
+    """Vectorised masks [m, n_features] -> signals [m, leads, T] for one record.
+
+    `space` is a FeatureSpace or, for time bins, their number. `background` names a kind
+    (see `background_signal`) or is the all-masked record itself, an array [leads, T] (e.g. a
+    normal-beat template fitted to this record's segments).
+    """
 
     def __init__(
         self,
         x_record: np.ndarray,
-        n_bins: int,
-        background: str = "zero",
+        space: FeatureSpace | int,
+        background: str | np.ndarray = "zero",
         lead_means=None,
         blur_sigma_s: float = 0.1,
         rate: int = 100,
@@ -57,29 +64,43 @@ class Masker:
         if x.ndim != 2:
             raise ValueError(f"x_record must be [leads, T], got shape {x.shape}")
         leads, T = x.shape
-        if T % n_bins:
-            raise ValueError(f"{T} samples do not split into {n_bins} equal bins")
-        self.x, self.n_bins, self.leads, self.T = x, int(n_bins), leads, T
-        self.width = T // n_bins
-        self.background_kind = background
-        self.bg = background_signal(x, background, lead_means, blur_sigma_s, rate)
-        # bg + mask * (x - bg): one fused broadcast per batch, windows as a trailing axis
-        self._bg = self.bg.reshape(leads, n_bins, self.width)
-        self._delta = (x - self.bg).reshape(leads, n_bins, self.width)
+        if not isinstance(space, FeatureSpace):
+            space = bin_space(T, int(space))
+        if (space.n_leads, space.T) != (leads, T):
+            raise ValueError(f"feature space is {space.n_leads} leads x {space.T} samples, record is {x.shape}")
+        self.x, self.space, self.leads, self.T = x, space, leads, T
+        if isinstance(background, str):
+            self.background_kind = background
+            self.bg = background_signal(x, background, lead_means, blur_sigma_s, rate)
+        else:
+            self.background_kind = "custom"
+            self.bg = np.ascontiguousarray(background, dtype=np.float32)
+            if self.bg.shape != x.shape:
+                raise ValueError(f"background array must have the record's shape {x.shape}, got {self.bg.shape}")
+        self._delta = x - self.bg
+        if space.kind == "bins":  # equal windows as a trailing axis: one fused broadcast, ~5x faster
+            w = T // space.n_segments
+            self._bins = (self.bg.reshape(leads, space.n_segments, w), self._delta.reshape(leads, space.n_segments, w))
 
     @property
     def n_features(self) -> int:
-        return self.leads * self.n_bins
+        return self.space.n_features
+
+    @property
+    def n_bins(self) -> int:
+        """Features per lead (time bins, or the six wave segments)."""
+        return self.space.n_segments
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
-        masks = np.asarray(masks, dtype=np.float32)
-        if masks.ndim == 1:
-            masks = masks[None]
-        if masks.shape[1] != self.n_features:
-            raise ValueError(f"masks must have {self.n_features} columns, got {masks.shape[1]}")
-        m = masks.reshape(-1, self.leads, self.n_bins, 1)
-        out = self._bg + m * self._delta
-        return out.reshape(-1, self.leads, self.T)
+        # bg + mask * (x - bg), the mask spread to the samples of its feature: one broadcast per batch
+        if self.space.kind == "bins":
+            masks = np.asarray(masks, dtype=np.float32)
+            if masks.shape[-1] != self.n_features:
+                raise ValueError(f"masks must have {self.n_features} columns, got {masks.shape[-1]}")
+            masks = masks.reshape(-1, self.leads, self.space.n_segments, 1)
+            bg, delta = self._bins
+            return (bg + masks * delta).reshape(-1, self.leads, self.T)
+        return self.bg + self.space.sample_masks(masks) * self._delta
 
 
 def masked_predict(predict_proba: Callable, masker: Masker, chunk: int = 512) -> Callable:
