@@ -37,6 +37,9 @@ rule correlate:
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
+        # which explained labels the model predicted: the headline correlation uses those
+        predictions="results/predictions/{run}/test.parquet",
+        thresholds=rules.train.output.thresholds,
     output:
         per_record="results/explain/{run}/correlation_per_record.tsv",
         summary="results/explain/{run}/correlation.tsv",

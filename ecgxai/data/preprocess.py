@@ -76,12 +76,17 @@ def process_part(
         meta_rows.append((ecg_id, patient_id, strat_fold))
     if not signals:
         return result
-    conditioned = np.empty((len(signals), signals[0].shape[0], settings.samples), dtype=np.float32)
+    n_leads = signals[0].shape[0]
+    conditioned = np.empty((len(signals), n_leads, settings.samples), dtype=np.float32)
+    scale = np.empty((len(signals), n_leads), dtype=np.float32)
+    offset = np.empty((len(signals), n_leads), dtype=np.float32)
     by_length: dict[int, list[int]] = {}
     for i, x in enumerate(signals):
         by_length.setdefault(x.shape[-1], []).append(i)
     for idx in by_length.values():  # records of one length are filtered in one vectorised call
-        conditioned[idx] = signal.condition(np.stack([signals[i] for i in idx]), settings)
+        conditioned[idx], scale[idx], offset[idx] = signal.condition_scaled(
+            np.stack([signals[i] for i in idx]), settings
+        )
     ids, patients, folds = (list(c) for c in zip(*meta_rows))
     meta = {"sampling_rate": settings.rate, "filters": settings.as_dict()}
     fold_dir = Path(out_dir, f"fold={fold}")
@@ -93,6 +98,8 @@ def process_part(
         folds,
         conditioned,
         {**meta, "kind": "signals", "units": "z-score per lead" if settings.zscore else "mV"},
+        lead_scale=scale,
+        lead_offset=offset,
     )
     dataset.write_part(
         fold_dir / f"bins-{index:05d}.parquet",
@@ -101,6 +108,8 @@ def process_part(
         folds,
         signal.bin_means(conditioned, settings.n_bins),
         {**meta, "kind": "bins", "n_bins": settings.n_bins, "units": "window mean of the conditioned signal"},
+        lead_scale=scale,
+        lead_offset=offset,
     )
     result.kept = ids
     return result
