@@ -42,6 +42,7 @@ def built(tmp_path_factory) -> Path:
     return wd
 
 
+@pytest.mark.slow  # builds acquire + preprocess with Snakemake
 def test_another_data_config_is_refused_and_nothing_is_touched(built, tmp_path):
     before = _snapshot(built)
     assert "results/data/source.json" in before and TARGET in before
@@ -56,6 +57,7 @@ def test_another_data_config_is_refused_and_nothing_is_touched(built, tmp_path):
     assert _snapshot(built) == before  # same files, same mtimes, same sizes
 
 
+@pytest.mark.slow  # builds acquire + preprocess with Snakemake
 def test_same_data_with_other_download_settings_reruns_nothing(built, tmp_path):
     knobs = _config(
         tmp_path / "knobs.yaml", {"synthetic": {"n_records": 80}, "physionet": {"retries": 9, "connections": 2}}
@@ -88,6 +90,7 @@ def test_the_same_folder_spelled_differently_is_the_same_data(tmp_path, monkeypa
         check_data_config({"source": "local", "path": spelling}, str(manifest))
 
 
+@pytest.mark.slow  # builds acquire + preprocess with Snakemake
 def test_a_copied_workdir_keeps_its_relative_data(built, tmp_path):
     """A copy of the working directory (another absolute path) is not another data config."""
     import shutil
