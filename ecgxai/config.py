@@ -204,7 +204,8 @@ def data_identity(data: dict) -> dict:
     Download settings (mirror, mode, retries, connections) are not part of it: every PhysioNet
     file is checked against SHA256SUMS.txt, so any mirror gives the same data.
     """
-    ident = {"source": data["source"], "path": os.path.abspath(data["path"])}
+    # as given: a relative path is relative to the working directory, which may move (a copy)
+    ident = {"source": data["source"], "path": os.path.normpath(data["path"])}
     if data["source"] == "synthetic":
         syn = data.get("synthetic") or {}
         ident.update(n_records=syn.get("n_records"), seed=syn.get("seed"))
@@ -219,11 +220,12 @@ def check_data_config(data: dict, manifest: str = DATA_MANIFEST) -> None:
     try:
         with open(manifest) as f:
             built = json.load(f)
-        recorded = built.get("data") or {"source": built["source"], "path": os.path.abspath(built["root"])}
+        recorded = built.get("data") or {"source": built["source"], "path": os.path.normpath(built["root"])}
     except (OSError, ValueError, KeyError, AttributeError):
         return  # not ours to judge: the acquire rule rewrites an unreadable manifest
     wanted = data_identity(data)
-    if recorded == wanted:
+    same_folder = os.path.abspath(str(recorded.get("path"))) == os.path.abspath(wanted["path"])
+    if recorded == wanted or (same_folder and {**recorded, "path": wanted["path"]} == wanted):
         return
     show = lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"  # noqa: E731
     raise ValueError(
