@@ -15,7 +15,7 @@ from ecgxai.data.ptbxl import bundled_statements
 SCHEMA = bundled_statements().parent / "config.schema.yaml"
 
 # Files the render rules write per run (file name = plotting/table function name).
-PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis")
+PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis", "reliability_diagram")
 PERFORMANCE_TABLES = ("table1_overall", "per_label_table")
 EXPLANATION_FIGURES = (
     "fig1_attention_distribution",
@@ -136,6 +136,22 @@ def _bool(s: str) -> bool:
 
 # The PTB-XL benchmark protocol (Strodthoff et al. 2021): folds 1-8 train, 9 validation, 10 test.
 SPLITS = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
+FOLDS = tuple(range(1, 11))
+SCHEMES = ("holdout", "crossval")
+
+
+def cv_splits(test_fold: int) -> dict[str, tuple[int, ...]]:
+    """Cross-validation split of one model: `test_fold` tests, the next fold (10 -> 1) validates, the rest trains."""
+    test_fold = int(test_fold)
+    if test_fold not in FOLDS:
+        raise ValueError(f"test fold must be one of {FOLDS}, got {test_fold}")
+    val = test_fold % len(FOLDS) + 1
+    return {"train": tuple(f for f in FOLDS if f not in (test_fold, val)), "val": (val,), "test": (test_fold,)}
+
+
+def run_scheme(config: dict, run: str) -> str:
+    """holdout (folds 1-8 / 9 / 10) or crossval (ten models, pooled out-of-fold predictions) for a run."""
+    return (config["runs"].get(run) or {}).get("scheme") or config["evaluate"].get("scheme", "holdout")
 
 
 def run_config(config: dict, run: str) -> dict:
@@ -169,6 +185,8 @@ def expand_runs(ablation: dict) -> dict[str, dict]:
         for seed in ablation["seeds"]:
             train = {**(overrides.get("train") or {}), "label_set": ablation["label_set"], "seed": int(seed)}
             runs[run_name(variant, seed)] = {"model": dict(overrides.get("model") or {}), "train": train}
+            if ablation.get("scheme"):
+                runs[run_name(variant, seed)]["scheme"] = ablation["scheme"]
     return runs
 
 
