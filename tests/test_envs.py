@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 ENV_FILES = {p.stem: p for p in sorted((REPO / "envs").glob("*.yaml"))}
 
 
+# Rules the staged run leaves out, and why that is safe.
+NOT_RUN = {"pool_cv": "needs all ten fold models (minutes); its script imports only numpy and pyarrow"}
+
+
 def rule_envs() -> dict[str, str]:
     """{rule: env name} for every rule with a `conda:` directive in rules/*.smk."""
     out = {}
@@ -81,10 +85,11 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
     cfg = _config(quick_config)
     runs, ablation_runs, explained = list(cfg["runs"]), list(expand_runs(cfg["ablation"])), cfg["explain"]["runs"]
     stages = [
-        ("data", ["results/data/labels.parquet", "results/data/quality.tsv"]),
+        ("data", ["results/data/labels.parquet", "results/data/quality.tsv", "results/delineation/100hz"]),
         (
             "torch",
             [f"results/predictions/{r}/{s}.parquet" for r in runs for s in ("val", "test")]
+            + [f"results/predictions/{runs[0]}/cv/fold1_test.parquet"]  # train_cv, predict_cv: one fold model
             + [f"results/predictions/{r}/test.parquet" for r in ablation_runs]
             + [f"results/explain/{r}/correlation.tsv" for r in explained]
             + ["results/explain_record/mine/index.html"],
@@ -113,7 +118,7 @@ def test_each_environment_runs_its_rules(staged_run):
         foreign = {r: envs.get(r) for r in counts if envs.get(r) != env}
         assert not foreign, f"stage {stage} ran rules of other environments: {foreign}"
     ran = {r for counts in jobs.values() for r in counts}
-    assert ran == set(envs), f"rules never run in their environment: {sorted(set(envs) - ran)}"
+    assert ran | set(NOT_RUN) == set(envs), f"rules never run in their environment: {sorted(set(envs) - ran)}"
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ def venv_python(requirements: list[str], *, editable: Path | None = None) -> tup
     key_src = json.dumps([sys.version_info[:2], sorted(requirements), str(editable or "")])
     target = CACHE / hashlib.sha256(key_src.encode()).hexdigest()[:16]
     record = target / "build.json"
+    _wait_for_other_builds(target)
     if record.is_file():
         return target / "bin" / "python", {**json.loads(record.read_text()), "cached": True}
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -70,3 +71,18 @@ def venv_python(requirements: list[str], *, editable: Path | None = None) -> tup
     else:
         tmp.rename(target)  # venvs run fine from a new path when started as `python -m ...`
     return target / "bin" / "python", {**build, "cached": False}
+
+
+def _wait_for_other_builds(target: Path, poll_s: float = 10) -> None:
+    """Another process building the same venv (.<key>.<pid>.tmp): wait for it rather than build it twice."""
+    while True:
+        alive = []
+        for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+            try:
+                os.kill(int(tmp.name.split(".")[2]), 0)
+                alive.append(tmp)
+            except (ValueError, ProcessLookupError, PermissionError):
+                continue
+        if not alive:
+            return
+        time.sleep(poll_s)
