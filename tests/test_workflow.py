@@ -175,6 +175,8 @@ def test_explain_your_own_ecg(workdir, tmp_path):
     assert run.returncode != 0
     log = (workdir / "results" / "logs" / "explain_record" / "bad.log").read_text()
     assert "00008_lr.hea: 2 signals" in log and "missing ['III'" in log
+    # the closing message shows the failed rule's log and what to try (Snakefile onerror)
+    assert "last" in run.stdout and "00008_lr.hea: 2 signals" in run.stdout and "What to try:" in run.stdout
 
 
 def test_ablation_target_renders_the_grid(workdir):
