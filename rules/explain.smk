@@ -92,5 +92,6 @@ rule explain_record:
     params:
         filters=FILTERS.as_dict(),
         explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        delineation_method=config["delineate"]["method"],
     script:
         "../workflow_scripts/explain_record.py"
