@@ -34,7 +34,9 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/preprocess.smk"
+include: "rules/delineate.smk"
 include: "rules/train.smk"
+include: "rules/crossval.smk"
 include: "rules/explain.smk"
 include: "rules/render.smk"
 include: "rules/checks.smk"
@@ -45,3 +47,23 @@ rule all:
     input:
         all_outputs(),
         checks_outputs(),
+
+
+# What the terminal says at the end: where to look, or which log explains the failure (ecgxai.run_summary).
+from ecgxai.run_summary import error_message, success_message
+
+
+onsuccess:
+    print(
+        success_message(
+            ".",
+            RUNS,
+            USER_RECORDS,
+            workflow.overwrite_configfiles,
+            config_options=bool(workflow.config_settings.config),
+        )
+    )
+
+
+onerror:
+    print(error_message(log))

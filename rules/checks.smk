@@ -33,7 +33,7 @@ def checks_delineation(wildcards):
         rules.delineate
     except (AttributeError, WorkflowError):
         return {}
-    return {"beats": f"results/delineation/{RATE}hz"}
+    return {"beats": rules.delineate.output.beats}
 
 
 def checks_template(wildcards, run=None):

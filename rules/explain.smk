@@ -37,6 +37,9 @@ rule correlate:
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
+        # which explained labels the model predicted: the headline correlation uses those
+        predictions="results/predictions/{run}/test.parquet",
+        thresholds=rules.train.output.thresholds,
     output:
         per_record="results/explain/{run}/correlation_per_record.tsv",
         summary="results/explain/{run}/correlation.tsv",
@@ -63,8 +66,10 @@ rule explain_record:
     input:
         weights=f"results/models/{config['explain_record']['run']}/model.pt",
         thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
+        sidecar=f"results/models/{config['explain_record']['run']}/model.json",
         data=DATA,
         record=user_record_header,
+        signals=user_record_data,
     output:
         predictions="results/explain_record/{name}/predictions.tsv",
         attributions="results/explain_record/{name}/attributions.parquet",
@@ -87,5 +92,6 @@ rule explain_record:
     params:
         filters=FILTERS.as_dict(),
         explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        delineation_method=config["delineate"]["method"],
     script:
         "../workflow_scripts/explain_record.py"

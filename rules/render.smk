@@ -4,12 +4,13 @@
 
 rule render_performance:
     input:
-        predictions="results/predictions/{run}/test.parquet",
-        history=rules.train.output.history,
-        thresholds=rules.train.output.thresholds,
+        predictions=test_predictions,
+        history=run_history,
+        thresholds=run_thresholds,
         overall=rules.evaluate.output.overall,
         per_label=rules.evaluate.output.per_label,
         comparison=rules.evaluate.output.comparison,
+        calibration=rules.evaluate.output.calibration,
     output:
         **rendered(PERFORMANCE_FIGURES, "Performance"),
         **rendered(PERFORMANCE_TABLES, "Performance", figures=False),
@@ -60,12 +61,16 @@ rule render_explanations:
 rule viewer:
     # One self-contained HTML page (works from file://) for the explained test records.
     input:
+        # each method's sanity flag in the method description (rule sanity)
+        **({"sanity": "results/explain/{run}/checks/method_flags.tsv"} if config["checks"]["sanity"] else {}),
         predictions="results/predictions/{run}/test.parquet",
         thresholds=rules.train.output.thresholds,
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
         data=DATA,
+        # wave bands, fiducial marks, median beats and wave features in the page
+        beats=rules.delineate.output.beats,
     output:
         viewer=report(
             "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"
@@ -82,5 +87,6 @@ rule viewer:
         runtime=10,
     params:
         folds=SPLITS["test"],
+        features=config["explain"].get("features"),
     script:
         "../workflow_scripts/viewer.py"

@@ -18,4 +18,5 @@ with logged(snakemake.log[0]):
         predictions=snakemake.output.predictions,
         attributions=snakemake.output.attributions,
         viewer=snakemake.output.viewer,
+        delineation_method=snakemake.params.delineation_method,
     )

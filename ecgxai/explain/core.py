@@ -8,11 +8,12 @@ and deletion/insertion faithfulness curves. Everything comes back as tidy DataFr
 Defaults (2 CPU cores, HybridECGNet at T=1000; see benchmarks/explain.py):
   SHAP  npermutations=3  -> 1443 model calls per record (all labels at once)
   LIME  num_samples=1000, kernel_width=25 (x100 cosine distance), uniform-count sampling
-  faithfulness step=12 bins (21 points per curve), shap/lime/attention/random rankings
+  faithfulness step=24 bins (11 points per curve), shap/lime/attention/random rankings
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -30,6 +31,10 @@ from ecgxai.explain.masking import Masker
 from ecgxai.explain.shap_explain import ShapConfig, explain_shap, gradient_shap, sample_background
 
 __all__ = ["explain_records", "Explanations", "ShapConfig", "LimeConfig", "Masker", "long_format"]
+
+
+def _default(fn: Callable, name: str):
+    return inspect.signature(fn).parameters[name].default
 
 
 @dataclass
@@ -106,7 +111,7 @@ def explain_records(
     attention_fn(x [m, leads, T]) -> attention [m, T'] with `step_edges` ([T'+1], [T', 2] or
     callable T -> edges) giving each step's input span. gradient_model: a torch module
     x -> probabilities [B, C] for gradient SHAP, with `gradient_background` training records.
-    faithfulness_cfg: {"enabled": True, "step": 12, "order": "signed", "random": True}.
+    faithfulness_cfg: {"enabled": True, "step": 24, "order": "signed", "random": True}.
     correlations=False leaves `correlations`/`correlation_summary` empty (computed elsewhere).
     Record i uses its own seed derived from (seed, i), so results do not depend on batching.
     """
@@ -115,7 +120,8 @@ def explain_records(
         raise ValueError("X_records must be [n, leads, T] with one label list per record")
     n, leads, T = X.shape
     shap_cfg, lime_cfg = ShapConfig.from_any(shap_cfg), LimeConfig.from_any(lime_cfg)
-    fcfg = {"enabled": True, "step": 12, "order": "signed", "random": True, **(faithfulness_cfg or {})}
+    fcfg = {"enabled": True, "step": _default(faithfulness, "step"), "order": "signed", "random": True}
+    fcfg.update(faithfulness_cfg or {})
     if attention_fn is not None and step_edges is None:
         raise ValueError("attention_fn needs step_edges (each attention step's input sample span)")
     ids = list(ecg_ids) if ecg_ids is not None else list(range(n))

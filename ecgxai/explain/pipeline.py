@@ -105,6 +105,16 @@ def explain_run(
     return expl, selection
 
 
+def training_reference(data_dir, cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(lead means [12], gradient-SHAP background records) from the training data, where `cfg` needs them."""
+    if not (cfg["background"] == "mean" or cfg["shap"]["gradient"]):
+        return None, None
+    # one training fold is a large enough sample for means and the gradient reference
+    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
+    lead_means = x_train.mean(axis=(0, 2))
+    return lead_means, sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
+
+
 def explain_signals(
     model,
     x: np.ndarray,
@@ -117,18 +127,14 @@ def explain_signals(
     n_bins: int,
     rate: int,
     progress: bool = True,
+    reference: tuple | None = None,
 ) -> Explanations:
     """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
 
-    The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
+    The training data in `data_dir` provides the lead means and the gradient-SHAP reference, or
+    `reference` (from `training_reference`) when a caller explains many requests (the live app).
     """
-    needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
-    lead_means = grad_bg = None
-    if needs_train:  # one training fold is a large enough sample for means and the gradient reference
-        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
-        lead_means = x_train.mean(axis=(0, 2))
-        grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
-
+    lead_means, grad_bg = reference if reference is not None else training_reference(data_dir, cfg)
     predict_proba, attention = model_callables(model)
     return explain_records(
         predict_proba,
@@ -147,7 +153,7 @@ def explain_signals(
         lead_means=lead_means,
         blur_sigma_s=cfg["blur_sigma_s"],
         rate=rate,
-        gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
+        gradient_model=_Probabilities(model) if cfg["shap"]["gradient"] else None,
         gradient_background=grad_bg,
         faithfulness_cfg=cfg["faithfulness"],
         correlations=False,
@@ -180,12 +186,30 @@ def write_explanations(
         )
 
 
-def correlate_run(*, attributions, n_boot: int, seed: int, per_record, summary) -> pd.DataFrame:
-    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files."""
+def correlate_run(
+    *, attributions, n_boot: int, seed: int, per_record, summary, predictions=None, thresholds=None
+) -> pd.DataFrame:
+    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files.
+
+    With the run's test `predictions` and `thresholds`, each record-label row is marked `predicted`
+    (probability >= the label's threshold), and the summary's headline rows use those labels only.
+    """
     from ecgxai.explain.agreement import correlations_from_attributions
+    from ecgxai.explain.correlation import summarize
 
     attrs = pd.concat([pd.read_parquet(p) for p in attributions], ignore_index=True)
     rows, table = correlations_from_attributions(attrs, n_boot=n_boot, seed=seed)
+    if predictions is not None and thresholds is not None and len(rows):
+        pred = read_predictions(predictions)
+        names = pred["label_names"]
+        thr = read_thresholds(thresholds, names, test_fold=pred.get("test_fold"))
+        called = pred["prob"] >= thr
+        where = {int(i): k for k, i in enumerate(pred["ecg_id"])}
+        col = {n: j for j, n in enumerate(names)}
+        rows["predicted"] = [
+            bool(called[where[int(e)], col[str(lab)]]) for e, lab in zip(rows["ecg_id"], rows["label"])
+        ]
+        table = summarize(rows, n_boot=n_boot, seed=seed)
     write_tsv(rows, per_record)
     write_tsv(table, summary)
     key = table[(table.method_a == "shap") & (table.method_b == "attention")]
