@@ -206,6 +206,6 @@ def test_expert_rule_check_finds_the_rule_a_model_follows(trained):
         assert row.n_records == len(x) and row.n_paired == len(x)
         assert row.share > 0.5 > row.time_share and np.isfinite(row.minus_randomised), method
     probe = out["probe"].set_index("background").loc["zero"]
-    assert probe.frac_drop == 1.0 and probe.drop > 0.5 and probe.minus_random_low > 0
+    assert probe["frac_drop"] == 1.0 and probe["drop"] > 0.5 and probe["minus_random_low"] > 0
     assert probe.minus_randomised_low > 0
     assert set(out["background"].background) == {"zero", "blur"} and out["skipped"].empty
