@@ -10,6 +10,7 @@ from ecgxai.data.user_record import prepare_user_record
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.pipeline import explain_signals
 from ecgxai.explain.select import labels_to_explain
+from ecgxai.explain.template import NormalTemplate
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.training import predict
 from ecgxai.report.render import viewer_records
@@ -28,8 +29,18 @@ with logged(snakemake.log[0]) as log:
     probs, _ = predict(model, x[None], device="cpu")
     cfg = snakemake.params.explain
     labels = labels_to_explain(probs, thresholds, cfg["top_k"])
+    template = NormalTemplate.load(snakemake.input.template) if "template" in snakemake.input.keys() else None
     expl = explain_signals(
-        model, x[None], labels, names, [0], snakemake.input.data, cfg, n_bins=settings.n_bins, rate=settings.rate
+        model,
+        x[None],
+        labels,
+        names,
+        [0],
+        snakemake.input.data,
+        cfg,
+        n_bins=settings.n_bins,
+        rate=settings.rate,
+        template=template,
     )
 
     descriptions = label_descriptions(names, bundled_statements())

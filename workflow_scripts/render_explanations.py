@@ -1,4 +1,5 @@
-"""Rule render_explanations: Figures 1-3, faithfulness curves, agreement and faithfulness tables."""
+"""Rule render_explanations: Figures 1-3, beat-aligned Figure 2, faithfulness curves, agreement, faithfulness and
+background tables."""
 
 from pathlib import Path
 
@@ -18,5 +19,7 @@ with logged(snakemake.log[0]) as log:
         Path(snakemake.output.fig1_attention_distribution).parent,
         Path(snakemake.output.correlation_table).parent,
         snakemake.params.length_s,
+        beats_dir=i.get("beats"),
+        backgrounds=i.backgrounds,
     )
     log.info("wrote %d files", len(written))

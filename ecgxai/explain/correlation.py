@@ -1,7 +1,9 @@
 """Agreement between explanation maps: Pearson and Spearman per record and label, then a summary.
 
+Maps are [leads, features per lead] in one feature space (waves: P/PR/QRS/ST/T/TP; bins: time bins);
+"time" below is the per-lead axis of that space (segments or bins).
 Pairs compared for every record and label (when both maps exist):
-  * <method> vs attention over the n_bins time bins, the method summed over leads
+  * <method> vs attention over the per-lead features (segments or time bins), the method summed over leads
     ("signed") or its absolute value summed over leads ("abs");
   * method vs method over all 12 x n_bins features (signed, abs) and over time (signed, abs).
 A constant vector has no correlation: the value is NaN and `reason` says which side was constant.
@@ -109,8 +111,13 @@ def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, 
 
 
 def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per (method_a, method_b, space, variant, statistic): mean, median, CI of the median, n."""
-    keys = ["method_a", "method_b", "space", "variant"]
+    """One row per ([feature_space,] method_a, method_b, space, variant, statistic): mean, median, CI, n."""
+    keys = (["feature_space"] if "feature_space" in per_record.columns else []) + [
+        "method_a",
+        "method_b",
+        "space",
+        "variant",
+    ]
     rows = []
     if per_record.empty:
         return pd.DataFrame(columns=keys + ["statistic", "mean", "median", "ci_low", "ci_high", "n", "n_nan"])

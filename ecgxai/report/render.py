@@ -52,6 +52,33 @@ def read_attributions(*paths) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
+def in_space(frame: pd.DataFrame, kind: str = "bins") -> pd.DataFrame:
+    """Rows of one feature space (a frame without `feature_space` is all time bins)."""
+    if "feature_space" not in frame.columns:
+        return frame if kind == "bins" else frame.iloc[:0]
+    return frame[frame["feature_space"] == kind].reset_index(drop=True)
+
+
+def signals_in_mv(x: np.ndarray, ids: np.ndarray, data_dir, folds) -> tuple[np.ndarray, str]:
+    """The records in mV where the signal Parquet carries lead_scale/lead_offset (mV = signal * scale +
+    offset), else unchanged with units 'z-score'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecgxai.data.parquet_io import part_files
+
+    files = part_files(Path(data_dir), folds)
+    if not files or "lead_scale" not in pq.read_schema(files[0]).names:
+        return x, "z-score"
+    t = pa.concat_tables([pq.read_table(f, columns=["ecg_id", "lead_scale", "lead_offset"]) for f in files])
+    order = np.argsort(t.column("ecg_id").to_numpy(), kind="stable")
+    scale = np.stack(t.column("lead_scale").to_pylist())[order].astype(np.float32)
+    offset = np.stack(t.column("lead_offset").to_pylist())[order].astype(np.float32)
+    if len(scale) != len(x):
+        raise ValueError(f"{data_dir}: {len(scale)} lead scales for {len(x)} records")
+    return x * scale[:, :, None] + offset[:, :, None], "mV"
+
+
 def render_explanations(
     attributions: pd.DataFrame,
     correlations,
@@ -63,13 +90,26 @@ def render_explanations(
     fig_dir,
     table_dir,
     length_s: float,
+    beats_dir=None,
+    backgrounds=None,
 ) -> list[str]:
-    """The paper's Figures 1-3, faithfulness curves and the agreement/faithfulness tables."""
+    """The paper's Figures 1-3 (time bins), the beat-aligned Figure 2 (wave features), faithfulness curves
+    and the agreement/faithfulness tables. beats_dir: the delineation output, for the median beats."""
     fig_dir, table_dir = Path(fig_dir), Path(table_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     table_dir.mkdir(parents=True, exist_ok=True)
     x, ids, meta = load_parquet_records(data_dir, folds)
     rate, n_bins = meta["sampling_rate"], meta["filters"]["n_bins"]
+    waves = in_space(attributions, "waves")
+    beats = {}
+    if beats_dir and len(waves):
+        from ecgxai.explain.pipeline import read_beats_by_record
+
+        beats = read_beats_by_record(beats_dir, waves["ecg_id"].unique())
+    on_waves = np.isin(ids, waves["ecg_id"].unique())
+    x_mv, units = signals_in_mv(x[on_waves], ids[on_waves], data_dir, folds) if on_waves.any() else (x[:0], "mV")
+    signals = {int(e): s for e, s in zip(ids[on_waves], x_mv)}
+    attributions = in_space(attributions)  # Figures 1-3 and the viewer live on time bins
     explained = np.isin(ids, attributions["ecg_id"].unique())
     labels = attributions["label"].unique()
     out = plots.fig1_attention_distribution(
@@ -82,12 +122,21 @@ def render_explanations(
     )
     out += plots.fig2_shap_heatmap(attributions, (x[explained], ids[explained]), fig_dir / "fig2_shap_heatmap", rate)
     out += plots.fig3_shap_attention_alignment(
-        attributions, _tsv(correlations), fig_dir / "fig3_shap_attention_alignment", rate, length_s=length_s
+        attributions, in_space(_tsv(correlations)), fig_dir / "fig3_shap_attention_alignment", rate, length_s=length_s
     )
     aucs = _tsv(aucs)
     out += plots.faithfulness_curves(pd.read_parquet(curves), aucs, fig_dir / "faithfulness_curves")
+    for method in plots.beats.BEAT_METHODS:
+        out += plots.beat_attribution(
+            waves, signals, beats, rate, method, fig_dir / f"beat_attribution_{method}", units=units
+        )
     out += tables.correlation_table(_tsv(correlation_summary), table_dir / "correlation_table")
     out += tables.faithfulness_table(aucs, table_dir / "faithfulness_table")
+    from ecgxai.explain.backgrounds import background_summary
+
+    per_record = pd.read_parquet(backgrounds) if backgrounds else pd.DataFrame()
+    summary = background_summary(per_record) if len(per_record) else pd.DataFrame()
+    out += tables.background_table(summary, table_dir / "background_table")
     return out
 
 
@@ -107,6 +156,7 @@ def viewer_records(
     row_of = {int(e): i for i, e in enumerate(pred["ecg_id"])}
     sig_of = {int(e): i for i, e in enumerate(ids)}
     records = []
+    attributions = in_space(attributions)  # the viewer draws time bins
     for ecg_id, g in attributions.groupby("ecg_id", sort=False):
         ecg_id = int(ecg_id)
         r = row_of[ecg_id]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgxai.report.plots._common import DPI, FIGSIZES, figsize
+from ecgxai.report.plots.beats import beat_attribution
 from ecgxai.report.plots.explanations import (
     faithfulness_curves,
     fig1_attention_distribution,
@@ -20,6 +21,7 @@ from ecgxai.report.plots.explanations import (
 from ecgxai.report.plots.performance import error_analysis, per_label_bars, roc_pr_curves, training_curves
 
 __all__ = [
+    "beat_attribution",
     "fig1_attention_distribution",
     "fig2_shap_heatmap",
     "fig3_shap_attention_alignment",
@@ -63,11 +65,29 @@ CAPTIONS = {
     "split into missed positives (FN) and false alarms (FP). (b) For the most frequent false positives (rows), "
     "the true labels of those records (columns): cell = number of test records where the row label was "
     "predicted while the column label was present; empty cells are 0.",
-    "faithfulness_curves": "Deletion and insertion curves: the predicted probability of the explained label as the most important "
-    "lead-time bins (by each method's ranking) are replaced by the background (deletion) or restored onto it "
+    "faithfulness_curves": "Deletion and insertion curves, one row per feature space (waves: lead x P/PR/QRS/ST/T/TP; "
+    "bins: lead x time bins): the predicted probability of the explained label as the most important "
+    "features (by each method's ranking) are replaced by the background (deletion) or restored onto it "
     "(insertion). Lines: mean over explained record-label pairs, bands: 95% intervals; legend: mean area "
     "under the curve. A faithful map falls fast under deletion (low AUC) and rises fast under insertion "
     "(high AUC); 'random' is a random ranking.",
+    **{
+        f"beat_attribution_{m}": f"Figure 2 on the beat ({label}). For each label (rows, most often explained first; n: "
+        "test records explained for it on wave features) and lead (columns): the median beat of those records "
+        "(R-aligned, median over beats then records; in mV where the data carry the scale), each wave segment "
+        f"(P, PR, QRS, ST, T, TP) shaded by the mean {label} of that lead and segment over the records. "
+        + (
+            "Red raises, blue lowers the label's probability (scale symmetric around 0)."
+            if m != "attention"
+            else "Attention has no lead axis, so the shading repeats over leads; it is the mean attention of the "
+            "LSTM steps covering each segment."
+        )
+        for m, label in (
+            ("shap", "permutation SHAP value"),
+            ("lime", "LIME weight"),
+            ("attention", "attention weight"),
+        )
+    },
 }
 
 
