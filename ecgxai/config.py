@@ -6,6 +6,8 @@ scripts and tests import the same definitions.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass
 
 from ecgxai.data.ptbxl import bundled_statements
@@ -171,3 +173,43 @@ def expand_runs(ablation: dict) -> dict[str, dict]:
             train = {**(overrides.get("train") or {}), "label_set": ablation["label_set"], "seed": int(seed)}
             runs[run_name(variant, seed)] = {"model": dict(overrides.get("model") or {}), "train": train}
     return runs
+
+
+# The manifest of the acquire rule: which data results/ was built from.
+DATA_MANIFEST = os.path.join("results", "data", "source.json")
+
+
+def data_identity(data: dict) -> dict:
+    """The part of the `data` config that decides which records results/ holds.
+
+    Download settings (mirror, mode, retries, connections) are not part of it: every PhysioNet
+    file is checked against SHA256SUMS.txt, so any mirror gives the same data.
+    """
+    ident = {"source": data["source"], "path": os.path.abspath(data["path"])}
+    if data["source"] == "synthetic":
+        syn = data.get("synthetic") or {}
+        ident.update(n_records=syn.get("n_records"), seed=syn.get("seed"))
+    return ident
+
+
+def check_data_config(data: dict, manifest: str = DATA_MANIFEST) -> None:
+    """Refuse (ValueError) a data config other than the one `manifest` records: Snakemake would
+    otherwise delete the acquire output and rebuild every stage from the other data."""
+    if not os.path.isfile(manifest):
+        return
+    try:
+        with open(manifest) as f:
+            built = json.load(f)
+        recorded = built.get("data") or {"source": built["source"], "path": os.path.abspath(built["root"])}
+    except (OSError, ValueError, KeyError, AttributeError):
+        return  # not ours to judge: the acquire rule rewrites an unreadable manifest
+    wanted = data_identity(data)
+    if recorded == wanted:
+        return
+    show = lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"  # noqa: E731
+    raise ValueError(
+        f"results/ was built from data {show(recorded)} ({manifest}), but this command asks for "
+        f"data {show(wanted)}. Nothing was run or deleted. Give the same data config as the build "
+        "(keep it in a file and pass it every time: --configfile my-data.yaml), or, to rebuild "
+        f"every stage from the new data on purpose, delete {manifest} (or use another --directory)."
+    )

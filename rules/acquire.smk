@@ -16,7 +16,8 @@ rule acquire:
         mem_mb=2000,
         runtime=600,
     params:
-        data=config["data"],
+        # only what decides the data: download knobs (retries, connections) rerun nothing
+        data=data_identity(config["data"]),
         rate=RATE,
     script:
         "../workflow_scripts/acquire.py"

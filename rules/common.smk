@@ -15,6 +15,15 @@ try:
 except ValueError as exc:
     raise WorkflowError(f"config preprocess: {exc}")
 
+# A command whose data config differs from the one results/ was built from stops here, before
+# Snakemake sees changed acquire params and deletes what was built (issue 12).
+from ecgxai.config import check_data_config, data_identity
+
+try:
+    check_data_config(config["data"])
+except ValueError as exc:
+    raise WorkflowError(f"config data: {exc}")
+
 RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
 

@@ -69,7 +69,7 @@ rule viewer:
         attention=rules.explain.output.attention,
         data=DATA,
     output:
-        report(
+        viewer=report(
             "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"
         ),
     log:

@@ -35,7 +35,7 @@ rule predict:
         weights=rules.train.output.weights,
         sidecar=rules.train.output.sidecar,
     output:
-        "results/predictions/{run}/{split}.parquet",
+        predictions="results/predictions/{run}/{split}.parquet",
     log:
         "results/logs/predict/{run}_{split}.log",
     benchmark:
@@ -106,6 +106,7 @@ rule ablation:
         runtime=30,
     params:
         ablation=config["ablation"],
+        runs=list(ABLATION_RUNS),
         shape=(12, FILTERS.samples),
     script:
         "../workflow_scripts/ablation.py"

@@ -1,11 +1,11 @@
 """Rule acquire: download, generate or check PTB-XL; write the manifest."""
 
-import json
-
 from ecgxai.data.acquire import acquire
+from ecgxai.outputs import write_json
 from ecgxai.runlog import logged
 
 with logged(snakemake.log[0]):
-    manifest = acquire(snakemake.params.data, snakemake.params.rate, threads=snakemake.threads)
-    with open(snakemake.output.manifest, "w") as f:
-        json.dump(manifest, f, indent=1)
+    # the whole data section (with the download knobs) from the config; params hold its identity
+    manifest = acquire(data_cfg=snakemake.config["data"], rate=snakemake.params.rate, threads=snakemake.threads)
+    manifest["data"] = snakemake.params.data
+    write_json(snakemake.output.manifest, manifest)

@@ -1,16 +1,16 @@
 """Rule preprocess: PTB-XL folder -> Parquet folds, labels table, quality report."""
 
-from ecgxai.data.conditioning import FilterSettings
+from ecgxai.config import FilterSettings
 from ecgxai.data.preprocess import preprocess
 from ecgxai.runlog import logged
 
 with logged(snakemake.log[0]) as log:
     summary = preprocess(
-        snakemake.params.root,
-        snakemake.output.signals,
-        snakemake.output.labels,
-        snakemake.output.quality,
-        FilterSettings(**snakemake.params.filters),
+        root=snakemake.params.root,
+        out_dir=snakemake.output.signals,
+        labels_path=snakemake.output.labels,
+        quality_path=snakemake.output.quality,
+        settings=FilterSettings(**snakemake.params.filters),
         workers=snakemake.threads,
         part_size=snakemake.params.part_size,
         likelihood_min=snakemake.params.labels["likelihood_min"],

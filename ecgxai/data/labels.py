@@ -28,14 +28,34 @@ LABEL_SETS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "
 
 
 def parse_scp_codes(text: str, *, where: str = "") -> dict[str, float]:
-    """Parse one `scp_codes` cell (a Python dict literal) with a clear error on bad input."""
+    """Parse one `scp_codes` cell, a dict literal {code: likelihood in [0, 100]}, strictly.
+
+    Only a literal dict of string keys and plain numbers is accepted (parsed with `ast`, never
+    evaluated); a repeated key, a likelihood outside 0-100, NaN or anything else is a ValueError
+    naming `where`, so no odd cell is read as a silently different label set.
+    """
+    shown = repr(str(text)[:60]) + ("..." if len(str(text)) > 60 else "")
     try:
-        codes = ast.literal_eval(text)
-    except (ValueError, SyntaxError) as exc:
-        raise ValueError(f"{where}: scp_codes is not a dict literal: {text!r} ({exc})") from None
-    if not isinstance(codes, dict):
-        raise ValueError(f"{where}: scp_codes is not a dict literal: {text!r}")
-    return {str(k): float(v) for k, v in codes.items()}
+        node = ast.parse(str(text).strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"{where}: scp_codes is not a dict literal: {shown} ({type(exc).__name__})") from None
+    if not isinstance(node, ast.Dict):
+        raise ValueError(f"{where}: scp_codes is not a dict literal: {shown}")
+    codes: dict[str, float] = {}
+    for key, value in zip(node.keys, node.values):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.strip()):
+            raise ValueError(f"{where}: scp_codes key {ast.unparse(key) if key else '**'} is not a statement code")
+        sign = 1.0
+        if isinstance(value, ast.UnaryOp) and isinstance(value.op, (ast.USub, ast.UAdd)):
+            sign, value = (-1.0 if isinstance(value.op, ast.USub) else 1.0), value.operand
+        if not (
+            isinstance(value, ast.Constant) and type(value.value) in (int, float) and 0 <= sign * value.value <= 100
+        ):
+            raise ValueError(f"{where}: scp_codes likelihood of {key.value!r} is not a number in 0-100")
+        if key.value in codes:
+            raise ValueError(f"{where}: scp_codes repeats {key.value!r}")
+        codes[key.value] = float(sign * value.value) + 0.0  # no -0.0
+    return codes
 
 
 def read_statements(path: str | Path) -> pd.DataFrame:

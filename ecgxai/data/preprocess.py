@@ -21,56 +21,14 @@ from tqdm import tqdm
 
 from ecgxai.data import conditioning as signal
 from ecgxai.data import parquet_io as dataset
-from ecgxai.data.labels import labels_table, parse_scp_codes, read_statements
+from ecgxai.data.labels import labels_table, read_statements
+from ecgxai.data.metadata import InputError, read_database
 from ecgxai.data.ptbxl import DATABASE_CSV, LEADS, RATES, STATEMENTS_CSV
 from ecgxai.data.wfdb_io import RecordError, read_wfdb_record
 
 log = logging.getLogger(__name__)
 
 QUALITY_COLUMNS = ["ecg_id", "strat_fold", "record", "kind", "reason"]
-
-
-class InputError(ValueError):
-    """The PTB-XL folder itself is unusable (missing or malformed tables)."""
-
-
-def read_database(root: Path, rate: int) -> tuple[pd.DataFrame, list[dict]]:
-    """ptbxl_database.csv with parsed scp_codes, and quality rows for metadata rows unusable as such."""
-    path = root / DATABASE_CSV
-    if not path.is_file():
-        raise InputError(f"{path}: not found; is {root} a PTB-XL folder?")
-    try:
-        df = pd.read_csv(path, index_col="ecg_id")
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: unreadable as ptbxl_database.csv: {exc}") from None
-    needed = {"patient_id", "scp_codes", "strat_fold", RATES[rate][1]}
-    missing = needed - set(df.columns)
-    if missing:
-        raise InputError(f"{path}: missing column(s) {sorted(missing)}")
-    if df.index.has_duplicates:
-        dup = df.index[df.index.duplicated()].unique().tolist()[:5]
-        raise InputError(f"{path}: duplicate ecg_id(s) {dup}")
-    bad, codes = [], []
-    for ecg_id, text, fold in zip(df.index, df["scp_codes"], df["strat_fold"]):
-        try:
-            codes.append(parse_scp_codes(str(text), where=f"{path} ecg_id {ecg_id}"))
-            if not (pd.notna(fold) and float(fold) in range(1, 11)):
-                raise ValueError(f"strat_fold {fold!r} not in 1-10")
-        except ValueError as exc:
-            codes.append(None)
-            bad.append(
-                {
-                    "ecg_id": int(ecg_id),
-                    "strat_fold": fold,
-                    "record": "",
-                    "kind": "bad metadata",
-                    "reason": f"bad metadata row: {str(exc).split(': ', 1)[-1]}",
-                }
-            )
-    df = df.assign(scp_codes=codes)
-    df = df[df["scp_codes"].notna()].copy()
-    df["strat_fold"] = df["strat_fold"].astype(int)
-    return df.sort_index(), bad
 
 
 @dataclass
@@ -99,6 +57,19 @@ def process_part(
         except RecordError as exc:
             result.quality.append(
                 {"ecg_id": ecg_id, "strat_fold": strat_fold, "record": rel, "kind": exc.kind, "reason": str(exc)}
+            )
+            continue
+        except Exception as exc:  # a reader bug must cost one record, not the run; traceback to the log
+            log.exception("%s: unexpected error", rel)
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            result.quality.append(
+                {
+                    "ecg_id": ecg_id,
+                    "strat_fold": strat_fold,
+                    "record": rel,
+                    "kind": "unexpected error",
+                    "reason": reason,
+                }
             )
             continue
         signals.append(x)
@@ -172,7 +143,7 @@ def preprocess(
     if not statements_path.is_file():
         raise InputError(f"{statements_path}: not found; is {root} a PTB-XL folder?")
     statements = read_statements(statements_path)
-    meta, quality = read_database(root, settings.rate)
+    meta, quality = read_database(root, settings.rate, known_codes=set(statements.index))
     column = RATES[settings.rate][1]
     log.info(
         "%s: %d metadata rows, %d unusable as such; %d Hz records from column %s",

@@ -1,20 +1,24 @@
-"""Reading PTB-XL WFDB records fast, with `wfdb` as the fallback for anything unusual.
+"""Reading WFDB records strictly: every header token is checked, every value is what the header says.
 
-`wfdb.rdheader` costs ~4 ms per record (as much as `wfdb.rdsamp` itself), so the plain
-single-file format-16 headers that PTB-XL uses are parsed here (~0.05 ms) and the data read with
-`numpy.fromfile`; any header this parser does not fully understand (other formats, skew, byte
-offsets, multi-segment records) goes to `wfdb.rdheader`/`wfdb.rdrecord`. Every way a record can
-be unusable raises `RecordError` with a short reason, which preprocessing writes to quality.tsv.
+Headers are parsed here against the WFDB header grammar (header(5) of the WFDB manual), and a
+token that does not fit it makes the record unusable with a reason, never a guess: `wfdb`'s own
+parser is lenient (a missing sampling rate silently becomes 250 Hz, a garbled token is half read).
+Format-16 data in one file, as PTB-XL stores it, is read with `numpy.fromfile` (~30x faster than
+`wfdb.rdrecord`); other formats (212, 8, 24, ... and multi-file records) are decoded by `wfdb`,
+after its reading of the header has been checked against ours. The data are then checked
+against the header (file size, checksums, first samples), so a token that names the wrong file,
+format or length is caught rather than read as noise. Every way a record can be unusable raises
+`RecordError` with a short reason, which preprocessing writes to quality.tsv.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import wfdb
 
 from ecgxai.data.ptbxl import LEADS
 
@@ -28,124 +32,284 @@ class RecordError(Exception):
         self.kind = kind
 
 
-_GAIN = re.compile(r"^([-+\d.eE]+)(?:\(([-+\d]+)\))?(?:/(\S+))?$")
+# Physical units -> factor to millivolts. WFDB's default unit (no /units) is the millivolt.
+UNITS_TO_MV = {"mV": 1.0, "uV": 1e-3, "V": 1e3}
+# The digital value WFDB writes for a missing sample, per storage format (wfdb's _digi_nan).
+INVALID_SAMPLE = {
+    "8": -128,
+    "16": -32768,
+    "24": -(2**23),
+    "32": -(2**31),
+    "61": -32768,
+    "80": -128,
+    "160": -32768,
+    "212": -2048,
+    "310": -512,
+    "311": -512,
+    "508": -128,
+    "516": -32768,
+    "524": -(2**23),
+}
+
+_INT = re.compile(r"-?\d+")
+_RECORD_NAME = re.compile(r"[-\w]+(?:/(\d+))?")
+_FS = re.compile(r"(\d+\.?\d*|\.\d+)(?:/(?:\d+\.?\d*|\.\d+)(?:\(-?(?:\d+\.?\d*|\.\d+)\))?)?")
+_FILE = re.compile(r"[-\w.]+")
+_FORMAT = re.compile(r"(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?")
+_GAIN = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((-?\d+)\))?(?:/(\S+))?")
+
+
+@dataclass
+class Signal:
+    """One signal line of a header, with WFDB's defaults filled in."""
+
+    file_name: str
+    fmt: str
+    samps_per_frame: int
+    skew: int
+    byte_offset: int
+    adc_gain: float
+    baseline: int
+    units: str
+    adc_zero: int
+    init_value: int | None
+    checksum: int | None
+    name: str
 
 
 @dataclass
 class Header:
-    """The header fields preprocessing needs, from our parser or from wfdb's."""
+    """A parsed header: the record line and its signal lines."""
 
+    record_name: str
     n_sig: int
-    fs: float | None
-    sig_len: int
-    sig_name: list
-    file_name: list
-    fmt: list
-    adc_gain: list
-    baseline: list
-    simple: bool  # single file, format 16, no skew/offset/frames: readable with numpy
+    fs: float
+    sig_len: int | None
+    signals: list[Signal]
+
+    @property
+    def sig_name(self) -> list[str]:
+        return [s.name for s in self.signals]
+
+    @property
+    def file_name(self) -> list[str]:
+        return [s.file_name for s in self.signals]
+
+    @property
+    def fmt(self) -> list[str]:
+        return [s.fmt for s in self.signals]
+
+    @property
+    def adc_gain(self) -> list[float]:
+        return [s.adc_gain for s in self.signals]
+
+    @property
+    def baseline(self) -> list[int]:
+        return [s.baseline for s in self.signals]
+
+    @property
+    def simple(self) -> bool:
+        """One format-16 file, one sample per frame, no skew: readable with numpy."""
+        return (
+            len(set(self.file_name)) == 1
+            and set(self.fmt) == {"16"}
+            and all(s.samps_per_frame == 1 and s.skew == 0 for s in self.signals)
+            and len({s.byte_offset for s in self.signals}) == 1
+        )
 
 
-def _parse_simple_header(text: str) -> Header | None:
-    """Parse a plain format-16 WFDB header; None where wfdb must take over."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+def header_path(base: Path) -> Path:
+    """`base` + .hea; a record name may itself contain dots (``ecg.2024-01-01``)."""
+    base = Path(base)
+    return base if base.name.endswith(".hea") else base.with_name(base.name + ".hea")
+
+
+def _bad(hea: str, what: str) -> RecordError:
+    return RecordError("unreadable header", f"unreadable header {hea}: {what}")
+
+
+def _int(token: str | None, hea: str, what: str, default: int | None) -> int | None:
+    if token is None:
+        return default
+    if not _INT.fullmatch(token):
+        raise _bad(hea, f"{what} {token!r} is not an integer")
+    return int(token)
+
+
+def _parse_signal(line: str, hea: str, i: int) -> Signal:
+    tokens = line.split(maxsplit=8)
+    if len(tokens) < 2:
+        raise _bad(hea, f"signal line {i} has no storage format: {line!r}")
+    tokens += [None] * (9 - len(tokens))
+    file_name, fmt_token, gain_token, res, zero, init, checksum, _block, name = tokens
+    where = f"signal {i}"
+    if not _FILE.fullmatch(file_name) or file_name.strip(".") == "":
+        raise _bad(hea, f"{where}: data file name {file_name!r} is not a plain file name")
+    m = _FORMAT.fullmatch(fmt_token)
+    if not m or m.group(1) not in INVALID_SAMPLE:
+        raise _bad(hea, f"{where}: storage format {fmt_token!r} is not a WFDB format")
+    fmt, spf, skew, offset = m.group(1), int(m.group(2) or 1), int(m.group(3) or 0), int(m.group(4) or 0)
+    if gain_token is None:
+        raise RecordError("uncalibrated", f"{hea} {where}: no ADC gain, so no physical units (uncalibrated)")
+    g = _GAIN.fullmatch(gain_token)
+    if not g:
+        raise _bad(hea, f"{where}: ADC gain {gain_token!r} is not gain(baseline)/units")
+    gain = float(g.group(1))
+    if not math.isfinite(gain) or gain <= 0:
+        kind = "uncalibrated" if gain == 0 else "unreadable header"
+        raise RecordError(kind, f"{hea} {where}: ADC gain {g.group(1)} (must be a positive number)")
+    units = g.group(3) or "mV"
+    if units not in UNITS_TO_MV:
+        raise RecordError("wrong units", f"{hea} {where}: units {units!r}, expected one of {sorted(UNITS_TO_MV)}")
+    _int(res, hea, f"{where}: ADC resolution", None)
+    adc_zero = _int(zero, hea, f"{where}: ADC zero", 0)
+    baseline = int(g.group(2)) if g.group(2) is not None else adc_zero  # WFDB: baseline defaults to ADC zero
+    return Signal(
+        file_name=file_name,
+        fmt=fmt,
+        samps_per_frame=spf,
+        skew=skew,
+        byte_offset=offset,
+        adc_gain=gain,
+        baseline=baseline,
+        units=units,
+        adc_zero=adc_zero,
+        init_value=_int(init, hea, f"{where}: initial value", None),
+        checksum=_int(checksum, hea, f"{where}: checksum", None),
+        name=(name or "").strip(),
+    )
+
+
+def parse_header(text: str, hea: str = "header") -> Header:
+    """Parse WFDB header text strictly; RecordError naming `hea` and the bad token otherwise."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
-        return None
+        raise _bad(hea, "empty")
     rec = lines[0].split()
-    if len(rec) < 4 or "/" in rec[0] or "/" in rec[2] or "(" in rec[2]:
-        return None
-    try:
-        n_sig, fs, sig_len = int(rec[1]), float(rec[2]), int(rec[3])
-    except ValueError:
-        return None
-    sigs = lines[1 : 1 + n_sig]
-    if len(sigs) != n_sig:
-        return None
-    names, files, gains, baselines = [], [], [], []
-    for line in sigs:
-        f = line.split(maxsplit=8)
-        if len(f) < 9 or f[1] != "16":  # anything but plain format 16 (x, :, +) goes to wfdb
-            return None
-        m = _GAIN.match(f[2])
-        if not m:
-            return None
-        gain = float(m.group(1)) or 200.0  # WFDB: gain 0 means the default, 200
-        baseline = int(m.group(2)) if m.group(2) is not None else int(f[4])  # else ADC zero
-        files.append(f[0]), names.append(f[8]), gains.append(gain), baselines.append(baseline)
-    return Header(n_sig, fs, sig_len, names, files, ["16"] * n_sig, gains, baselines, simple=True)
+    if len(rec) < 2:
+        raise _bad(hea, f"record line {lines[0]!r} has no signal count")
+    m = _RECORD_NAME.fullmatch(rec[0])
+    if not m:
+        raise _bad(hea, f"record name {rec[0]!r}")
+    if m.group(1) is not None:
+        raise RecordError("unsupported layout", f"{hea}: multi-segment record; single-segment records only")
+    n_sig = _int(rec[1], hea, "signal count", None)
+    if n_sig is None or n_sig < 1:
+        raise _bad(hea, f"signal count {rec[1]!r}")
+    if len(rec) < 3:  # wfdb would silently assume 250 Hz here
+        raise RecordError("no sampling rate", f"{hea}: no sampling rate in the header (WFDB would assume 250 Hz)")
+    f = _FS.fullmatch(rec[2])
+    fs = float(f.group(1)) if f else float("nan")
+    if not (math.isfinite(fs) and fs > 0):
+        raise RecordError("wrong sampling rate", f"{hea}: sampling rate {rec[2]!r} is not a positive number")
+    sig_len = _int(rec[3], hea, "signal length", None) if len(rec) > 3 else None
+    if sig_len is not None and sig_len < 0:
+        raise _bad(hea, f"signal length {sig_len}")
+    if len(lines) < 1 + n_sig:
+        raise _bad(hea, f"{n_sig} signals announced, {len(lines) - 1} signal lines found")
+    signals = [_parse_signal(line, hea, i) for i, line in enumerate(lines[1 : 1 + n_sig])]
+    return Header(rec[0], n_sig, fs, sig_len, signals)
 
 
 def read_header(base: Path) -> Header:
-    """Header of the record at `base`; RecordError if missing or unreadable."""
-    hea = base.with_suffix(".hea")
+    """Header of the record at `base`; RecordError if missing or malformed."""
+    hea = header_path(base)
     try:
-        text = hea.read_text(encoding="ascii", errors="replace")
+        raw = hea.read_bytes()
     except FileNotFoundError:
         raise RecordError("missing file", f"missing header file {hea.name}") from None
-    header = _parse_simple_header(text)
-    if header is not None:
-        return header
+    except OSError as exc:
+        raise RecordError("unreadable header", f"unreadable header {hea.name}: {exc.strerror or exc}") from None
     try:
-        h = wfdb.rdheader(str(base))
-    except Exception as exc:  # wfdb raises many types for a malformed header
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise _bad(hea.name, f"not ASCII (byte {exc.start})") from None
+    return parse_header(text, hea.name)
+
+
+def _digital_numpy(base: Path, header: Header) -> np.ndarray:
+    """Samples x signals of a single-file format-16 record, after an exact file size check."""
+    dat = base.parent / header.file_name[0]
+    offset, n_sig = header.signals[0].byte_offset, header.n_sig
+    size = dat.stat().st_size
+    n = header.sig_len if header.sig_len is not None else (size - offset) // (2 * n_sig)
+    expected = offset + n * n_sig * 2
+    if size < expected:
+        raise RecordError("truncated data", f"truncated data file {dat.name}: {size} bytes, expected {expected}")
+    if size != expected:
         raise RecordError(
-            "unreadable header", f"unreadable header {hea.name}: {type(exc).__name__}: {exc}".strip()
-        ) from None
-    simple = not any(h.byte_offset or []) and max(h.samps_per_frame or [1]) == 1 and set(h.fmt or []) == {"16"}
-    return Header(
-        h.n_sig,
-        h.fs,
-        int(h.sig_len or 0),
-        list(h.sig_name or []),
-        list(h.file_name or []),
-        list(h.fmt or []),
-        list(h.adc_gain or []),
-        list(h.baseline or []),
-        simple,
-    )
+            "size mismatch",
+            f"data file {dat.name} has {size} bytes; the header describes {expected} "
+            f"({n} samples x {n_sig} signals in format 16)",
+        )
+    return np.fromfile(dat, dtype="<i2", count=n * n_sig, offset=offset).reshape(n, n_sig)
+
+
+def _digital_wfdb(base: Path, header: Header) -> np.ndarray:
+    """Samples x signals decoded by wfdb (other formats, several files), its header reading checked."""
+    import wfdb
+
+    hea = header_path(base)
+    try:
+        rec = wfdb.rdrecord(str(hea.with_name(hea.name[: -len(".hea")])), physical=False, return_res=64)
+    except Exception as exc:  # wfdb raises many types for malformed data
+        raise RecordError("unreadable data", f"unreadable data of {hea.name}: {type(exc).__name__}: {exc}") from None
+    ours = (header.fs, header.n_sig, header.fmt, header.adc_gain, header.baseline)
+    theirs = (rec.fs, rec.n_sig, list(rec.fmt or []), list(rec.adc_gain or []), list(rec.baseline or []))
+    if ours != theirs or (header.sig_len is not None and rec.sig_len != header.sig_len):
+        raise RecordError("unreadable header", f"unreadable header {hea.name}: ambiguous (wfdb reads it differently)")
+    d = rec.d_signal
+    if d is None or d.shape != (rec.sig_len, header.n_sig):
+        raise RecordError("unreadable data", f"unreadable data of {hea.name}: no samples decoded")
+    return d
 
 
 def read_wfdb_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
     """Physical signal (mV) of the WFDB record at `base` (path without extension) as float32
     [12, samples], leads in PTB-XL order. Raises RecordError for unusable records."""
-    hea = base.with_suffix(".hea")
+    base = Path(base)
+    hea = header_path(base)
     header = read_header(base)
-    names = [str(n).upper() for n in (header.sig_name or [])]
+    names = [n.upper() for n in header.sig_name]
     if header.n_sig != len(LEADS) or sorted(names) != sorted(LEADS):
-        raise RecordError("wrong leads", f"wrong leads: {header.n_sig} signals {names}, expected the 12 standard leads")
-    if header.fs is None or round(float(header.fs)) != rate:
+        raise RecordError(
+            "wrong leads", f"wrong leads: {header.n_sig} signals {header.sig_name}, expected the 12 standard leads"
+        )
+    if abs(header.fs - rate) > 1e-9 * rate:
         raise RecordError("wrong sampling rate", f"sampling rate {header.fs:g} Hz, expected {rate} Hz")
-    n = int(header.sig_len or 0)
+    if header.sig_len is not None and header.sig_len < min_samples:
+        raise RecordError("too short", f"too short: {header.sig_len} samples, at least {min_samples} needed")
+    if any(s.samps_per_frame != 1 for s in header.signals):
+        raise RecordError("unsupported layout", f"{hea.name}: several samples per frame (multi-rate signals)")
+    for name in sorted(set(header.file_name)):
+        if not (base.parent / name).is_file():
+            raise RecordError("missing file", f"missing data file {name}")
+    try:
+        d = _digital_numpy(base, header) if header.simple else _digital_wfdb(base, header)
+    except OSError as exc:
+        raise RecordError("unreadable data", f"unreadable data of {hea.name}: {exc.strerror or exc}") from None
+    n = d.shape[0]
     if n < min_samples:
         raise RecordError("too short", f"too short: {n} samples, at least {min_samples} needed")
-    files = set(header.file_name)
-    if len(files) != 1:
-        raise RecordError("unsupported layout", f"signals spread over {len(files)} files; one .dat per record expected")
-    dat = base.parent / header.file_name[0]
-    if not dat.is_file():
-        raise RecordError("missing file", f"missing data file {dat.name}")
-
-    if header.simple:
-        expected = n * header.n_sig * 2
-        if dat.stat().st_size < expected:
+    for j, s in enumerate(header.signals):
+        # the header's checksum and first sample pin the data to it: a wrong file, format,
+        # length or signal order is caught here rather than read as an ECG
+        if s.checksum is not None and (int(d[:, j].sum(dtype=np.int64)) - s.checksum) % 65536:
+            raise RecordError("checksum mismatch", f"{hea.name}: checksum of signal {s.name} does not match the data")
+        if s.init_value is not None and int(d[0, j]) != s.init_value:
             raise RecordError(
-                "truncated data", f"truncated data file {dat.name}: {dat.stat().st_size} bytes, expected {expected}"
+                "checksum mismatch",
+                f"{hea.name}: first sample of {s.name} is {int(d[0, j])}, header says {s.init_value}",
             )
-        digital = np.fromfile(dat, dtype="<i2", count=n * header.n_sig).reshape(n, header.n_sig)
-        gain = np.asarray(header.adc_gain, dtype=np.float64)
-        baseline = np.asarray(header.baseline, dtype=np.float64)
-        if np.any(gain == 0):
-            raise RecordError("unreadable header", f"zero ADC gain in {hea.name}")
-        signal = ((digital - baseline) / gain).T
-        # WFDB marks missing samples with the format's minimum (-32768).
-        signal[digital.T == -32768] = np.nan
-    else:
-        try:
-            signal = wfdb.rdrecord(str(base), physical=True).p_signal.T
-        except Exception as exc:
-            raise RecordError("unreadable data", f"unreadable data {dat.name}: {type(exc).__name__}: {exc}") from exc
+    gain = np.array([s.adc_gain / UNITS_TO_MV[s.units] for s in header.signals])
+    baseline = np.array(header.baseline, dtype=np.float64)
+    invalid = np.array([INVALID_SAMPLE[s.fmt] for s in header.signals])
     order = [names.index(lead) for lead in LEADS]
-    signal = np.ascontiguousarray(signal[order], dtype=np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
+        signal = (d[:, order] - baseline[order]) / gain[order]
+        signal[d[:, order] == invalid[order]] = np.nan  # WFDB marks missing samples with the format's minimum
+        signal = np.ascontiguousarray(signal.T, dtype=np.float32)
     bad = ~np.isfinite(signal).all(axis=1)
     if bad.any():
         raise RecordError("NaN samples", "NaN or infinite samples in lead(s) " + ",".join(np.asarray(LEADS)[bad]))

@@ -17,6 +17,7 @@ import torch
 from ecgxai.config import expand_runs, run_name  # noqa: F401  (re-exported)
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.hybrid import count_parameters
+from ecgxai.outputs import write_tsv
 from ecgxai.report import tables
 from ecgxai.report.plots._common import PALETTE, figure, save
 
@@ -37,29 +38,40 @@ def inference_ms_per_record(
     return float(np.median(times) / batch * 1000)
 
 
-def collect(ablation: dict, results: str | Path, shape: tuple[int, int]) -> pd.DataFrame:
-    """One row per trained ablation run: variant, seed, metrics, size and speed."""
-    results, rows = Path(results), []
-    for variant in ablation["grid"]:
-        for seed in ablation["seeds"]:
-            run = run_name(variant, seed)
-            overall = pd.read_csv(results / "metrics" / run / "overall.tsv", sep="\t").set_index("metric")["value"]
-            history = pd.read_csv(results / "models" / run / "history.tsv", sep="\t")
-            model, _ = load_checkpoint(results / "models" / run / "model.pt")
-            rows.append(
-                {
-                    "variant": variant,
-                    "seed": seed,
-                    "run": run,
-                    "macro_auc": overall["macro_auc"],
-                    "macro_f1_tuned": overall["macro_f1@tuned"],
-                    "fmax": overall["fmax"],
-                    "parameters": count_parameters(model),
-                    "epochs": len(history),
-                    "seconds_per_epoch": history["seconds"].mean(),
-                    "inference_ms_per_record": inference_ms_per_record(model, shape),
-                }
-            )
+def collect(*, ablation: dict, runs, metrics, models, histories, shape: tuple[int, int]) -> pd.DataFrame:
+    """One row per trained ablation run: variant, seed, metrics, size and speed.
+
+    `runs` names the runs in the order of the `metrics`, `models` and `histories` paths (the rule's inputs).
+    """
+    runs = list(runs)
+    if not len(runs) == len(metrics) == len(models) == len(histories):
+        raise ValueError(
+            f"{len(runs)} runs but {len(metrics)} metrics, {len(models)} models, {len(histories)} histories"
+        )
+    variant_seed = {run_name(v, s): (v, s) for v in ablation["grid"] for s in ablation["seeds"]}
+    unknown = [r for r in runs if r not in variant_seed]
+    if unknown:
+        raise ValueError(f"runs {unknown} are not in the ablation grid {sorted(variant_seed)}")
+    rows = []
+    for run, metrics_path, model_path, history_path in zip(runs, metrics, models, histories):
+        overall = pd.read_csv(metrics_path, sep="\t").set_index("metric")["value"]
+        history = pd.read_csv(history_path, sep="\t")
+        model, _ = load_checkpoint(model_path)
+        variant, seed = variant_seed[run]
+        rows.append(
+            {
+                "variant": variant,
+                "seed": seed,
+                "run": run,
+                "macro_auc": overall["macro_auc"],
+                "macro_f1_tuned": overall["macro_f1@tuned"],
+                "fmax": overall["fmax"],
+                "parameters": count_parameters(model),
+                "epochs": len(history),
+                "seconds_per_epoch": history["seconds"].mean(),
+                "inference_ms_per_record": inference_ms_per_record(model, shape),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -123,3 +135,16 @@ def ablation_figure(per_run: pd.DataFrame, out_stem) -> list[str]:
             ax.set_title(label)
         fig.suptitle("Ablation: what each part of the model is worth (points: seeds, bars: mean)")
         return save(fig, out_stem)
+
+
+def ablation_run(*, ablation: dict, runs, metrics, models, histories, shape, per_run, table, figure) -> pd.DataFrame:
+    """The ablation stage: the per-run table (TSV), the summary table (TSV/MD/TeX) and figure (PNG/PDF).
+
+    `table` and `figure` are the .tsv and .png paths; the .md/.tex and .pdf are written beside them.
+    """
+    rows = collect(ablation=ablation, runs=runs, metrics=metrics, models=models, histories=histories, shape=shape)
+    write_tsv(rows, per_run)
+    summary = summarize(rows)
+    ablation_table(summary, Path(table).with_suffix(""))
+    ablation_figure(rows, Path(figure).with_suffix(""))
+    return summary

@@ -8,6 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 DEFAULT_GRID = np.linspace(0.05, 0.95, 91)
+UNTUNED = 0.5  # labels without a validation positive
+
+
+def grid_decimals(grid: np.ndarray) -> int:
+    """Decimals that state every grid value exactly (0.01 steps -> 2): linspace leaves float noise."""
+    for decimals in range(12):
+        if np.allclose(np.round(grid, decimals), grid, rtol=0, atol=1e-9):
+            return decimals
+    return 12
 
 
 def f1_over_grid(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -39,8 +48,23 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = DE
     grid = np.asarray(grid, dtype=np.float64)
     f1 = f1_over_grid(y, probs, grid)
     thr = grid[np.argmax(f1, axis=1)]  # argmax returns the first maximum
-    thr[~y.any(axis=0)] = 0.5
-    return thr.astype(np.float64)
+    thr[~y.any(axis=0)] = UNTUNED
+    # the grid values as written (0.47, not 0.4699999999999999); predictions use the same numbers
+    return np.round(thr, grid_decimals(grid)).astype(np.float64)
+
+
+def write_thresholds(path, *, thresholds, label_names, label_set: str, tuned_on_folds) -> None:
+    """thresholds.json: the label set, the folds tuned on and one threshold per label (grid values)."""
+    from ecgxai.outputs import write_json
+
+    write_json(
+        path,
+        {
+            "label_set": label_set,
+            "tuned_on_folds": [int(f) for f in tuned_on_folds],
+            "thresholds": dict(zip(label_names, map(float, thresholds))),
+        },
+    )
 
 
 def read_thresholds(path, label_names) -> np.ndarray:

@@ -24,6 +24,7 @@ from ecgxai.explain.select import labels_to_explain, select_records
 from ecgxai.explain.shap_explain import sample_background
 from ecgxai.explain.template import NormalTemplate, build_normal_template
 from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.outputs import write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -306,3 +307,91 @@ def build_template_from_data(
         return build_normal_template(x[keep], [beats.get(int(e)) for e in ids[keep]], meta["sampling_rate"])
     except NotDelineated as exc:
         raise NotDelineated(f"{exc} (NORM-only training records in {data_dir}, beats in {beats_dir})") from None
+
+
+def write_explanations(
+    expl: Explanations,
+    selection_table: pd.DataFrame,
+    *,
+    shap,
+    lime,
+    attention,
+    meta,
+    selection,
+    faithfulness,
+    curves,
+    spaces=None,
+    requested: str = "waves",
+) -> None:
+    """The explain stage's files: attributions per method (Parquet), run details, selection, faithfulness and
+    (spaces) which feature space each record was explained in, and why."""
+    attrs = expl.attributions
+    attrs[attrs.method.isin(["shap", "shap_gradient"])].to_parquet(shap, index=False)
+    attrs[attrs.method == "lime"].to_parquet(lime, index=False)
+    attrs[attrs.method == "attention"].to_parquet(attention, index=False)
+    write_tsv(expl.meta, meta)
+    write_tsv(selection_table, selection)
+    write_tsv(expl.aucs, faithfulness)
+    expl.curves.to_parquet(curves, index=False)
+    if spaces is not None:
+        table = space_table(expl.meta, requested)
+        write_tsv(table, spaces)
+        log.info("records per feature space:\n%s", table.groupby("feature_space").ecg_id.nunique().to_string())
+    shap_meta = expl.meta[expl.meta.method == "shap"]
+    if len(shap_meta):
+        log.info(
+            "SHAP additivity error: max %.2e, median %.2e (|sum + base - f(x)|, probability units)",
+            shap_meta.additivity_error.max(),
+            shap_meta.additivity_error.median(),
+        )
+    if len(expl.aucs):
+        log.info(
+            "mean faithfulness AUC per feature space, method and curve:\n%s",
+            expl.aucs.groupby(["feature_space", "kind", "method"]).auc.mean().unstack(1).to_string(),
+        )
+
+
+def correlate_run(*, attributions, n_boot: int, seed: int, per_record, summary) -> pd.DataFrame:
+    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files."""
+    from ecgxai.explain.agreement import correlations_from_attributions
+
+    attrs = pd.concat([pd.read_parquet(p) for p in attributions], ignore_index=True)
+    rows, table = correlations_from_attributions(attrs, n_boot=n_boot, seed=seed)
+    write_tsv(rows, per_record)
+    write_tsv(table, summary)
+    key = table[(table.method_a == "shap") & (table.method_b == "attention")]
+    log.info(
+        "SHAP vs attention per feature space (paper, on time bins: Pearson 0.48, Spearman 0.60):\n%s",
+        key.to_string(index=False),
+    )
+    return table
+
+
+def normal_template_run(*, data, labels, beats, template) -> NormalTemplate:
+    """The normal_template stage: build the NORM template and write it (.npz, atomically)."""
+    tpl = build_template_from_data(data, labels, beats)
+    tpl.save(template)
+    log.info(
+        "normal template from %d NORM-only training records; median segment durations (samples at %d Hz): %s; "
+        "occurrences: %s",
+        tpl.n_records,
+        tpl.rate,
+        dict(zip(("P", "PR", "QRS", "ST", "T", "TP"), tpl.durations.round(1).tolist())),
+        tpl.n_occurrences.tolist(),
+    )
+    return tpl
+
+
+def explain_backgrounds_stage(
+    *, weights, predictions, thresholds, data, cfg, bg_cfg, per_record, beats=None, template=None
+) -> pd.DataFrame:
+    """The explain_backgrounds stage: `explain_backgrounds_run`, written as Parquet and summarised in the log."""
+    from ecgxai.explain.backgrounds import background_summary
+
+    rows = explain_backgrounds_run(weights, predictions, thresholds, data, cfg, bg_cfg, beats, template)
+    tmp = Path(per_record).with_name(Path(per_record).name + ".tmp")
+    rows.to_parquet(tmp, index=False)
+    tmp.replace(per_record)
+    if len(rows):
+        log.info("per label, background and method:\n%s", background_summary(rows).to_string(index=False))
+    return rows

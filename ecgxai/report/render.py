@@ -7,6 +7,7 @@ function names, so `plots.caption()` and the report captions find them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from ecgxai.config import (  # noqa: F401  (re-exported)
 )
 from ecgxai.data.parquet_io import load_parquet_records
 from ecgxai.data.ptbxl import LEADS, bundled_statements
+from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.report import plots, tables
 from ecgxai.report.viewer import render_viewer
@@ -28,24 +30,38 @@ def _tsv(path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", float_precision="round_trip")  # exact values back
 
 
+def _stems(outputs: Mapping[str, str], names) -> dict[str, Path]:
+    """{name: path stem} of the declared outputs (figure .png / table .tsv; .pdf, .md, .tex are written beside)."""
+    missing = [n for n in names if n not in outputs]
+    if missing:
+        raise KeyError(f"outputs lack {missing}; have {sorted(outputs)}")
+    return {n: Path(outputs[n]).with_suffix("") for n in names}
+
+
+def _check_declared(written, outputs: Mapping[str, str]) -> list[str]:
+    undeclared = sorted({str(Path(p)) for p in written} - {str(Path(p)) for p in outputs.values()})
+    if undeclared:
+        raise ValueError(f"wrote files the rule does not declare: {undeclared}")
+    return list(written)
+
+
 def render_performance(
-    pred: dict, history, overall, per_label, comparison, thresholds_path, fig_dir, table_dir
+    *, predictions, history, overall, per_label, comparison, thresholds, outputs: Mapping[str, str]
 ) -> list[str]:
-    """Figures and tables about how well a run classifies (test fold)."""
-    fig_dir, table_dir = Path(fig_dir), Path(table_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    table_dir.mkdir(parents=True, exist_ok=True)
+    """Figures and tables about how well a run classifies (test fold), to the paths `outputs` names."""
+    stem = _stems(outputs, PERFORMANCE_FIGURES + PERFORMANCE_TABLES)
+    pred = read_predictions(predictions)
     per_label = _tsv(per_label)
-    thr = read_thresholds(thresholds_path, pred["label_names"])
-    out = plots.roc_pr_curves(pred, fig_dir / "roc_pr_curves")
-    out += plots.training_curves(_tsv(history), fig_dir / "training_curves")
-    out += plots.per_label_bars(per_label, fig_dir / "per_label_bars")
-    out += plots.error_analysis(pred, thr, fig_dir / "error_analysis")
-    out += tables.table1_overall(_tsv(overall), _tsv(comparison), table_dir / "table1_overall")
+    thr = read_thresholds(thresholds, pred["label_names"])
+    out = plots.roc_pr_curves(pred, stem["roc_pr_curves"])
+    out += plots.training_curves(_tsv(history), stem["training_curves"])
+    out += plots.per_label_bars(per_label, stem["per_label_bars"])
+    out += plots.error_analysis(pred, thr, stem["error_analysis"])
+    out += tables.table1_overall(_tsv(overall), _tsv(comparison), stem["table1_overall"])
     out += tables.per_label_table(
-        per_label, table_dir / "per_label_table", tables.label_descriptions(per_label["label"], bundled_statements())
+        per_label, stem["per_label_table"], tables.label_descriptions(per_label["label"], bundled_statements())
     )
-    return out
+    return _check_declared(out, outputs)
 
 
 def read_attributions(*paths) -> pd.DataFrame:
@@ -80,64 +96,65 @@ def signals_in_mv(x: np.ndarray, ids: np.ndarray, data_dir, folds) -> tuple[np.n
 
 
 def render_explanations(
-    attributions: pd.DataFrame,
+    *,
+    shap,
+    lime,
+    attention,
     correlations,
     correlation_summary,
     curves,
-    aucs,
-    data_dir,
+    faithfulness,
+    data,
     folds,
-    fig_dir,
-    table_dir,
     length_s: float,
-    beats_dir=None,
+    outputs: Mapping[str, str],
+    beats=None,
     backgrounds=None,
 ) -> list[str]:
     """The paper's Figures 1-3 (time bins), the beat-aligned Figure 2 (wave features), faithfulness curves
-    and the agreement/faithfulness tables. beats_dir: the delineation output, for the median beats."""
-    fig_dir, table_dir = Path(fig_dir), Path(table_dir)
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    table_dir.mkdir(parents=True, exist_ok=True)
-    x, ids, meta = load_parquet_records(data_dir, folds)
+    and the agreement, faithfulness and background tables, to `outputs`. beats: the delineation output (median
+    beats); backgrounds: the background comparison's per-record rows."""
+    stem = _stems(outputs, EXPLANATION_FIGURES + EXPLANATION_TABLES)
+    attributions = read_attributions(shap, lime, attention)
+    x, ids, meta = load_parquet_records(data, folds)
     rate, n_bins = meta["sampling_rate"], meta["filters"]["n_bins"]
     waves = in_space(attributions, "waves")
-    beats = {}
-    if beats_dir and len(waves):
+    beat_tables = {}
+    if beats and len(waves):
         from ecgxai.explain.pipeline import read_beats_by_record
 
-        beats = read_beats_by_record(beats_dir, waves["ecg_id"].unique())
+        beat_tables = read_beats_by_record(beats, waves["ecg_id"].unique())
     on_waves = np.isin(ids, waves["ecg_id"].unique())
-    x_mv, units = signals_in_mv(x[on_waves], ids[on_waves], data_dir, folds) if on_waves.any() else (x[:0], "mV")
+    x_mv, units = signals_in_mv(x[on_waves], ids[on_waves], data, folds) if on_waves.any() else (x[:0], "mV")
     signals = {int(e): s for e, s in zip(ids[on_waves], x_mv)}
     attributions = in_space(attributions)  # Figures 1-3 and the viewer live on time bins
     explained = np.isin(ids, attributions["ecg_id"].unique())
     labels = attributions["label"].unique()
     out = plots.fig1_attention_distribution(
         attributions,
-        fig_dir / "fig1_attention_distribution",
+        stem["fig1_attention_distribution"],
         rate,
         n_bins,
         length_s,
         tables.label_groups(labels, bundled_statements()),
     )
-    out += plots.fig2_shap_heatmap(attributions, (x[explained], ids[explained]), fig_dir / "fig2_shap_heatmap", rate)
+    out += plots.fig2_shap_heatmap(attributions, (x[explained], ids[explained]), stem["fig2_shap_heatmap"], rate)
     out += plots.fig3_shap_attention_alignment(
-        attributions, in_space(_tsv(correlations)), fig_dir / "fig3_shap_attention_alignment", rate, length_s=length_s
+        attributions, in_space(_tsv(correlations)), stem["fig3_shap_attention_alignment"], rate, length_s=length_s
     )
-    aucs = _tsv(aucs)
-    out += plots.faithfulness_curves(pd.read_parquet(curves), aucs, fig_dir / "faithfulness_curves")
+    aucs = _tsv(faithfulness)
+    out += plots.faithfulness_curves(pd.read_parquet(curves), aucs, stem["faithfulness_curves"])
     for method in plots.beats.BEAT_METHODS:
-        out += plots.beat_attribution(
-            waves, signals, beats, rate, method, fig_dir / f"beat_attribution_{method}", units=units
-        )
-    out += tables.correlation_table(_tsv(correlation_summary), table_dir / "correlation_table")
-    out += tables.faithfulness_table(aucs, table_dir / "faithfulness_table")
+        name = f"beat_attribution_{method}"
+        out += plots.beat_attribution(waves, signals, beat_tables, rate, method, stem[name], units=units)
+    out += tables.correlation_table(_tsv(correlation_summary), stem["correlation_table"])
+    out += tables.faithfulness_table(aucs, stem["faithfulness_table"])
     from ecgxai.explain.backgrounds import background_summary
 
     per_record = pd.read_parquet(backgrounds) if backgrounds else pd.DataFrame()
     summary = background_summary(per_record) if len(per_record) else pd.DataFrame()
-    out += tables.background_table(summary, table_dir / "background_table")
-    return out
+    out += tables.background_table(summary, stem["background_table"])
+    return _check_declared(out, outputs)
 
 
 def viewer_records(
@@ -185,14 +202,15 @@ def viewer_records(
     return records
 
 
-def render_run_viewer(
-    pred: dict, thresholds_path, attributions: pd.DataFrame, data_dir, folds, out_path, title: str
-) -> Path:
-    x, ids, meta = load_parquet_records(data_dir, folds)
-    thr = read_thresholds(thresholds_path, pred["label_names"])
+def render_run_viewer(*, predictions, thresholds, shap, lime, attention, data, folds, viewer, title: str) -> Path:
+    """The viewer page (one self-contained HTML file) for a run's explained test records."""
+    pred = read_predictions(predictions)
+    x, ids, meta = load_parquet_records(data, folds)
+    thr = read_thresholds(thresholds, pred["label_names"])
     units = "z-score" if meta["filters"].get("zscore", True) else "mV"
+    attributions = read_attributions(shap, lime, attention)
     records = viewer_records(pred, thr, attributions, x, ids, meta["sampling_rate"], meta["filters"]["n_bins"], units)
-    return render_viewer(records, out_path, title=title)
+    return render_viewer(records, viewer, title=title)
 
 
 def write_captions(folder) -> list[Path]:

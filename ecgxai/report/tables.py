@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ecgxai.data.ptbxl import bundled_statements
+from ecgxai.outputs import write_tsv
 
 __all__ = [
     "table1_overall",
@@ -187,7 +188,7 @@ def _write(tidy: pd.DataFrame, fmt: pd.DataFrame, out_stem, caption: str, notes:
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + ext) for ext in (".tsv", ".md", ".tex")]
-    tidy.to_csv(paths[0], sep="\t", index=False)
+    write_tsv(tidy, paths[0])
     fmt = fmt.fillna("").astype(str)
     paths[1].write_text(_markdown(fmt, notes), encoding="utf-8")
     paths[2].write_text(_latex(fmt, caption, stem.name, notes), encoding="utf-8")

@@ -1,0 +1,91 @@
+"""The explain_record stage: a user's own ECG through the trained model, the explainers and a viewer page.
+
+Shares its steps with the training data (ecgxai.data.user_record conditions the record the same way) and with the
+explain stage (ecgxai.explain.pipeline.explain_signals).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ecgxai.config import FilterSettings
+from ecgxai.data.ptbxl import bundled_statements
+from ecgxai.data.user_record import prepare_user_record
+from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.explain.pipeline import explain_signals
+from ecgxai.explain.select import labels_to_explain
+from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.model.training import predict
+from ecgxai.outputs import write_tsv
+
+log = logging.getLogger(__name__)
+
+
+def predictions_table(label_names, probs: np.ndarray, thresholds: np.ndarray) -> pd.DataFrame:
+    """One row per label, most probable first: description, probability, threshold, predicted (0/1)."""
+    from ecgxai.report.tables import label_descriptions
+
+    descriptions = label_descriptions(label_names, bundled_statements())
+    return pd.DataFrame(
+        {
+            "label": list(label_names),
+            "description": [descriptions.get(n, "") for n in label_names],
+            "probability": probs,
+            "threshold": thresholds,
+            "predicted": (probs >= thresholds).astype(int),
+        }
+    ).sort_values("probability", ascending=False, kind="stable")
+
+
+def explain_user_record(
+    *,
+    record,
+    weights,
+    thresholds,
+    data,
+    filters: dict,
+    explain: dict,
+    name: str,
+    predictions,
+    attributions,
+    viewer,
+    template=None,
+) -> pd.DataFrame:
+    """Predict and explain the WFDB record `record` (a .hea path); write the predictions table, the attributions
+    (Parquet) and a viewer page. Returns the predictions table. template: the NORM template (.npz) that
+    `background: normal_template` needs (a record without delineation gets its repeated normal cycle)."""
+    from ecgxai.explain.template import NormalTemplate
+    from ecgxai.report.render import viewer_records
+    from ecgxai.report.viewer import render_viewer
+
+    settings = FilterSettings(**filters)
+    x, notes = prepare_user_record(record, settings)
+    model, meta = load_checkpoint(weights)
+    names = meta["label_names"]
+    thr = read_thresholds(thresholds, names)
+    probs, _ = predict(model, x[None], device="cpu")
+    labels = labels_to_explain(probs, thr, explain["top_k"])
+    expl = explain_signals(
+        model,
+        x[None],
+        labels,
+        names,
+        [0],
+        data,
+        explain,
+        n_bins=settings.n_bins,
+        rate=settings.rate,
+        template=NormalTemplate.load(template) if template else None,
+    )
+
+    table = predictions_table(names, probs[0], thr)
+    write_tsv(table, predictions)
+    expl.attributions.to_parquet(attributions, index=False)
+    pred = {"ecg_id": np.array([0]), "prob": probs, "y_true": None, "label_names": names}
+    records = viewer_records(pred, thr, expl.attributions, x[None], np.array([0]), settings.rate, settings.n_bins)
+    render_viewer(records, viewer, title=f"Your ECG {name}" + (f" ({'; '.join(notes)})" if notes else ""))
+    log.info("%s: predicted %s", record, list(table.label[table.predicted == 1]))
+    return table

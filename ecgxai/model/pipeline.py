@@ -1,0 +1,96 @@
+"""The train and predict stages for one run: read the folds, fit or apply the model, write the files named."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import yaml
+
+from ecgxai.data.parquet_io import load_fold_arrays
+from ecgxai.evaluation.predictions import write_predictions
+from ecgxai.evaluation.thresholds import tune_thresholds, write_thresholds
+from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgxai.model.hybrid import count_parameters, model_from_config
+from ecgxai.model.training import TrainConfig, predict, set_seed, train_model
+from ecgxai.outputs import write_text, write_tsv
+
+log = logging.getLogger(__name__)
+
+
+def train_run(
+    *,
+    data,
+    labels,
+    run_name: str,
+    run: dict,
+    folds: dict,
+    threads: int,
+    weights,
+    history,
+    thresholds,
+    run_config,
+) -> pd.DataFrame:
+    """Fit run's model on folds["train"], select on folds["val"], tune thresholds there; returns the history.
+
+    `run` is the effective run configuration (`ecgxai.config.run_config`): its `model` and `train` sections.
+    """
+    train_cfg = dict(run["train"])
+    label_set = train_cfg.pop("label_set")
+    cfg = TrainConfig.from_dict({**train_cfg, "num_threads": threads})
+    x_tr, y_tr, _, names = load_fold_arrays(data, labels, folds["train"], label_set)
+    x_va, y_va, _, _ = load_fold_arrays(data, labels, folds["val"], label_set)
+    log.info(
+        "run %s: label set %s (%d labels), %d train / %d validation records",
+        run_name,
+        label_set,
+        len(names),
+        len(x_tr),
+        len(x_va),
+    )
+    set_seed(cfg.seed)  # the initial weights too: torch's own start-up seed differs per process
+    model = model_from_config(run["model"], n_classes=len(names))
+    log.info("model: %d parameters, %s", count_parameters(model), run["model"])
+    model, hist = train_model(model, x_tr, y_tr, x_va, y_va, cfg)
+
+    probs, _ = predict(model, x_va, device=cfg.device)
+    save_checkpoint(weights, model, run["model"], names)
+    write_tsv(hist, history)
+    write_thresholds(
+        thresholds,
+        thresholds=tune_thresholds(y_va, probs),
+        label_names=names,
+        label_set=label_set,
+        tuned_on_folds=folds["val"],
+    )
+    effective = {"run": run_name, **run, "train_effective": cfg.to_dict()}
+    write_text(run_config, yaml.safe_dump(effective, sort_keys=False))
+    best = hist.loc[hist.val_macro_auc.idxmax()]
+    log.info("best epoch %d: validation macro AUC %.4f", best.epoch, best.val_macro_auc)
+    return hist
+
+
+def predict_run(*, data, labels, weights, folds, label_set: str, run_name: str, split: str, predictions) -> None:
+    """Probabilities and attention of a trained model for the records of `folds`, as a predictions table."""
+    model, meta = load_checkpoint(weights)
+    x, y, ids, names = load_fold_arrays(data, labels, folds, label_set)
+    if names != meta["label_names"]:
+        raise ValueError(f"{labels}: label names differ from those the model {weights} was trained on")
+    probs, attention = predict(model, x)
+    write_predictions(
+        predictions,
+        ids,
+        y,
+        probs,
+        attention,
+        names,
+        {
+            "run": run_name,
+            "split": split,
+            "folds": list(folds),
+            "label_set": label_set,
+            "attention_step_edges": model.step_to_sample_edges(x.shape[-1]).tolist(),
+            "units": {"prob": "sigmoid probability", "attention": "weight per LSTM step, sums to 1"},
+        },
+    )
+    log.info("%s: %d records, %d labels, attention over %d steps", split, len(ids), len(names), attention.shape[1])
