@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ecgxai.data.ptbxl import LEADS
+from ecgxai.explain.agreement import correlations_from_attributions
 from ecgxai.explain.attention import attention_to_bins, attention_to_space, step_segment_overlap
 from ecgxai.explain.backgrounds import background_summary, compare_backgrounds
 from ecgxai.explain.core import explain_records
@@ -222,6 +223,12 @@ def test_explain_records_in_both_spaces_with_the_normal_template():
     pts = out.curves[(out.curves.ecg_id == 7) & (out.curves.method == "shap") & (out.curves.kind == "deletion")]
     assert pts.groupby("feature_space").size().to_dict() == {"waves": 13, "bins": 13}  # 13 points in any space
     assert set(out.correlations.feature_space) == {"waves", "bins"}
+    # the correlate rule recomputes the same per-space agreement from the stored long table
+    per, summary = correlations_from_attributions(at, n_boot=0)
+    key = ["ecg_id", "label", "feature_space", "method_a", "method_b", "space", "variant"]
+    both = per.merge(out.correlations, on=key, suffixes=("", "_direct"))
+    assert len(both) == len(out.correlations) and np.allclose(both.pearson, both.pearson_direct, equal_nan=True)
+    assert set(summary.feature_space) == {"waves", "bins"}
     waves_shap = r7[(r7.feature_space == "waves") & (r7.method == "shap")]
     top = waves_shap.loc[waves_shap.value.abs().nlargest(2).index, ["lead", "feature"]]
     assert set(map(tuple, top.to_numpy())) == {("V2", "QRS"), ("V2", "ST")}
