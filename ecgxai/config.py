@@ -15,7 +15,7 @@ from ecgxai.data.ptbxl import bundled_statements
 SCHEMA = bundled_statements().parent / "config.schema.yaml"
 
 # Files the render rules write per run (file name = plotting/table function name).
-PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis")
+PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis", "reliability_diagram")
 PERFORMANCE_TABLES = ("table1_overall", "per_label_table")
 EXPLANATION_FIGURES = (
     "fig1_attention_distribution",
@@ -74,22 +74,22 @@ class FilterSettings:
 
 
 def filter_settings(pre: dict) -> FilterSettings:
-    """FilterSettings from the `preprocess` section of the config."""
-    bp, bl = pre.get("bandpass", {}), pre.get("baseline", {})
+    """FilterSettings from the `preprocess` section of a validated config (the schema fills in defaults)."""
+    bp, bl = pre["bandpass"], pre["baseline"]
     return FilterSettings(
-        rate=int(pre.get("sampling_rate", 100)),
-        bandpass=bool(bp.get("enabled", True)),
-        low_hz=float(bp.get("low_hz", 0.5)),
-        high_hz=float(bp.get("high_hz", 40.0)),
-        bandpass_order=int(bp.get("order", 4)),
-        baseline=bool(bl.get("enabled", False)),
-        baseline_hz=float(bl.get("cutoff_hz", 0.5)),
-        baseline_order=int(bl.get("order", 2)),
-        zscore=bool(pre.get("zscore", True)),
-        length_s=float(pre.get("length_s", 10.0)),
-        min_length_s=float(pre.get("min_length_s", 10.0)),
-        crop=str(pre.get("crop", "center")),
-        n_bins=int(pre.get("n_bins", 20)),
+        rate=int(pre["sampling_rate"]),
+        bandpass=bool(bp["enabled"]),
+        low_hz=float(bp["low_hz"]),
+        high_hz=float(bp["high_hz"]),
+        bandpass_order=int(bp["order"]),
+        baseline=bool(bl["enabled"]),
+        baseline_hz=float(bl["cutoff_hz"]),
+        baseline_order=int(bl["order"]),
+        zscore=bool(pre["zscore"]),
+        length_s=float(pre["length_s"]),
+        min_length_s=float(pre["min_length_s"]),
+        crop=str(pre["crop"]),
+        n_bins=int(pre["n_bins"]),
     )
 
 
@@ -139,6 +139,22 @@ def _bool(s: str) -> bool:
 
 # The PTB-XL benchmark protocol (Strodthoff et al. 2021): folds 1-8 train, 9 validation, 10 test.
 SPLITS = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
+FOLDS = tuple(range(1, 11))
+SCHEMES = ("holdout", "crossval")
+
+
+def cv_splits(test_fold: int) -> dict[str, tuple[int, ...]]:
+    """Cross-validation split of one model: `test_fold` tests, the next fold (10 -> 1) validates, the rest trains."""
+    test_fold = int(test_fold)
+    if test_fold not in FOLDS:
+        raise ValueError(f"test fold must be one of {FOLDS}, got {test_fold}")
+    val = test_fold % len(FOLDS) + 1
+    return {"train": tuple(f for f in FOLDS if f not in (test_fold, val)), "val": (val,), "test": (test_fold,)}
+
+
+def run_scheme(config: dict, run: str) -> str:
+    """holdout (folds 1-8 / 9 / 10) or crossval (ten models, pooled out-of-fold predictions) for a run."""
+    return (config["runs"].get(run) or {}).get("scheme") or config["evaluate"].get("scheme", "holdout")
 
 
 def run_config(config: dict, run: str) -> dict:
@@ -148,7 +164,7 @@ def run_config(config: dict, run: str) -> dict:
     overrides = config["runs"][run] or {}
     merged = {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}
     run_model = overrides.get("model") or {}
-    if run_model.get("architecture", "hybrid") != config["model"].get("architecture", "hybrid"):
+    if run_model.get("architecture", config["model"]["architecture"]) != config["model"]["architecture"]:
         merged["model"] = dict(run_model)  # another architecture: the default's hyper-parameters do not apply
     return merged
 
@@ -172,6 +188,8 @@ def expand_runs(ablation: dict) -> dict[str, dict]:
         for seed in ablation["seeds"]:
             train = {**(overrides.get("train") or {}), "label_set": ablation["label_set"], "seed": int(seed)}
             runs[run_name(variant, seed)] = {"model": dict(overrides.get("model") or {}), "train": train}
+            if ablation.get("scheme"):
+                runs[run_name(variant, seed)]["scheme"] = ablation["scheme"]
     return runs
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def logged(log_path: str | Path, level: int = logging.INFO):
+def logged(log_path: str | Path, level: int = logging.INFO, brief: tuple[type[BaseException], ...] = ()):
     """Send logging, stderr (tqdm bars, warnings) and any traceback of the block to `log_path`.
 
-    The exception is re-raised after it is logged, so the job still fails.
+    The exception is re-raised after it is logged, so the job still fails. Exceptions of the
+    `brief` types are errors a user can act on: their traceback stays in the log and the job
+    fails with their one-line message (SystemExit) instead of a traceback wall on the console.
     """
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +32,9 @@ def logged(log_path: str | Path, level: int = logging.INFO):
         logging.captureWarnings(True)
         try:
             yield logging.getLogger("workflow")
+        except brief as exc:
+            logging.getLogger("workflow").exception("job failed")
+            raise SystemExit(str(exc)) from None
         except BaseException:
             logging.getLogger("workflow").exception("job failed")
             raise

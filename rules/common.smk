@@ -1,7 +1,8 @@
 import re
+from pathlib import Path
 
 # Shared values and input functions for the rules.
-from ecgxai.config import SPLITS, filter_settings, run_config
+from ecgxai.config import FOLDS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
 from ecgxai.config import (
     EXPLANATION_FIGURES,
     EXPLANATION_TABLES,
@@ -26,6 +27,7 @@ except ValueError as exc:
 
 RATE = FILTERS.rate
 DATA = f"results/data/{RATE}hz"
+DELINEATION = f"results/delineation/{RATE}hz"
 
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
@@ -41,6 +43,7 @@ if _clash:
     raise WorkflowError(f"config runs {_clash} clash with ablation run names; rename them")
 RUNS = list(config["runs"])
 config["runs"].update(ABLATION_RUNS)
+
 EXPLAIN_RUNS = config["explain"].get("runs", RUNS)
 _unknown = sorted(set(EXPLAIN_RUNS) - set(RUNS))
 if _unknown:
@@ -50,6 +53,7 @@ if _unknown:
 wildcard_constraints:
     run="|".join(re.escape(r) for r in config["runs"]),
     split="val|test",
+    fold="|".join(str(f) for f in FOLDS),
 
 
 USER_RECORDS = config["explain_record"]["records"]
@@ -65,6 +69,54 @@ def user_record_header(wildcards):
     return path if path.endswith(".hea") else f"{path}.hea"
 
 
+def crossval(run):
+    return run_scheme(config, run) == "crossval"
+
+
+def test_predictions(wildcards):
+    """The predictions a run is scored on: fold 10 (holdout) or the pooled out-of-fold ones (crossval)."""
+    name = "crossval" if crossval(wildcards.run) else "test"
+    return f"results/predictions/{wildcards.run}/{name}.parquet"
+
+
+def run_thresholds(wildcards):
+    """Validation-tuned thresholds: the holdout model's, or every fold model's (crossval)."""
+    sub = "cv/" if crossval(wildcards.run) else ""
+    return f"results/models/{wildcards.run}/{sub}thresholds.json"
+
+
+def run_history(wildcards):
+    """Training history shown in the report: the holdout model's, or the fold-10 model's (crossval)."""
+    sub = "cv/fold10/" if crossval(wildcards.run) else ""
+    return f"results/models/{wildcards.run}/{sub}history.tsv"
+
+
+def ablation_files(kind):
+    """One file per ablation run (ABLATION_RUNS order): its scored predictions, thresholds, model, history."""
+    from types import SimpleNamespace
+
+    pick = {
+        "predictions": test_predictions,
+        "thresholds": run_thresholds,
+        "history": run_history,
+        "model": lambda wc: run_history(wc).replace("history.tsv", "model.pt"),
+    }[kind]
+    return [pick(SimpleNamespace(run=r)) for r in ABLATION_RUNS]
+
+
+def user_record_data(wildcards):
+    """The data file(s) a user's header names, so a changed signal reruns explain_record; none
+    where the header is missing or malformed (the job then fails naming it)."""
+    from ecgxai.data.wfdb_io import RecordError, read_header
+
+    header = user_record_header(wildcards)
+    try:
+        names = sorted(set(read_header(Path(header)).file_name))
+    except (RecordError, OSError):
+        return []
+    return [os.path.join(os.path.dirname(header), name) for name in names]
+
+
 def acquire_inputs(wildcards):
     """A local folder is an input, so changes to its tables rerun preprocessing."""
     if config["data"]["source"] == "local":
@@ -74,9 +126,8 @@ def acquire_inputs(wildcards):
 
 from types import SimpleNamespace as Namespace
 
-# Wave features and the normal_template background need the delineation (rule delineate); without it
-# every record is explained on time bins, and the outputs say so.
-DELINEATION = f"results/delineation/{RATE}hz"
+# Wave features and the normal_template background need the delineation (rule delineate, DELINEATION);
+# without it every record is explained on time bins, and the outputs say so.
 EXPLAIN_PARAMS = {k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot", "backgrounds")}
 
 
@@ -109,11 +160,14 @@ def template_input(wildcards):
 
 
 def all_outputs():
+    HOLDOUT_RUNS = [r for r in RUNS if not crossval(r)]
     """What `snakemake` builds by default: every stage for every run in the config."""
     return (
-        [DATA, "results/data/labels.parquet", "results/data/quality.tsv"]
+        [DATA, "results/data/labels.parquet", "results/data/quality.tsv", DELINEATION]
+        + ["results/figures/delineation_examples.png"]
         + expand("results/metrics/{run}/{t}.tsv", run=RUNS, t=["overall", "per_label", "comparison"])
-        + expand("results/predictions/{run}/{split}.parquet", run=RUNS, split=["val", "test"])
+        + expand("results/predictions/{run}/{split}.parquet", run=HOLDOUT_RUNS, split=["val", "test"])
+        + expand("results/predictions/{run}/crossval.parquet", run=[r for r in RUNS if crossval(r)])
         + expand("results/figures/{run}/{name}.png", run=RUNS, name=PERFORMANCE_FIGURES)
         + expand("results/tables/{run}/{name}.tsv", run=RUNS, name=PERFORMANCE_TABLES)
         + expand("results/explain/{run}/{f}", run=EXPLAIN_RUNS, f=["correlation.tsv", "faithfulness.tsv"])

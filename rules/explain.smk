@@ -93,6 +93,9 @@ rule correlate:
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
+        # which explained labels the model predicted: the headline correlation uses those
+        predictions="results/predictions/{run}/test.parquet",
+        thresholds=rules.train.output.thresholds,
     output:
         per_record="results/explain/{run}/correlation_per_record.tsv",
         summary="results/explain/{run}/correlation.tsv",
@@ -120,8 +123,10 @@ rule explain_record:
         unpack(lambda w: template_input(Namespace(run=config["explain_record"]["run"]))),
         weights=f"results/models/{config['explain_record']['run']}/model.pt",
         thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
+        sidecar=f"results/models/{config['explain_record']['run']}/model.json",
         data=DATA,
         record=user_record_header,
+        signals=user_record_data,
     output:
         predictions="results/explain_record/{name}/predictions.tsv",
         attributions="results/explain_record/{name}/attributions.parquet",

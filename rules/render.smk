@@ -4,12 +4,13 @@
 
 rule render_performance:
     input:
-        predictions="results/predictions/{run}/test.parquet",
-        history=rules.train.output.history,
-        thresholds=rules.train.output.thresholds,
+        predictions=test_predictions,
+        history=run_history,
+        thresholds=run_thresholds,
         overall=rules.evaluate.output.overall,
         per_label=rules.evaluate.output.per_label,
         comparison=rules.evaluate.output.comparison,
+        calibration=rules.evaluate.output.calibration,
     output:
         **rendered(PERFORMANCE_FIGURES, "Performance"),
         **rendered(PERFORMANCE_TABLES, "Performance", figures=False),
@@ -84,5 +85,6 @@ rule viewer:
         runtime=10,
     params:
         folds=SPLITS["test"],
+        features=config["explain"].get("features"),
     script:
         "../workflow_scripts/viewer.py"

@@ -54,15 +54,19 @@ rule predict:
 
 
 rule evaluate:
+    # Scores the run's test predictions: fold 10 (holdout) or pooled out-of-fold (crossval).
     input:
-        predictions="results/predictions/{run}/test.parquet",
-        thresholds=rules.train.output.thresholds,
+        predictions=test_predictions,
+        thresholds=run_thresholds,
         labels="results/data/labels.parquet",
+        manifest=rules.acquire.output.manifest,
     output:
         overall="results/metrics/{run}/overall.tsv",
         per_label="results/metrics/{run}/per_label.tsv",
         prior="results/metrics/{run}/prior_baseline.tsv",
         comparison="results/metrics/{run}/comparison.tsv",
+        calibration="results/metrics/{run}/calibration.tsv",
+        context="results/metrics/{run}/context.json",
     log:
         "results/logs/evaluate/{run}.log",
     benchmark:
@@ -75,23 +79,28 @@ rule evaluate:
         runtime=30,
     params:
         label_set=lambda wc: run_config(config, wc.run)["train"]["label_set"],
+        architecture=lambda wc: run_config(config, wc.run)["model"].get("architecture", "hybrid"),
+        scheme=lambda wc: run_scheme(config, wc.run),
         evaluate=config["evaluate"],
-        train_folds=SPLITS["train"],
     script:
         "../workflow_scripts/evaluate.py"
 
 
 rule ablation:
-    # `snakemake ablation`: train and evaluate the grid, then one table and one figure.
+    # `snakemake ablation`: train and evaluate the grid, then one table (paired against the reference) and one figure.
     input:
         metrics=expand("results/metrics/{run}/overall.tsv", run=ABLATION_RUNS),
-        models=expand("results/models/{run}/model.pt", run=ABLATION_RUNS),
-        histories=expand("results/models/{run}/history.tsv", run=ABLATION_RUNS),
+        contexts=expand("results/metrics/{run}/context.json", run=ABLATION_RUNS),
+        models=ablation_files("model"),
+        histories=ablation_files("history"),
+        predictions=ablation_files("predictions"),
+        thresholds=ablation_files("thresholds"),
     output:
         table=report("results/tables/ablation.tsv", caption="../report/ablation.rst", category="Ablation"),
         table_md="results/tables/ablation.md",
         table_tex="results/tables/ablation.tex",
         per_run="results/tables/ablation_per_run.tsv",
+        paired="results/tables/ablation_paired.tsv",
         figure=report("results/figures/ablation.png", caption="../report/ablation.rst", category="Ablation"),
         figure_pdf="results/figures/ablation.pdf",
     log:
@@ -107,6 +116,8 @@ rule ablation:
     params:
         ablation=config["ablation"],
         runs=list(ABLATION_RUNS),
+        reference=config["ablation"].get("reference", "hybrid"),
+        evaluate=config["evaluate"],
         shape=(12, FILTERS.samples),
     script:
         "../workflow_scripts/ablation.py"

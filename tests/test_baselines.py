@@ -199,3 +199,38 @@ def test_trains_and_predicts_through_the_common_loop():
     assert hist.val_macro_auc.max() > 0.9
     probs, w = predict(model, X[48:], device="cpu")
     assert probs.shape == (32, 2) and w.shape == (32, T) and np.allclose(w.sum(1), 1, atol=1e-5)
+
+
+def test_windowed_baseline_trains_on_crops_and_max_aggregates_sliding_windows():
+    """The benchmark protocol: a random window per record in training, max over half-overlapping windows at test."""
+    from ecgxai.model.baselines import Windowed
+    from ecgxai.model.hybrid import model_from_config
+
+    torch.manual_seed(0)
+    model = model_from_config({"architecture": "inception1d", "window_samples": 250}, n_classes=3)
+    assert isinstance(model, Windowed) and model.starts(1000) == [0, 125, 250, 375, 500, 625, 750]
+    assert model.starts(1010)[-1] == 760  # the last window ends flush with the record
+    seen = []
+    model.inner.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[-1]))
+    x = torch.randn(2, 12, 1000)
+    model.train()
+    logits, weights = model(x)
+    assert seen == [250] and logits.shape == (2, 3) and weights.shape == (2, model.time_steps(1000))
+    model.eval()
+    with torch.no_grad():
+        got = model(x)[0]
+        each = torch.stack([model.inner(x[:, :, s : s + 250])[0] for s in model.starts(1000)], 1)
+    torch.testing.assert_close(got, each.amax(1))
+
+
+def test_windowed_baseline_round_trips_through_a_checkpoint(tmp_path):
+    from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
+    from ecgxai.model.hybrid import model_from_config
+
+    hp = {"architecture": "xresnet1d18", "window_samples": 250}
+    model = model_from_config(hp, n_classes=2).eval()
+    save_checkpoint(tmp_path / "m.pt", model, hp, ["a", "b"])
+    loaded, _ = load_checkpoint(tmp_path / "m.pt")
+    x = torch.randn(1, 12, 1000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)[0], model(x)[0])

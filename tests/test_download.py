@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from ecgxai.data.download import ChecksumError, DownloadError, download, parse_sha256sums, safe_extract, sha256_file
+from ecgxai.data.download import (
+    ChecksumError,
+    DownloadError,
+    LocalWriteError,
+    NetworkError,
+    download,
+    parse_sha256sums,
+    safe_extract,
+    sha256_file,
+)
 from ecgxai.data.physionet import MARKER, acquire_physionet, required_files
 from ecgxai.data.ptbxl import SHA256SUMS, record_path
 
@@ -63,6 +72,7 @@ class Faults:
         self.corrupt: set[str] = set()
         self.ignore_range: set[str] = set()
         self.stall: dict[str, float] = {}  # path -> seconds to hang on the first request
+        self.no_length: set[str] = set()  # no Content-Length: the body ends when the connection closes
 
 
 class Server:
@@ -109,7 +119,8 @@ def _handler(srv: Server):
             else:
                 self.send_response(200)
             body = data[start:]
-            self.send_header("Content-Length", str(len(body)))
+            if rel not in f.no_length:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if rel in f.truncate and (f.truncate[rel][1] is None or nth <= f.truncate[rel][1]):
                 body = body[: f.truncate[rel][0]]  # then the connection closes: a short body
@@ -163,13 +174,33 @@ def test_truncated_body_resumes_with_range(server, tmp_path):
     assert server.gets(BIG) == [(BIG, None), (BIG, "bytes=50000-")]
 
 
-def test_progress_resets_the_retry_count(server, tmp_path):
-    # Every response is cut after 30 kB, yet each attempt progresses: it must finish.
-    server.faults.truncate[BIG] = (30_000, None)
+def test_a_trickling_server_cannot_reset_the_attempt_budget(server, tmp_path):
+    # Every response is cut after 1 kB: each attempt progresses, but the budget is total.
+    server.faults.truncate[BIG] = (1_000, None)
     out = tmp_path / "x.dat"
-    download(server.url + BIG, out, sha(server.root / BIG), retries=2, chunk_size=8192, **FAST)
-    assert out.read_bytes() == (server.root / BIG).read_bytes()
-    assert len(server.gets(BIG)) == 7  # ceil(200000 / 30000)
+    with pytest.raises(DownloadError, match="failed after 3 attempts: truncated body"):
+        download(server.url + BIG, out, sha(server.root / BIG), retries=3, chunk_size=512, **FAST)
+    assert len(server.gets(BIG)) == 3
+    assert out.with_name("x.dat.part").stat().st_size == 3_000  # kept: a later run resumes from it
+
+
+def test_a_full_disk_is_final_at_once(server, tmp_path):
+    out = tmp_path / "x.dat"
+    out.with_name("x.dat.part").symlink_to("/dev/full")  # a path that fails to write (ENOSPC)
+    with pytest.raises(LocalWriteError, match="cannot write .*x.dat.part: No space left on device"):
+        download(server.url + BIG, out, sha(server.root / BIG), retries=5, backoff=60, progress=False)
+    assert len(server.gets(BIG)) == 1  # no retry (and no 60 s backoff)
+
+
+def test_more_bytes_than_the_cap_is_an_error(server, tmp_path):
+    server.faults.no_length.add(BIG)  # nothing announced: only the cap bounds the body
+    out = tmp_path / "x.dat"
+    with pytest.raises(DownloadError, match="sent more than 100000 bytes"):
+        download(server.url + BIG, out, retries=5, max_bytes=100_000, **FAST)
+    assert len(server.gets(BIG)) == 1 and not out.exists() and not out.with_name("x.dat.part").exists()
+    server.faults.no_length.clear()  # announced but above the cap: refused before the body
+    with pytest.raises(DownloadError, match="announces 200000 bytes, more than the 100000-byte cap"):
+        download(server.url + BIG, out, max_bytes=100_000, **FAST)
 
 
 def test_existing_part_is_resumed(server, tmp_path):
@@ -258,7 +289,7 @@ def test_connection_refused_is_retried_then_reported(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/x"
-    with pytest.raises(DownloadError, match="after 2 consecutive attempts") as err:
+    with pytest.raises(NetworkError, match="after 2 attempts") as err:
         download(url, tmp_path / "x", retries=2, **FAST)
     assert url in str(err.value)
 
@@ -475,3 +506,89 @@ def test_acquire_archive_rejects_tampered_content(server, tmp_path):
         acquire_physionet(server.url, dest, (100,), mode="archive", archive_url=url, **FAST)
     assert SHA256SUMS in _file_gets(server)  # unverified zip: the anchor came from base_url
     assert list(dest.iterdir()) == [] and not any(".staging-" in p.name for p in dest.parent.iterdir())
+
+
+# ---------------------------------------------------------------- failure paths of acquire_physionet
+
+
+def test_a_full_disk_stops_the_whole_acquisition_at_once(server, tmp_path):
+    dest = tmp_path / "ptbxl"
+    (dest / BIG).parent.mkdir(parents=True)
+    (dest / (BIG + ".part")).symlink_to("/dev/full")
+    with pytest.raises(LocalWriteError, match="No space left on device.*download stopped"):
+        acquire_physionet(server.url, dest, (100,), threads=1, retries=5, backoff=60, progress=False)
+    gets = _file_gets(server)
+    assert gets.count(BIG) == 1  # not retried
+    assert record_path(3, 100) + ".dat" not in gets  # files queued after it were never started
+    assert not (dest / MARKER).exists()
+
+
+def _rewrite_sums(server, text: str) -> None:
+    (server.root / SHA256SUMS).write_text(text)
+
+
+def test_sums_cut_mid_line_without_content_length_are_refused(server, tmp_path):
+    text = (server.root / SHA256SUMS).read_text()
+    server.faults.no_length.add(SHA256SUMS)
+    server.faults.truncate[SHA256SUMS] = (len(text) - 10, None)  # the connection closes mid-line
+    with pytest.raises(DownloadError, match="SHA256SUMS.txt is truncated or malformed: its last line is incomplete"):
+        acquire_physionet(server.url, tmp_path / "ptbxl", (100,), **FAST)
+    assert _file_gets(server) == [SHA256SUMS]  # nothing fetched on its word
+
+
+def test_sums_shorter_than_content_length_are_refused(server, tmp_path):
+    server.faults.truncate[SHA256SUMS] = (100, None)
+    with pytest.raises(DownloadError, match=r"truncated body: \d+ of \d+ bytes"):
+        acquire_physionet(server.url, tmp_path / "ptbxl", (100,), retries=2, **FAST)
+    assert set(_file_gets(server)) == {SHA256SUMS}
+
+
+def test_sums_that_miss_a_record_of_the_database_are_refused(server, tmp_path):
+    hea = record_path(1, 100) + ".hea"
+    text = (server.root / SHA256SUMS).read_text()
+    _rewrite_sums(server, "".join(line + "\n" for line in text.splitlines() if not line.endswith(hea)))
+    with pytest.raises(
+        DownloadError, match=rf"lists no hash for 1 file\(s\) that ptbxl_database.csv names, e.g. \['{hea}'\]"
+    ):
+        acquire_physionet(server.url, tmp_path / "ptbxl", (100,), **FAST)
+    assert sorted(_file_gets(server)) == sorted([SHA256SUMS, "ptbxl_database.csv"])
+
+
+def test_the_sha256_of_the_sums_is_checked_when_configured(server, tmp_path):
+    digest = sha(server.root / SHA256SUMS)
+    acquire_physionet(server.url, tmp_path / "ok", (100,), sums_sha256=digest, **FAST)
+    with pytest.raises(ChecksumError, match="SHA-256 mismatch downloading .*SHA256SUMS.txt"):
+        acquire_physionet(server.url, tmp_path / "bad", (100,), sums_sha256="0" * 64, **FAST)
+    assert not (tmp_path / "bad" / SHA256SUMS).exists()
+
+
+def test_no_network_is_one_line_naming_the_url_and_the_alternatives(tmp_path):
+    with socket.socket() as s:  # a port that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}/ptb-xl/"
+    with pytest.raises(DownloadError) as err:
+        acquire_physionet(base, tmp_path / "ptbxl", (100,), retries=2, **FAST)
+    message = str(err.value)
+    assert "\n" not in message and base + SHA256SUMS in message
+    for alternative in ("data.physionet.base_url", "data.source: local", "data.source: synthetic"):
+        assert alternative in message
+
+
+def test_the_workflow_script_shows_one_line_and_logs_the_traceback(tmp_path):
+    from ecgxai.runlog import logged
+
+    log = tmp_path / "acquire.log"
+    with pytest.raises(SystemExit) as exit_:
+        with logged(log, brief=(DownloadError,)):
+            raise DownloadError("cannot fetch http://x/SHA256SUMS.txt: ...; alternatives: ...")
+    assert str(exit_.value.code) == "cannot fetch http://x/SHA256SUMS.txt: ...; alternatives: ..."
+    assert "Traceback" in log.read_text() and "DownloadError" in log.read_text()
+
+
+def test_archive_keeps_only_the_files_the_sums_list(server, tmp_path):
+    (server.root / "records100" / "00000" / "evil.py").write_text("print('not PTB-XL')\n")  # not in the sums
+    url, digest = _served_zip(server)
+    dest = tmp_path / "ptbxl"
+    acquire_physionet(server.url, dest, (100,), mode="archive", archive_url=url, archive_sha256=digest, **FAST)
+    assert (dest / BIG).is_file() and not (dest / "records100" / "00000" / "evil.py").exists()

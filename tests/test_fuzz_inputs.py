@@ -9,6 +9,7 @@ is silently different.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import string
 from pathlib import Path
@@ -314,11 +315,13 @@ def test_any_metadata_field_gives_a_correct_row_or_a_reason(tmp_path_factory, ro
     meta, bad = read_database(root, 100, known_codes=KNOWN)
     mutated = str(value)
     others = {int(i) for k, i in enumerate(ROWS["ecg_id"]) if k != row}
-    if column == "ecg_id" and mutated.strip().isdigit() and int(mutated) in others:
+    integral = re.fullmatch(r"\+?(\d+)(?:\.0*)?", mutated.strip())
+    if column == "ecg_id" and integral and int(integral.group(1)) in others:
         # two rows claim one ecg_id: which one is right is unknown, so both are quarantined
-        assert int(mutated) not in meta.index and original_id not in meta.index
-        assert others - {int(mutated)} <= set(meta.index)
-        assert [q["ecg_id"] for q in bad] == [int(mutated)] * 2 and "appears 2 times" in bad[0]["reason"]
+        claimed = int(integral.group(1))
+        assert claimed not in meta.index and original_id not in meta.index
+        assert others - {claimed} <= set(meta.index)
+        assert [q["ecg_id"] for q in bad] == [claimed] * 2 and "appears 2 times" in bad[0]["reason"]
         return
     assert others <= set(meta.index)  # the other rows never suffer
     if original_id in meta.index:
@@ -361,3 +364,25 @@ def test_a_garbled_csv_line_costs_that_row_only(tmp_path_factory, line, cut, ins
         assert meta.at[ecg_id, "filename_lr"] == ref["filename_lr"]
     if '"' not in insert:  # an open quote may swallow the following lines into one field
         assert len(meta) >= len(ROWS) - 1
+
+
+def test_preprocess_runs_through_unusable_rows_and_names_them(tmp_path):
+    """End to end: rows with an unusable id, a ragged line and a bad fold cost those rows only."""
+    from ecgxai.data.preprocess import preprocess
+
+    root = tmp_path / "ptbxl"
+    for rel, _ in REAL_RECORDS[:2]:
+        _copy(rel, root)
+    df = ROWS[ROWS["ecg_id"].isin(["1", "8", "12"])].copy()  # 12 has no record here
+    df.loc[df["ecg_id"] == "12", "ecg_id"] = "twelve"
+    _database_folder(root, df)
+    with open(root / DATABASE_CSV, "a") as f:
+        f.write("77,1,2,3\n")  # a ragged line
+    quality = tmp_path / "quality.tsv"
+    summary = preprocess(
+        root, tmp_path / "100hz", tmp_path / "labels.parquet", quality, FilterSettings(), progress=False
+    )
+    assert int(summary.kept.sum()) == 2
+    q = pd.read_csv(quality, sep="\t")
+    assert sorted(q["record"].astype(str)) == ["ptbxl_database.csv line 4", "ptbxl_database.csv line 5"]
+    assert q["reason"].str.startswith("bad metadata row: ").all()

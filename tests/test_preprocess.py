@@ -12,7 +12,7 @@ from conftest import ecg_like, write_record
 
 from ecgxai import __version__
 from ecgxai.data.conditioning import FilterSettings, bin_means, filter_signals
-from ecgxai.data.parquet_io import load_fold_arrays, load_parquet_records, read_labels
+from ecgxai.data.parquet_io import load_fold_arrays, load_parquet_records, load_signals_mv, read_labels
 from ecgxai.data.preprocess import InputError, preprocess
 from ecgxai.data.ptbxl import LEADS, record_path
 
@@ -94,6 +94,29 @@ def test_parquet_contract_and_loader(tiny_ptbxl, tmp_path):
 
     label_ids, y_all, all_names = read_labels(tmp_path / "out" / "labels.parquet", "all")
     assert label_ids.tolist() == list(range(1, 21)) and "AFIB" in all_names
+
+
+def test_signals_read_back_in_mv(tiny_ptbxl, tmp_path):
+    """lead_scale/lead_offset undo the z-score: the mV reader gives the filtered record itself."""
+    import wfdb
+
+    run(tiny_ptbxl, tmp_path / "out")
+    data = tmp_path / "out" / "100hz"
+    mv, ids, meta = load_signals_mv(data, range(1, 11))
+    z, z_ids, _ = load_parquet_records(data, range(1, 11))
+    assert (ids == z_ids).all() and mv.shape == z.shape == (20, 12, 1000) and meta["units"] == "mV"
+    raw = wfdb.rdsamp(str(tiny_ptbxl / record_path(3, 100)))[0].T[None]
+    expected = filter_signals(raw.astype(np.float32), FilterSettings(rate=100))[0]
+    np.testing.assert_allclose(mv[ids.tolist().index(3)], expected, atol=2e-5)
+    part = pq.read_table(next((data / "fold=2").glob("signals-*.parquet")))
+    assert part.schema.field("lead_scale").type.list_size == 12 and part.column("lead_offset").type.list_size == 12
+    only, only_ids, _ = load_signals_mv(data, range(1, 11), ecg_ids=[3, 17])
+    assert only_ids.tolist() == [3, 17] and np.array_equal(only[0], mv[ids.tolist().index(3)])
+
+    run(tiny_ptbxl, tmp_path / "plain", settings=FilterSettings(rate=100, zscore=False))
+    scale = pq.read_table(next((tmp_path / "plain" / "100hz" / "fold=2").glob("signals-*.parquet")))["lead_scale"]
+    assert set(scale.combine_chunks().flatten().to_numpy().tolist()) == {1.0}
+    np.testing.assert_allclose(load_signals_mv(tmp_path / "plain" / "100hz", range(1, 11))[0], mv, atol=2e-5)
 
 
 def test_rhythm_records_without_label_are_dropped_by_the_loader(tiny_ptbxl, tmp_path):

@@ -164,7 +164,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = _tree_digest(generate_ptbxl(tmp_path / "a", 30, seed=7))
     b = _tree_digest(generate_ptbxl(tmp_path / "b", 30, seed=7))
     c = _tree_digest(generate_ptbxl(tmp_path / "c", 30, seed=8))
-    assert len(a) == 2 + 30 * 2 * 2  # csvs + (hea, dat) x 2 rates
+    assert len(a) == 3 + 30 * 2 * 2  # csvs (database, statements, fiducials) + (hea, dat) x 2 rates
     assert a == b
     assert a.keys() == c.keys()
     assert a["ptbxl_database.csv"] != c["ptbxl_database.csv"]
@@ -223,3 +223,33 @@ def test_rhythm_labels_are_learnable_from_simple_features(ds, db, codes):
     # QRS voltage in V5 tells LVH from NORM
     keep = norm_sr | has("LVH")
     assert _auc(feats[keep][:, 3:], has("LVH")[keep]) > 0.9
+
+
+def test_true_fiducials_of_every_beat(ds, codes):
+    """fiducials.csv: every beat's boundaries at both rates, in order, physiological, no P in AFIB."""
+    from ecgxai.data.synthetic import FIDUCIALS, FIDUCIALS_CSV
+
+    truth = pd.read_csv(ds / FIDUCIALS_CSV)
+    assert list(truth.columns) == ["ecg_id", "rate", "beat", *FIDUCIALS]
+    assert set(truth["ecg_id"]) == set(codes.index) and set(truth["rate"]) == {100, 500}
+    hi, lo = truth[truth.rate == 500].set_index(["ecg_id", "beat"]), truth[truth.rate == 100]
+    for ecg_id, beats in lo.groupby("ecg_id"):  # one beat, one time, at both rates
+        r_hi = hi.loc[ecg_id, "r"].to_numpy() / 5
+        assert np.abs(beats["r"].to_numpy()[:, None] - r_hi[None, :]).min(axis=1).max() <= 1.0  # last sample: clipped
+    inside = hi[(hi[list(FIDUCIALS)] >= 0).all(axis=1)]
+    steps = np.diff(inside[list(FIDUCIALS)].to_numpy(), axis=1)
+    assert (np.delete(steps, 1, axis=1) > 0).all()
+    assert (steps[:, 1] >= -10).all()  # P may end where (up to 20 ms after) a wide QRS or infarct Q begins
+    ms = 1000 / 500
+    assert ((inside.qrs_off - inside.qrs_on) * ms).between(60, 180).all()
+    assert ((inside.qrs_on - inside.p_on) * ms).between(100, 340).all()
+    assert ((inside.t_off - inside.qrs_on) * ms).between(280, 560).all()
+    afib = codes.apply(lambda c: "AFIB" in c)
+    assert (hi.loc[afib[afib].index, "p_on"] == -1).all()
+    assert (hi.loc[afib[~afib].index, "p_on"] >= 0).mean() > 0.9
+    # the 500 Hz signal really peaks where the truth puts the QRS (lead with the largest R)
+    rec = wfdb.rdsamp(str(ds / record_path(1, 500)))[0]
+    r = hi.loc[1, "r"].to_numpy()
+    lead = np.abs(rec).max(axis=0).argmax()
+    win = [np.abs(rec[max(0, k - 50) : k + 50, lead]).argmax() + max(0, k - 50) for k in r[r >= 0]]
+    assert np.median(np.abs(np.array(win) - r[r >= 0])) <= 10  # within 20 ms

@@ -150,3 +150,19 @@ def test_default_model_learns_synthetic_problem():
     assert hist.val_macro_auc.max() > 0.85, hist
     probs, _ = predict(model, Xv, device="cpu")
     assert macro_auc(Yv, probs)[0] > 0.85
+
+
+def test_sampling_weights_tempered_by_power_and_cap():
+    rng = np.random.default_rng(0)
+    Y = (rng.random((500, 6)) < np.array([0.5, 0.3, 0.1, 0.05, 0.02, 0.004])).astype(np.uint8)
+    raw = sample_weights(Y)
+    root = sample_weights(Y, power=0.5)
+    np.testing.assert_allclose(root, raw**0.5 / (raw**0.5).mean())
+    np.testing.assert_allclose(sample_weights(Y, power=0.0), np.ones(len(Y)))
+    capped = sample_weights(Y, cap=3.0)
+    assert capped.max() <= 3.0 * (1 + 1e-8) and raw.max() > 3.0  # the fixed point is reached to 1e-9 relative
+    assert capped.mean() == pytest.approx(1.0)
+    # ordering survives tempering: a rarer label's records are still drawn more often
+    assert np.all(np.diff(capped[np.argsort(raw, kind="stable")]) >= -1e-12)
+    with pytest.raises(ValueError):
+        sample_weights(Y, cap=0.5)

@@ -73,3 +73,137 @@ def test_viewer_accepts_a_record_without_reference_labels(tmp_path):
     assert validate_record(record)["true"] is None
     page = render_viewer([record], tmp_path).read_text()
     assert '"true":null' in page.replace(" ", "")
+
+
+# ---------------------------------------------------------------- edge cases (issue 12)
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def _own_record(folder, name: str, rate: int = 100, seconds: float = 10.0, gain: str = "1000.0(0)/mV", fs=None):
+    """A user record named `name` (dots allowed) from the real PTB-XL fixture 00001, tiled to `seconds`."""
+    d = np.fromfile(FIXTURES / "records500/00000/00001_hr.dat", dtype="<i2").reshape(-1, 12)
+    if rate != 500:
+        d = d[:: 500 // rate]
+    n = int(seconds * rate)
+    d = np.resize(d, (n, 12))
+    d.astype("<i2").tofile(folder / f"{name}.dat")
+    lines = [f"{name} 12 {rate} {n}" if fs is None else f"{name} 12 {fs} {n}" if fs else f"{name} 12"]
+    lines += [f"{name}.dat 16 {gain} 16 0 0 0 0 {lead}" for lead in LEADS]
+    (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
+    return folder / name
+
+
+@pytest.mark.parametrize(
+    "fs,reason",
+    [
+        ("0.4", r"sampling rate 0.4 Hz is not a plausible ECG rate \(50-20000 Hz\)"),
+        ("1000000000", r"sampling rate 1e\+09 Hz is not a plausible ECG rate"),
+        ("nan", r"sampling rate 'nan' is not a positive number"),
+        ("-100", r"sampling rate '-100' is not a positive number"),
+        ("1e9", r"sampling rate '1e9' is not a positive number"),
+        ("", r"no sampling rate in the header \(wfdb would silently assume 250 Hz\)"),
+    ],
+)
+def test_implausible_or_missing_sampling_rates_are_refused_naming_the_file(tmp_path, fs, reason):
+    base = _own_record(tmp_path, "mine", fs=fs)
+    with pytest.raises(UserRecordError, match=rf"{tmp_path}/mine.hea: .*{reason}"):
+        prepare_user_record(base, FilterSettings(rate=100))
+
+
+def test_a_record_name_with_dots_is_accepted(tmp_path):
+    base = _own_record(tmp_path, "ecg.2024-01-01.v2")
+    x, notes = prepare_user_record(tmp_path / "ecg.2024-01-01.v2.hea", FilterSettings(rate=100))
+    assert x.shape == (12, 1000) and notes == []
+    y, _ = prepare_user_record(base, FilterSettings(rate=100))
+    np.testing.assert_array_equal(x, y)
+
+
+def test_errors_name_the_dotted_file_itself(tmp_path):
+    base = _own_record(tmp_path, "ecg.v2")
+    (tmp_path / "ecg.v2.dat").unlink()
+    with pytest.raises(UserRecordError, match=rf"{tmp_path}/ecg.v2.hea: missing data file ecg.v2.dat"):
+        prepare_user_record(base, FilterSettings(rate=100))
+
+
+def test_values_beyond_float32_after_scaling_are_refused_before_explaining(tmp_path):
+    base = _own_record(tmp_path, "huge", gain="1e-36(0)/mV")  # finite in float64, not in float32
+    with pytest.raises(UserRecordError, match=r"huge.hea: the conditioned signal is not finite in lead\(s\)"):
+        prepare_user_record(base, FilterSettings(rate=100))
+
+
+def test_a_long_record_is_read_in_its_window_with_the_same_result(tmp_path):
+    """5 minutes at 500 Hz: the windowed read equals conditioning the whole record, then cropping."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    from ecgxai.data.conditioning import condition
+    from ecgxai.data.user_record import read_user_record
+
+    base = _own_record(tmp_path, "five_minutes", rate=500, seconds=300)
+    settings = FilterSettings(rate=100)
+    x, notes = prepare_user_record(base, settings)
+    assert notes == [
+        "300.0 s long: the center 10 s are used",
+        "resampled from 500 Hz to 100 Hz (the model was trained at 100 Hz)",
+    ]
+    whole, fs, _ = read_user_record(base)
+    ratio = Fraction(100, 500)
+    ref = condition(
+        resample_poly(whole, ratio.numerator, ratio.denominator, axis=-1)[None].astype(np.float32), settings
+    )
+    np.testing.assert_allclose(x, ref[0], atol=1e-4)  # the filter's edge transient is outside the window
+
+
+def test_a_24_hour_500_hz_record_is_explained_within_1_gib(tmp_path):
+    """A Holter-length record (1.04 GB of samples, stored sparse here) is prepared in a fresh
+    process whose peak RSS stays below 1 GiB: only its centre window is read."""
+    import subprocess
+    import sys
+
+    n, rate = 24 * 3600 * 500, 500
+    name = "holter"
+    (tmp_path / f"{name}.hea").write_text(
+        "\n".join([f"{name} 12 {rate} {n}"] + [f"{name}.dat 16 1000(0)/mV 16 0 0 0 0 {lead}" for lead in LEADS]) + "\n"
+    )
+    ecg = np.fromfile(FIXTURES / "records500/00000/00001_hr.dat", dtype="<i2")  # 10 s, 12 leads interleaved
+    with open(tmp_path / f"{name}.dat", "wb") as f:
+        f.truncate(n * 12 * 2)  # sparse: no gigabyte written to disk
+        for k in range(-2, 3):  # real ECG around the centre, where the window is read
+            f.seek(((n - 5000) // 2 + k * 5000) * 24)
+            f.write(ecg.tobytes())
+    code = (
+        "import json, resource, sys\n"
+        "from ecgxai.config import FilterSettings\n"
+        "from ecgxai.data.user_record import prepare_user_record\n"
+        f"x, notes = prepare_user_record({str(tmp_path / name)!r}, FilterSettings(rate=100))\n"
+        "print(json.dumps({'shape': list(x.shape), 'notes': notes,\n"
+        "                  'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = __import__("json").loads(out.stdout.strip().splitlines()[-1])
+    assert result["shape"] == [12, 1000]
+    assert result["notes"][0] == "86400.0 s long: the center 10 s are used"
+    assert result["peak_mb"] < 1024, result
+
+
+def test_explain_record_declares_the_data_file_and_the_sidecar(tmp_path):
+    """A changed signal file or model sidecar reruns explain_record: both are inputs of the rule."""
+    import yaml
+    from test_workflow import SYNTHETIC, snakemake
+
+    base = _own_record(tmp_path, "mine.v2")
+    config = yaml.safe_load(SYNTHETIC.read_text())
+    config["explain_record"] = {"records": {"mine": str(base)}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    run = snakemake(
+        workdir, "-n", "results/explain_record/mine/index.html", "--configfile", str(tmp_path / "config.yaml")
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    job = out[out.index("rule explain_record:") :]
+    inputs = job[job.index("input:") : job.index("\n", job.index("input:"))]
+    for needed in ("model.pt", "model.json", f"{base}.hea", f"{base}.dat"):
+        assert needed in inputs, inputs

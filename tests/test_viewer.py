@@ -17,9 +17,12 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from ecgxai.report.viewer import METHODS, render_viewer, validate_record
+from ecgxai.explain.features import FIDUCIALS, SEGMENTS, wave_space
+from ecgxai.explain.median_beat import median_beat
+from ecgxai.report.viewer import METHODS, method_flags_from_table, render_viewer, validate_record, viewer_html
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "viewer"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -108,7 +111,84 @@ def make_record(ecg_id: int, units: str = "mV", methods=METHODS) -> dict:
     }
 
 
+# Fiducials of fake_ecg's beat (period 80 samples): P 0.08-0.16 s, QRS 0.26-0.36 s (R 0.30), T 0.46-0.64 s.
+BEAT_FIDUCIALS = (8, 16, 26, 30, 36, 46, 64)
+R_MV = 1.5  # R amplitude of lead II in the calibrated record
+OFFSET_MV = 0.5  # lead_offset of aVL in the calibrated record: its baseline sits 5 mm up
+HOT_FEATURE = ("V2", "QRS")  # the one large SHAP attribution of the wave record
+
+
+def fake_beats() -> np.ndarray:
+    """fake_ecg's beats; the last one runs past the record's end, so its T is not found (-1)."""
+    beats = np.array([[80 * k + f for f in BEAT_FIDUCIALS] for k in range(13)])
+    beats[beats >= FS * SECONDS] = -1
+    return beats
+
+
+def wave_record(ecg_id: int = 404) -> dict:
+    """A delineated, calibrated record explained on wave features: the signal is z-scores (what the
+    model saw) with lead_scale/lead_offset back to mV; lead II's R is exactly R_MV."""
+    t = np.arange(FS * SECONDS) / FS
+    phase = t % 0.8
+    beat = (
+        0.12 * np.exp(-((phase - 0.12) ** 2) / (2 * 0.02**2))
+        + np.exp(-((phase - 0.30) ** 2) / (2 * 0.012**2))
+        + 0.25 * np.exp(-((phase - 0.55) ** 2) / (2 * 0.04**2))
+    )
+    gains = np.linspace(0.5, 1.2, 12)
+    gains[1] = R_MV / beat.max()
+    mv = gains[:, None] * beat[None, :]
+    offset = np.zeros(12)
+    offset[4] = OFFSET_MV
+    mv += offset[:, None]
+    scale = np.linspace(0.3, 0.9, 12)  # mV per z unit: anything but 1, so z drawn as mV would show
+    record = make_record(ecg_id)
+    del record["n_bins"]
+    beats = fake_beats()
+    space = wave_space(pd.DataFrame(beats, columns=list(FIDUCIALS)), FS * SECONDS)
+    rng = np.random.default_rng(ecg_id)
+    attributions = {}
+    for method in METHODS:
+        attributions[method] = {}
+        for label in LABELS:
+            values = rng.uniform(-0.01, 0.01, (12, len(SEGMENTS)))
+            values[LEADS.index(HOT_FEATURE[0]), SEGMENTS.index(HOT_FEATURE[1])] = 1.0
+            attributions[method][label] = values
+    record.update(
+        signal=(mv - offset[:, None]) / scale[:, None],
+        units="z-score",
+        lead_scale=scale,
+        lead_offset=offset,
+        features=space,
+        beats=beats,
+        attributions=attributions,
+        method_flags={
+            "shap": "passed",
+            "lime": "failed: Spearman 0.91 with the randomised model",
+            "attention": "caution: |attention| keeps 0.62 after randomisation",
+        },
+        notes=["synthetic test record"],
+    )
+    return record
+
+
+def fallback_record(ecg_id: int = 505) -> dict:
+    """A record whose delineation failed: its explanations fell back to time bins, and it says so."""
+    record = make_record(ecg_id)
+    n_bins = record.pop("n_bins")
+    edges = np.arange(n_bins + 1) * FS * SECONDS // n_bins
+    record["features"] = {
+        "kind": "bins",
+        "segment_names": [f"bin{b:02d}" for b in range(n_bins)],
+        "runs": [[int(edges[b]), int(edges[b + 1]), b] for b in range(n_bins)],
+        "notes": ["fell back to 10 time bins per lead: no beat with a valid QRS onset and offset among 3 beats"],
+    }
+    record["beats"] = []
+    return record
+
+
 RECORDS = [make_record(101), make_record(202, units="z-score"), make_record(303, methods=("shap", "attention"))]
+WAVE_RECORDS = [wave_record(), fallback_record()]
 
 
 def embedded_json(html_text: str):
@@ -143,6 +223,20 @@ BAD_RECORDS = {
     "attributions": lambda r: r["attributions"].update(gradcam={}),
     "attributions.lime.MI": lambda r: r["attributions"]["lime"].update(MI=[[0.0] * (N_BINS - 1)] * 12),
     "attributions.shap.XYZ": lambda r: r["attributions"]["shap"].update(XYZ=[[0.0] * N_BINS] * 12),
+    "features": lambda r: r.update(features={"kind": "bins", "segment_names": ["a"], "runs": [[0, 1000, 0]]}),
+    "lead_offset": lambda r: r.update(lead_scale=[1.0] * 12),
+    "lead_scale": lambda r: r.update(lead_scale=[1.0] * 11 + [0.0], lead_offset=[0.0] * 12),
+    "beats": lambda r: r.update(beats=[[5, 10, 20, 25, 30, 40, 1000]]),
+    "method_flags.shap": lambda r: r.update(method_flags={"shap": "ok"}),
+    "notes": lambda r: r.update(notes="resampled"),
+    "colour": lambda r: r.update(colour="red"),
+}
+
+BAD_WAVE_RECORDS = {
+    "features.kind": lambda r: r["features"].update(kind="beats"),
+    "features.segment_names": lambda r: r["features"].update(segment_names=list("abcdef")),
+    "features.runs": lambda r: r["features"]["runs"].pop(),
+    "attributions.lime.MI": lambda r: r["attributions"]["lime"].update(MI=np.zeros((12, N_BINS))),
 }
 
 
@@ -155,6 +249,91 @@ def test_contract_errors_name_record_and_field(tmp_path, field):
     assert message.startswith("record 1 ("), message
     assert f"field '{field}'" in message, message
     assert not (tmp_path / "index.html").exists()
+
+
+@pytest.mark.parametrize("field", sorted(BAD_WAVE_RECORDS))
+def test_wave_contract_errors_name_the_field(field):
+    record = copy.deepcopy(WAVE_RECORDS[0])
+    record["features"] = validate_record(record)["features"]  # the dict form of the FeatureSpace
+    BAD_WAVE_RECORDS[field](record)
+    with pytest.raises(ValueError, match=rf"^record 3 \(ecg_id 404\): field '{re.escape(field)}'"):
+        validate_record(record, 3)
+
+
+def test_wave_record_contract():
+    clean = validate_record(WAVE_RECORDS[0])
+    assert clean["display_units"] == "mV" and clean["units"] == "z-score"
+    assert clean["features"]["kind"] == "waves" and clean["features"]["segment_names"] == list(SEGMENTS)
+    assert clean["n_bins"] is None
+    # runs partition the record and give every beat its QRS
+    runs = clean["features"]["runs"]
+    assert runs[0][0] == 0 and runs[-1][1] == FS * SECONDS
+    qrs = [(a, b) for a, b, seg in runs if SEGMENTS[seg] == "QRS"]
+    assert qrs == [(80 * k + 26, 80 * k + 37) for k in range(13)]
+    assert clean["segments"]["runs"] == runs  # waves features: the same partition as the colour bands
+    assert clean["beats"][-1][-2:] == [-1, -1]
+    # the median beat is in mV (scale and offset applied), R-aligned, from every beat that fits
+    mb = clean["median_beat"]
+    assert mb["n_beats"] == 11  # the first beat's R is 0.3 s from the start, the last 0.1 s from the end
+    assert mb["r_index"] == 40 and mb["start_s"] == -0.4
+    ii = np.asarray(mb["signal"][1])
+    assert ii.argmax() == mb["r_index"] and ii.max() == pytest.approx(R_MV, rel=1e-3)
+    assert np.median(mb["signal"][4]) == pytest.approx(OFFSET_MV, abs=0.02)
+    assert mb["fiducials"] == {name: 40 + f - 30 for name, f in zip(FIDUCIALS, BEAT_FIDUCIALS)}
+    assert clean["method_flags"]["lime"].startswith("failed: ")
+    assert "11 beat(s)" in clean["median_beat_note"]
+
+
+def test_fallback_and_legacy_records_carry_their_feature_space():
+    clean = validate_record(fallback_record())
+    assert clean["features"]["kind"] == "bins" and "fell back" in clean["features"]["notes"][0]
+    assert clean["n_bins"] == N_BINS and clean["beats"] == [] and clean["median_beat"] is None
+    assert clean["median_beat_note"] == "no beats found by delineation"
+    legacy = validate_record(RECORDS[0])  # n_bins only: equal time bins
+    assert legacy["features"]["runs"] == [[100 * b, 100 * (b + 1), b] for b in range(N_BINS)]
+    assert legacy["segments"] is None and legacy["median_beat_note"].startswith("no beats")
+    with pytest.raises(ValueError, match="field 'features': give either"):
+        validate_record({**RECORDS[0], "features": fallback_record()["features"]})
+
+
+def test_method_flags_from_the_sanity_table():
+    table = pd.DataFrame(
+        {
+            "method": ["shap", "lime", "attention", "shap_gradient"],
+            "flag": ["pass", "fail", "caution", "untested"],
+            "note": ["changes under randomisation", "survives randomisation", "|attention| keeps 0.6", ""],
+        }
+    )
+    flags = method_flags_from_table(table)
+    assert flags == {
+        "shap": "passed: changes under randomisation",
+        "lime": "failed: survives randomisation",
+        "attention": "caution: |attention| keeps 0.6",
+        "shap_gradient": "not checked",
+    }
+    assert validate_record({**RECORDS[0], "method_flags": flags})["method_flags"] == flags
+    with pytest.raises(ValueError, match="unknown sanity flag 'maybe'"):
+        method_flags_from_table(table.assign(flag="maybe"))
+
+
+def test_median_beat_is_robust_and_aligned():
+    """The median of R-aligned beats recovers the beat template despite one ectopic beat."""
+    rng = np.random.default_rng(3)
+    T, beats = 1000, fake_beats()
+    template = np.zeros(101)
+    template[35:45] = np.hanning(10) * 2.0  # a 'QRS' centred on R at index 40
+    x = 0.01 * rng.standard_normal((12, T))
+    for r in beats[:, 3]:
+        lo, hi = max(0, r - 40), min(T, r + 61)
+        x[:, lo:hi] += template[lo - (r - 40) : hi - (r - 40)]
+    x[:, beats[5, 3] - 5 : beats[5, 3] + 5] += 5.0  # one wild beat
+    mb = median_beat(x, beats, FS)
+    assert mb.n_beats == 11 and mb.r_index == 40
+    np.testing.assert_allclose(mb.signal, np.broadcast_to(template, (12, 101)), atol=0.05)
+    assert mb.segment_of_sample is not None
+    assert [SEGMENTS[s] for s in mb.segment_of_sample[36:47]] == ["QRS"] * 11
+    with pytest.raises(ValueError, match="no beat"):
+        median_beat(x[:, :60], beats[:1], FS)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +373,7 @@ def test_one_self_contained_file(tmp_path):
     # the description's markup did not close the data script or inject one
     assert text.count("</script>") == 2
     assert "\\u003c/script\\u003e" in text
-    assert out.stat().st_size < 450_000  # 3 records of 12 x 1000 samples, 4 significant digits
+    assert out.stat().st_size < 500_000  # 3 records of 12 x 1000 samples, 4 significant digits
 
 
 def test_html_path_target(tmp_path):
@@ -586,15 +765,17 @@ def test_exports(page, tmp_path):
     text = Path(info.value.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert text.splitlines()[0] == (
-        "ecg_id,label,probability,threshold,predicted,true,method,lead,bin,t_start_s,t_end_s,attribution"
+        "ecg_id,label,probability,threshold,predicted,true,feature_space,method,lead,feature,"
+        "t_start_s,t_end_s,duration_s,attribution"
     )
     assert len(rows) == 12 * N_BINS * len(METHODS)
-    assert {(r["method"], r["lead"], r["bin"]) for r in rows} == {
-        (m, lead, str(b)) for m in METHODS for lead in LEADS for b in range(N_BINS)
+    assert {(r["method"], r["lead"], r["feature"]) for r in rows} == {
+        (m, lead, f"bin{b:02d}") for m in METHODS for lead in LEADS for b in range(N_BINS)
     }
     lead, b = hot_spot(101, "MI", "lime")
-    hot = next(r for r in rows if r["method"] == "lime" and r["lead"] == LEADS[lead] and r["bin"] == str(b))
+    hot = next(r for r in rows if r["method"] == "lime" and r["lead"] == LEADS[lead] and r["feature"] == f"bin{b:02d}")
     assert float(hot["attribution"]) == -1.0 and float(hot["t_start_s"]) == b * SECONDS / N_BINS
+    assert float(hot["duration_s"]) == SECONDS / N_BINS and hot["feature_space"] == "bins"
     assert all(r["label"] == "MI" and r["ecg_id"] == "101" for r in rows)
 
     with page.expect_download() as info:
@@ -620,3 +801,435 @@ def test_print_report(page):
     page.emulate_media(media="print")
     assert report.is_visible() and not page.locator("#app").is_visible()
     shot(page, "12_print_report")
+
+
+# ------------------------------------------------------------------------------------------------
+# mV on paper, wave features, beats, median beat, sanity-check flags (issue 10)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wave_page(browser, tmp_path):
+    out = render_viewer(WAVE_RECORDS, tmp_path / "waves", title="ECG explanations on wave features (test)")
+    shutil.copy(out, ARTIFACTS / "waves.html")
+    context = browser.new_context(viewport={"width": 1600, "height": 1100}, device_scale_factor=1)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    pg.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    pg.goto(out.as_uri())
+    pg.wait_for_selector("html[data-ready=true]")
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+# Rows of one canvas column [x, y0, y1): 'dark' (trace), 'grid' (pink lines) or 'paper'.
+COLUMN_JS = """([id, x, y0, y1]) => {
+  const d = document.getElementById(id).getContext('2d').getImageData(Math.round(x), y0, 1, y1 - y0).data;
+  const out = [];
+  for (let i = 0; i < d.length; i += 4) {
+    const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+    out.push(r < 100 && g < 100 && b < 100 ? 'dark' : (r > 200 && g < 235 && r - g > 25 ? 'grid' : 'paper'));
+  }
+  return out;
+}"""
+
+# Mean colour (trace pixels left out) of a canvas rectangle.
+MEAN_JS = """([id, x, y, w, h]) => {
+  const d = document.getElementById(id).getContext('2d').getImageData(Math.round(x), Math.round(y), Math.round(w), Math.round(h)).data;
+  let n = 0, r = 0, g = 0, b = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i] < 100 && d[i + 1] < 100 && d[i + 2] < 100) continue;
+    n++; r += d[i]; g += d[i + 1]; b += d[i + 2];
+  }
+  return [r / n, g / n, b / n];
+}"""
+
+
+def column(pg, x, y0, y1, canvas="ecg"):
+    return pg.evaluate(COLUMN_JS, [canvas, x, int(y0), int(y1)])
+
+
+def mean_colour(pg, x, y, w, h, canvas="ecg"):
+    return pg.evaluate(MEAN_JS, [canvas, x, y, w, h])
+
+
+def chroma(rgb):
+    return max(rgb) - min(rgb)
+
+
+def run_x(geo, cell, start, stop):
+    """Pixel span of samples [start, stop) in a cell of the main canvas."""
+    x0 = cell["x"] + (start / FS - cell["t0"]) * geo["pxPerSecond"]
+    return x0, (stop - start) / FS * geo["pxPerSecond"]
+
+
+def test_calibration_pulse_is_ten_small_squares_of_the_paper(wave_page):
+    """Must show: the 1 mV pulse is 10 mm = 10 small squares of the grid drawn on the same canvas."""
+    geo = geometry(wave_page)
+    mm, cell = geo["pxPerMm"], geo["cells"][0]
+    assert mm == 4
+    # pulse: its top runs from 4 to 9 mm in the margin, its foot at 2-4 mm lies on the baseline;
+    # each is a ~1.3 px anti-aliased line, located by the centre of its dark pixels
+
+    def line_centre(x):
+        col = column(wave_page, x, cell["y"], cell["y"] + cell["h"])
+        dark = [i for i, kind in enumerate(col) if kind == "dark"]
+        assert dark and dark[-1] - dark[0] <= 2, dark  # one horizontal line in this column
+        return cell["y"] + (dark[0] + dark[-1]) / 2
+
+    top, foot = line_centre(6.5 * mm), line_centre(3 * mm)
+    assert foot == pytest.approx(cell["baseline"], abs=1)
+    # the paper in a margin column beside the pulse: the grid lines from its top to its foot
+    y0 = int(top) - 2
+    paper = column(wave_page, 13.5 * mm, y0, int(foot) + 3)
+    lines = [y0 + i for i, kind in enumerate(paper) if kind == "grid" and (i == 0 or paper[i - 1] != "grid")]
+    assert lines[0] == pytest.approx(top, abs=1) and lines[-1] == pytest.approx(foot, abs=1)  # on grid lines
+    assert len(lines) - 1 == 10  # 10 small squares
+    assert np.diff(lines).tolist() == [mm] * 10  # of 1 mm each
+    shot(wave_page, "20_waves_initial")
+
+
+def test_trace_is_drawn_in_mv_not_in_model_units(wave_page):
+    """Lead II's R of R_MV mV rises R_MV x 10 mm above its baseline at 10 mm/mV (z-scores would
+    give R_MV / lead_scale x 10 mm), and aVL's 0.5 mV offset lifts its baseline by 5 mm."""
+    wave_page.get_by_test_id("waves-toggle").uncheck()
+    choose(wave_page, "overlay-select", "none")
+    geo = geometry(wave_page)
+    mm = geo["pxPerMm"]
+    for gain in (10, 20):
+        choose(wave_page, "gain-select", str(gain))
+        geo = geometry(wave_page)
+        ii = cell_of(geo, "II")
+        r_sample = 80 * 3 + 30  # R of the fourth beat
+        x = ii["x"] + (r_sample / FS - ii["t0"]) * geo["pxPerSecond"]
+        y0 = ii["y"] - 5 * mm  # a tall R may rise into the row above, as on paper
+        peak = min(
+            column(wave_page, x + dx, y0, ii["baseline"]).index("dark") + y0
+            for dx in (-1, 0, 1)
+            if "dark" in column(wave_page, x + dx, y0, ii["baseline"])
+        )
+        assert (ii["baseline"] - peak) / mm == pytest.approx(R_MV * gain, abs=0.75)
+    choose(wave_page, "gain-select", "10")
+    geo = geometry(wave_page)
+    avl = cell_of(geo, "aVL")
+    x = avl["x"] + (0.72 - avl["t0"]) * geo["pxPerSecond"]  # TP: flat at the lead's offset
+    flat = column(wave_page, x, avl["y"], avl["y"] + avl["h"]).index("dark") + avl["y"]
+    assert (avl["baseline"] - flat) / mm == pytest.approx(OFFSET_MV * 10, abs=0.5)
+    legend = wave_page.get_by_test_id("legend").inner_text()
+    assert "Signal in mV (the filtered ECG; the model's own input is z-score)" in legend
+    assert "signal in mV" in wave_page.get_by_test_id("record-info").inner_text()
+    shot(wave_page, "21_mv_no_bands")
+
+
+def test_wave_attributions_colour_the_segment_in_every_beat(wave_page):
+    """SHAP on (V2, QRS): every beat's QRS in V2 is red; V2's other segments and V1's QRS are not."""
+    wave_page.get_by_test_id("waves-toggle").uncheck()
+    choose(wave_page, "overlay-select", "shap")
+    geo = geometry(wave_page)
+    clean = validate_record(WAVE_RECORDS[0])
+    v1, v2 = cell_of(geo, "V1"), cell_of(geo, "V2")
+    y = v2["labelH"] + 3
+    h = v2["h"] - v2["labelH"] - 12
+    seen = 0
+    for start, stop, seg in clean["features"]["runs"]:
+        x0, w = run_x(geo, v2, start, stop)
+        if w < 4:
+            continue
+        hot = mean_colour(wave_page, x0 + 1, v2["y"] + y, w - 2, h)
+        other = mean_colour(wave_page, x0 + 1, v1["y"] + y, w - 2, h)
+        if SEGMENTS[seg] == "QRS":
+            seen += 1
+            assert hot[0] > hot[2] + 60, hot  # red
+            assert chroma(other) < 40, other
+        else:
+            assert chroma(hot) < 40, (SEGMENTS[seg], hot)
+    assert seen == 13
+    assert "12 leads x 6 wave segments" in wave_page.get_by_test_id("legend-features").inner_text()
+    shot(wave_page, "22_wave_shap")
+
+
+def test_wave_bands_ribbon_and_fiducial_marks(wave_page):
+    clean = validate_record(WAVE_RECORDS[0])
+    runs = {SEGMENTS[seg]: (a, b) for a, b, seg in clean["segments"]["runs"][::-1]}  # first run of each
+    choose(wave_page, "overlay-select", "none")
+    geo = geometry(wave_page)
+    cell = cell_of(geo, "I")
+    inside = (cell["y"] + cell["labelH"] + 3, cell["h"] - cell["labelH"] - 6)
+
+    def band(name, c=cell):
+        x0, w = run_x(geo, c, *runs[name])
+        return mean_colour(wave_page, x0 + 1, inside[0], w - 2, inside[1])
+
+    qrs, t_wave, tp = band("QRS"), band("T"), band("TP")
+    assert qrs[0] > qrs[2] + 40 and qrs[1] > qrs[2] + 20, qrs  # orange
+    assert t_wave[1] > t_wave[0] + 10, t_wave  # green
+    assert chroma(tp) < 40 and chroma(qrs) > chroma(tp) + 40
+    wave_page.get_by_test_id("waves-toggle").uncheck()
+    assert state(wave_page)["waves"] is False
+    assert chroma(band("QRS")) < 40
+    assert "legend-waves" not in wave_page.get_by_test_id("legend").inner_html()
+
+    # with an attribution shown, the segments move to a ribbon at the foot of every lead
+    wave_page.get_by_test_id("waves-toggle").check()
+    choose(wave_page, "overlay-select", "shap")
+    x0, w = run_x(geo, cell, *runs["QRS"])
+    ribbon = mean_colour(wave_page, x0 + 1, cell["y"] + cell["h"] - 6, w - 2, 4)
+    assert ribbon[0] > ribbon[2] + 80, ribbon
+    shot(wave_page, "23_ribbon")
+
+    # fiducial marks: dashed P-onset lines (blue) and R triangles, only when asked for
+    p_on = BEAT_FIDUCIALS[0] + 80  # second beat
+    x = cell["x"] + (p_on / FS - cell["t0"]) * geo["pxPerSecond"]
+    blue_js = """([x, y0, y1]) => { const d = document.getElementById('ecg').getContext('2d')
+        .getImageData(Math.round(x), y0, 1, y1 - y0).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 120 && d[i] < 80) n++; return n; }"""
+    span = [x, int(cell["y"] + cell["labelH"]), int(cell["y"] + cell["h"] - 10)]
+    choose(wave_page, "overlay-select", "none")
+    wave_page.get_by_test_id("waves-toggle").uncheck()
+    assert wave_page.evaluate(blue_js, span) == 0
+    wave_page.get_by_test_id("fiducials-toggle").check()
+    assert state(wave_page)["fiducials"] is True
+    assert wave_page.evaluate(blue_js, span) > 10
+    r_x = cell["x"] + ((80 + 30) / FS - cell["t0"]) * geo["pxPerSecond"]
+    assert "dark" in column(wave_page, r_x, cell["y"] + cell["labelH"], cell["y"] + cell["labelH"] + 5)
+    assert "R peak" in wave_page.get_by_test_id("legend-fiducials").inner_text()
+    for _ in range(3):
+        wave_page.get_by_test_id("zoom-in").click()
+    shot(wave_page, "24_fiducials_zoomed")
+
+
+def test_median_beat_panel(wave_page):
+    """R-aligned median beats in mV at 50 mm/s; with wave features each segment takes its attribution."""
+    choose(wave_page, "overlay-select", "shap")
+    geo = geometry(wave_page)
+    med = geo["median"]
+    mm = geo["pxPerMm"]
+    assert med and len(med["cells"]) == 12 and med["pxPerSecond"] == 50 * mm
+    assert "median of 11 beat(s), aligned on R" in wave_page.get_by_test_id("median-note").inner_text()
+    ii = next(c for c in med["cells"] if c["lead"] == "II")
+    r_x = ii["x"] + med["rIndex"] / FS * med["pxPerSecond"]
+    tops = {}
+    for dx in range(-12, 13):
+        col = column(wave_page, r_x + dx, ii["y"] + 2, ii["baseline"], canvas="median")
+        if "dark" in col:
+            tops[dx] = col.index("dark") + ii["y"] + 2
+    peak_dx = min(tops, key=tops.get)
+    assert abs(peak_dx) <= 2  # the peak is at R
+    assert (ii["baseline"] - tops[peak_dx]) / mm == pytest.approx(R_MV * 10, abs=0.75)  # in mV
+    # the QRS band of the hot lead is red, the same band in V1 is not
+    v1, v2 = (next(c for c in med["cells"] if c["lead"] == name) for name in ("V1", "V2"))
+    qrs = [(v2, v1)]
+    for hot_cell, cold_cell in qrs:
+        x = hot_cell["x"] + (med["rIndex"] - 3) / FS * med["pxPerSecond"]
+        hot = mean_colour(wave_page, x, hot_cell["y"] + hot_cell["labelH"] + 2, 8, 20, canvas="median")
+        x = cold_cell["x"] + (med["rIndex"] - 3) / FS * med["pxPerSecond"]
+        cold = mean_colour(wave_page, x, cold_cell["y"] + cold_cell["labelH"] + 2, 8, 20, canvas="median")
+        assert hot[0] > hot[2] + 60 and chroma(cold) < 45, (hot, cold)
+    assert "SHAP attribution for" in wave_page.get_by_test_id("median-note").inner_text()
+    wave_page.get_by_test_id("median-canvas").scroll_into_view_if_needed()
+    shot(wave_page, "25_median_beat")
+
+
+def test_wave_exports_and_report(wave_page):
+    """CSV rows per lead x wave segment with its total duration; the printed report holds the median beats."""
+    choose(wave_page, "overlay-select", "shap")
+    rows = list(csv.DictReader(io.StringIO(wave_page.evaluate("() => window.ECGViewer.attributionsCsv()"))))
+    assert len(rows) == 12 * len(SEGMENTS) * len(METHODS)
+    hot = next(r for r in rows if r["method"] == "shap" and (r["lead"], r["feature"]) == HOT_FEATURE)
+    assert hot["feature_space"] == "waves" and float(hot["attribution"]) == 1.0
+    assert hot["t_start_s"] == "" and float(hot["duration_s"]) == pytest.approx(13 * 0.11)  # 11 samples x 13 beats
+    wave_page.evaluate("() => { window.print = () => {}; }")
+    wave_page.get_by_test_id("print-report").click()
+    report = wave_page.get_by_test_id("report")
+    assert report.locator("img").count() == 2 and "Median beat per lead" in report.inner_text()
+    assert "Sanity check: passed" in report.inner_text()
+
+
+def test_fallback_record_says_it_is_on_bins(wave_page):
+    choose(wave_page, "record-select", "1")
+    assert state(wave_page)["record"] == 505
+    assert "fell back to 10 time bins" in wave_page.get_by_test_id("record-notes").inner_text()
+    assert "fell back" in wave_page.get_by_test_id("legend-features").inner_text()
+    assert "not delineated" not in wave_page.get_by_test_id("record-info").inner_text()
+    assert "0 beats delineated" in wave_page.get_by_test_id("record-info").inner_text()
+    assert wave_page.get_by_test_id("median-canvas").is_hidden()
+    assert "no beats found" in wave_page.get_by_test_id("median-note").inner_text()
+    assert wave_page.get_by_test_id("waves-toggle").is_disabled()
+    assert wave_page.get_by_test_id("fiducials-toggle").is_disabled()
+    # the overlay still marks its hot bin, on bins
+    lead, b = hot_spot(505, state(wave_page)["label"], "shap")
+    bands = wave_page.evaluate(BANDS_JS)
+    strongest = max(((ld, i) for ld in LEADS for i in range(N_BINS)), key=lambda k: chroma(bands[k[0]][k[1]]))
+    assert strongest == (LEADS[lead], b)
+    shot(wave_page, "26_fallback_bins")
+
+
+def test_method_flags_in_the_method_description(wave_page):
+    flags = {m: wave_page.get_by_test_id(f"method-flag-{m}").get_attribute("data-status") for m in METHODS}
+    assert flags == {"shap": "passed", "lime": "failed", "attention": "caution"}
+    assert "Spearman 0.91" in wave_page.get_by_test_id("method-flag-lime").inner_text()
+    assert wave_page.get_by_test_id("method-warning").count() == 0
+    option = wave_page.locator('[data-testid="overlay-select"] option[value="lime"]')
+    assert option.inner_text() == "LIME (failed sanity check)"
+    choose(wave_page, "overlay-select", "lime")
+    warning = wave_page.get_by_test_id("method-warning").inner_text()
+    assert "LIME failed its sanity check (Spearman 0.91 with the randomised model)" in warning
+    shot(wave_page, "27_method_flags")
+    choose(wave_page, "overlay-select", "attention")
+    assert "with a caution (|attention| keeps 0.62" in wave_page.get_by_test_id("method-warning").inner_text()
+    # a record without flags: every method 'not checked'
+    choose(wave_page, "record-select", "1")
+    assert wave_page.get_by_test_id("method-flag-shap").get_attribute("data-status") == "not-checked"
+
+
+@pytest.mark.parametrize("width", [1280, 1600])
+def test_label_table_is_not_clipped(browser, tmp_path, width):
+    """71 labels (the 'all' set) with long names: the table fits its panel (no hidden columns) and
+    scrolls vertically under a sticky header."""
+    record = make_record(1)
+    names = [f"LABEL_{i:02d}_WITH_A_LONG_NAME" for i in range(71)]
+    probs = np.linspace(0.01, 0.99, 71)
+    record.update(
+        label_names=names,
+        label_descriptions={},
+        probabilities=probs.tolist(),
+        true=(probs > 0.7).astype(int).tolist(),
+        thresholds=[0.5] * 71,
+        attributions={"shap": {names[-1]: record["attributions"]["shap"]["MI"]}},
+    )
+    out = render_viewer([record], tmp_path)
+    context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.goto(out.as_uri())
+    pg.wait_for_selector("html[data-ready=true]")
+    fit = pg.evaluate("""() => {
+      const wrap = document.querySelector('[data-testid="label-table-wrap"]');
+      const panel = wrap.closest('aside').getBoundingClientRect();
+      const cells = Array.from(document.querySelectorAll('#label-rows td:last-child, #label-table th:last-child'));
+      return {scrollW: wrap.scrollWidth, clientW: wrap.clientWidth, scrollH: wrap.scrollHeight,
+              clientH: wrap.clientHeight, right: Math.max(...cells.map(c => c.getBoundingClientRect().right)),
+              panelRight: panel.right};
+    }""")
+    assert fit["scrollW"] <= fit["clientW"], fit
+    assert fit["right"] <= fit["panelRight"], fit
+    assert fit["scrollH"] > fit["clientH"]  # 71 rows scroll inside the panel
+    pg.locator('[data-testid="label-table-wrap"]').evaluate("w => { w.scrollTop = w.scrollHeight; }")
+    header = pg.locator("#label-table thead th").nth(1).bounding_box()
+    wrap = pg.locator('[data-testid="label-table-wrap"]').bounding_box()
+    assert header["y"] == pytest.approx(wrap["y"], abs=2)  # the header stays in view
+    pg.get_by_test_id("label-table-wrap").scroll_into_view_if_needed()
+    pg.screenshot(path=str(ARTIFACTS / f"28_label_table_{width}.png"), full_page=False)
+    context.close()
+
+
+def test_records_set_from_script_for_other_pages(browser, tmp_path):
+    """The live app fills an empty page: ECGViewer.setRecords, then upsertRecord when SHAP arrives."""
+    page_file = tmp_path / "app.html"
+    page_file.write_text(viewer_html([], title="live"), encoding="utf-8")
+    context = browser.new_context(viewport={"width": 1600, "height": 1100}, device_scale_factor=1)
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(page_file.as_uri())
+    pg.wait_for_selector("html[data-ready=true]")
+    clean = validate_record(WAVE_RECORDS[0])
+    first = {**clean, "attributions": {"attention": clean["attributions"]["attention"]}}
+    pg.evaluate("r => window.ECGViewer.setRecords([r])", first)
+    assert state(pg)["record"] == 404 and state(pg)["overlay"] == "attention"
+    assert pg.locator('[data-testid="overlay-select"] option[value="shap"]').is_disabled()
+    pg.evaluate("r => window.ECGViewer.upsertRecord(r)", clean)
+    assert pg.get_by_test_id("record-select").locator("option").count() == 1
+    assert not pg.locator('[data-testid="overlay-select"] option[value="shap"]').is_disabled()
+    pg.evaluate("r => window.ECGViewer.upsertRecord(r)", validate_record(RECORDS[0]))
+    assert state(pg)["record"] == 101 and pg.get_by_test_id("record-select").locator("option").count() == 2
+    assert trace_pixels(pg, "II") > 50
+    context.close()
+    assert not errors, errors
+
+
+def test_run_records_choose_waves_and_say_why_a_record_fell_back():
+    """viewer_records (the viewer rule's path): waves where a record was explained on waves, bins with
+    the explain stage's fallback reason where it was not delineated, mV calibration passed through."""
+    from ecgxai.data.ptbxl import LEADS as PTBXL_LEADS
+    from ecgxai.report.render import viewer_records
+
+    def long_format(values, ecg_id, labels, method, kind):
+        """The explain stage's attribution rows: ecg_id, label, method, feature_space, lead, feature, bin, value."""
+        n_labels, leads, n = values.shape
+        names = list(SEGMENTS) if kind == "waves" else [f"bin{b:02d}" for b in range(n)]
+        return pd.DataFrame(
+            dict(
+                ecg_id=ecg_id,
+                label=np.repeat(labels, leads * n),
+                method=method,
+                feature_space=kind,
+                lead=np.tile(np.repeat(PTBXL_LEADS, n), n_labels),
+                feature=np.tile(names, n_labels * leads),
+                bin=np.tile(np.arange(n), n_labels * leads),
+                value=values.ravel(),
+            )
+        )
+
+    wave = wave_record()
+    n_bins = 4
+    rng = np.random.default_rng(0)
+    waves_values = rng.normal(size=(2, 12, len(SEGMENTS)))
+    frames = [
+        long_format(waves_values, 404, ["MI", "NORM"], "shap", "waves"),
+        long_format(rng.normal(size=(2, 12, n_bins)), 404, ["MI", "NORM"], "shap", "bins"),
+        long_format(rng.normal(size=(1, 12, n_bins)), 505, ["CD"], "lime", "bins"),
+    ]
+    attributions = pd.concat(frames, ignore_index=True)
+    x = np.stack([np.asarray(wave["signal"]), np.asarray(fake_ecg(505))]).astype(np.float32)
+    ids = np.array([404, 505])
+    pred = {
+        "ecg_id": ids,
+        "prob": rng.uniform(size=(2, len(LABELS))),
+        "y_true": np.zeros((2, len(LABELS)), int),
+        "label_names": LABELS,
+    }
+    beats = pd.DataFrame(fake_beats(), columns=list(FIDUCIALS)).assign(ecg_id=404)
+    scale = np.stack([wave["lead_scale"], np.ones(12)])
+    offset = np.stack([wave["lead_offset"], np.zeros(12)])
+    records = viewer_records(
+        pred, np.full(len(LABELS), 0.5), attributions, x, ids, FS, n_bins, "z-score",
+        lead_scale=scale, lead_offset=offset, beats=beats, feature_kind="waves",
+        method_flags={"shap": "passed"},
+    )  # fmt: skip
+    first, second = (validate_record(r, i) for i, r in enumerate(records))
+    assert first["features"]["kind"] == "waves" and first["display_units"] == "mV"
+    np.testing.assert_allclose(first["attributions"]["shap"]["MI"], waves_values[0], rtol=5e-4)
+    assert first["median_beat"]["n_beats"] == 11 and first["method_flags"] == {"shap": "passed"}
+    assert second["features"]["kind"] == "bins" and second["n_bins"] == n_bins
+    assert second["features"]["notes"] == ["fell back to 4 time bins per lead: no delineation for this record"]
+    assert second["beats"] == [] and second["median_beat"] is None
+    assert set(second["attributions"]) == {"lime"}
+    # the run asked for bins: waves rows are not shown even where they exist
+    as_bins = viewer_records(pred, np.full(len(LABELS), 0.5), attributions, x, ids, FS, n_bins, feature_kind="bins")
+    assert validate_record(as_bins[0])["features"]["kind"] == "bins"
+
+
+def test_lead_calibration_read_from_the_signals_parquet(tmp_path):
+    """mV calibration per record from the parts' lead_scale/lead_offset columns; None for older parts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecgxai.data.parquet_io import write_part
+    from ecgxai.report.render import lead_calibration
+
+    x = np.zeros((3, 12, 10), np.float32)
+    (tmp_path / "fold=10").mkdir()
+    write_part(
+        tmp_path / "fold=10" / "signals-00000.parquet", [5, 6, 7], [1, 2, 3], [10] * 3, x, {"sampling_rate": 100}
+    )
+    assert lead_calibration(tmp_path, [10], [6]) is None
+    table = pq.read_table(tmp_path / "fold=10" / "signals-00000.parquet")
+    scale = np.arange(36, dtype=np.float32).reshape(3, 12) + 1
+    for name, values in (("lead_scale", scale), ("lead_offset", -scale)):
+        table = table.append_column(name, pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), 12))
+    pq.write_table(table, tmp_path / "fold=10" / "signals-00000.parquet")
+    got_scale, got_offset = lead_calibration(tmp_path, [10], [7, 5])
+    np.testing.assert_array_equal(got_scale, scale[[2, 0]])
+    np.testing.assert_array_equal(got_offset, -scale[[2, 0]])

@@ -150,16 +150,6 @@ def test_typo_in_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_lint_is_clean():
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-
-
 def test_explain_your_own_ecg(workdir, tmp_path):
     """A user's 500 Hz WFDB record: resampled with a note, classified, explained, shown in a page."""
     import numpy as np

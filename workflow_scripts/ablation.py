@@ -1,4 +1,4 @@
-"""Rule ablation: collect the grid's runs into the ablation table and figure."""
+"""Rule ablation: collect the grid's runs into the ablation table (paired against the reference) and figure."""
 
 import torch
 
@@ -7,15 +7,22 @@ from ecgxai.runlog import logged
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
+    i, o = snakemake.input, snakemake.output
     summary = ablation_run(
         ablation=snakemake.params.ablation,
         runs=snakemake.params.runs,
-        metrics=snakemake.input.metrics,
-        models=snakemake.input.models,
-        histories=snakemake.input.histories,
+        reference=snakemake.params.reference,
+        evaluate=snakemake.params.evaluate,
+        metrics=i.metrics,
+        contexts=i.contexts,
+        models=i.models,
+        histories=i.histories,
+        predictions=i.predictions,
+        thresholds=i.thresholds,
         shape=tuple(snakemake.params.shape),
-        per_run=snakemake.output.per_run,
-        table=snakemake.output.table,
-        figure=snakemake.output.figure,
+        per_run=o.per_run,
+        paired=o.paired,
+        table=o.table,
+        figure=o.figure,
     )
     log.info("ablation summary:\n%s", summary.to_string(index=False))

@@ -10,4 +10,6 @@ with logged(snakemake.log[0]):
         seed=snakemake.params.seed,
         per_record=snakemake.output.per_record,
         summary=snakemake.output.summary,
+        predictions=snakemake.input.predictions,
+        thresholds=snakemake.input.thresholds,
     )

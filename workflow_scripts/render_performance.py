@@ -1,4 +1,4 @@
-"""Rule render_performance: ROC/PR, training curves, best/worst labels, errors, Table 1."""
+"""Rule render_performance: ROC/PR, training curves, best/worst labels, errors, calibration, Table 1."""
 
 from ecgxai.report.render import render_performance
 from ecgxai.runlog import logged

@@ -12,6 +12,12 @@ log = logging.getLogger(__name__)
 MARKER = ".acquired.json"
 
 
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
 def check_ptbxl_folder(root: Path, rate: int) -> dict:
     """Check that `root` holds what preprocessing at `rate` Hz needs; return counts.
 
@@ -42,7 +48,10 @@ def acquire(data_cfg: dict, rate: int, *, threads: int = 1, progress: bool = Tru
 
         marker = root / MARKER
         if root.exists() and any(root.iterdir()):
-            previous = json.loads(marker.read_text()).get("source") if marker.is_file() else None
+            try:
+                previous = json.loads(marker.read_text()).get("source") if marker.is_file() else None
+            except (OSError, ValueError, AttributeError):
+                previous = None
             if previous != "synthetic":
                 raise FileExistsError(
                     f"{root}: exists and is not a synthetic dataset made by this workflow; "
@@ -50,8 +59,11 @@ def acquire(data_cfg: dict, rate: int, *, threads: int = 1, progress: bool = Tru
                 )
         syn = data_cfg.get("synthetic", {})
         log.info("generating %d synthetic records (seed %d) in %s", syn["n_records"], syn["seed"], root)
+        root.mkdir(parents=True, exist_ok=True)
+        # claimed before the first record: an interrupted generation is ours to redo on a rerun
+        _write_json(marker, {"source": "synthetic", **syn, "rates": [rate], "complete": False})
         generate_ptbxl(root, n_records=syn["n_records"], seed=syn["seed"], rates=(rate,))
-        marker.write_text(json.dumps({"source": "synthetic", **syn, "rates": [rate]}, indent=1))
+        _write_json(marker, {"source": "synthetic", **syn, "rates": [rate], "complete": True})
     elif source == "physionet":
         from ecgxai.data.physionet import acquire_physionet
 
@@ -66,6 +78,7 @@ def acquire(data_cfg: dict, rate: int, *, threads: int = 1, progress: bool = Tru
             backoff=pn["backoff_s"],
             archive_url=pn["archive_url"],
             archive_sha256=pn["archive_sha256"],
+            **{k: pn[k] for k in ("sums_sha256", "max_file_mb", "max_archive_mb") if k in pn},
             progress=progress,
         )
     elif source != "local":

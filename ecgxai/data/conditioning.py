@@ -52,11 +52,15 @@ def fix_length(x: np.ndarray, samples: int, crop: str = "center") -> np.ndarray:
     return x
 
 
+def zscore_params(x: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, offset) [..., leads] of the per-lead z-score: z = (x - offset) / scale."""
+    return np.maximum(x.std(axis=-1), eps), x.mean(axis=-1)
+
+
 def zscore(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Per record and lead: zero mean, unit standard deviation over time."""
-    mean = x.mean(axis=-1, keepdims=True)
-    std = x.std(axis=-1, keepdims=True)
-    return ((x - mean) / np.maximum(std, eps)).astype(np.float32, copy=False)
+    scale, offset = zscore_params(x, eps)
+    return ((x - offset[..., None]) / scale[..., None]).astype(np.float32, copy=False)
 
 
 def flat_leads(x: np.ndarray, tol: float = 1e-4) -> np.ndarray:
@@ -72,11 +76,30 @@ def bin_means(x: np.ndarray, n_bins: int) -> np.ndarray:
     return x.reshape(n, leads, n_bins, samples // n_bins).mean(axis=-1, dtype=np.float32)
 
 
-def condition(x: np.ndarray, settings: FilterSettings) -> np.ndarray:
-    """The full per-record chain on a batch of equal-length raw records (mV)."""
+def condition_scaled(x: np.ndarray, settings: FilterSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The full per-record chain on a batch of equal-length raw records (mV).
+
+    Returns (conditioned [n, leads, samples], lead_scale [n, leads], lead_offset [n, leads]),
+    all float32, such that mV = conditioned * lead_scale + lead_offset (the z-score's std and
+    mean; 1 and 0 without z-score). Zero padding of a short record is padding in the
+    conditioned values, so padded samples map to the lead's mean, not to 0 mV.
+    """
     x = filter_signals(x, settings)
     x = fix_length(x, min(x.shape[-1], settings.samples), settings.crop)  # crop only
+    scale = np.ones(x.shape[:-1], dtype=np.float32)
+    offset = np.zeros(x.shape[:-1], dtype=np.float32)
     if settings.zscore:  # before padding, so the padded zeros do not bias the statistics
+        scale, offset = (a.astype(np.float32) for a in zscore_params(x))
         x = zscore(x)
     x = fix_length(x, settings.samples, settings.crop)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32), scale, offset
+
+
+def condition(x: np.ndarray, settings: FilterSettings) -> np.ndarray:
+    """The full per-record chain on a batch of equal-length raw records (mV), without the scales."""
+    return condition_scaled(x, settings)[0]
+
+
+def to_mv(x: np.ndarray, lead_scale: np.ndarray, lead_offset: np.ndarray) -> np.ndarray:
+    """Conditioned signals [..., leads, samples] back to mV with their per-lead scale and offset."""
+    return (x * lead_scale[..., None] + lead_offset[..., None]).astype(np.float32, copy=False)

@@ -40,8 +40,24 @@ class ChecksumError(DownloadError):
     """Downloaded bytes do not match the expected SHA-256; they were discarded."""
 
 
+class LocalWriteError(DownloadError):
+    """Writing on this machine failed (disk full, permissions): retrying cannot help."""
+
+
+class NetworkError(DownloadError):
+    """Every attempt failed before any HTTP answer (no route, DNS, refused connection)."""
+
+
 class _Transient(Exception):
     """Internal: one attempt failed in a way that a retry may fix."""
+
+    def __init__(self, message: str, network: bool = False):
+        super().__init__(message)
+        self.network = network  # no HTTP answer at all
+
+
+def _local(what: str, path: Path, exc: OSError) -> LocalWriteError:
+    return LocalWriteError(f"cannot {what} {path}: {exc.strerror or exc} (disk full or no permission?)")
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
@@ -97,24 +113,46 @@ def _fsync_dir(folder: Path) -> None:
 def _finish(part: Path, dest: Path, url: str, sha256: str | None) -> Path:
     """Verify the completed ``.part`` and move it atomically onto ``dest``."""
     if sha256 is not None:
-        actual = sha256_file(part)
+        try:
+            actual = sha256_file(part)
+        except OSError as e:
+            raise _local("read back", part, e) from e
         if actual != sha256.lower():
             part.unlink(missing_ok=True)  # corrupt data is never kept, not even for a resume
             raise ChecksumError(
                 f"SHA-256 mismatch downloading {url} to {dest}: expected {sha256.lower()}, "
                 f"got {actual}; the data was discarded"
             )
-    os.replace(part, dest)  # _copy_stream fsynced the data, so the rename never exposes a hole
+    try:
+        os.replace(part, dest)  # _copy_stream fsynced the data, so the rename never exposes a hole
+    except OSError as e:
+        raise _local("move into place", dest, e) from e
     _fsync_dir(dest.parent)
     return dest
 
 
 def _copy_stream(
-    src, part: Path, mode: str, have: int, total: int | None, desc: str, chunk_size: int, progress: bool
+    src,
+    part: Path,
+    mode: str,
+    have: int,
+    total: int | None,
+    desc: str,
+    chunk_size: int,
+    progress: bool,
+    limit: int | None = None,
 ) -> int:
-    """Append ``src`` to ``part``; return the bytes now in ``part``."""
+    """Append ``src`` to ``part``; return the bytes now in ``part``.
+
+    A read error is the network's (``_Transient``); a write error is local and final
+    (``LocalWriteError``); more than ``limit`` bytes in ``part`` is a broken server (DownloadError).
+    """
+    try:
+        out = open(part, mode)
+    except OSError as e:
+        raise _local("open", part, e) from e
     with (
-        open(part, mode) as out,
+        out,
         tqdm(
             total=total,
             initial=have,
@@ -127,12 +165,28 @@ def _copy_stream(
             leave=False,
         ) as bar,
     ):
-        while chunk := src.read(chunk_size):
-            out.write(chunk)
+        while True:
+            try:
+                chunk = src.read(chunk_size)
+            except (OSError, http.client.HTTPException) as e:
+                raise _Transient(f"connection lost mid-body: {type(e).__name__}: {e}") from e
+            if not chunk:
+                break
+            if limit is not None and have + len(chunk) > limit:
+                out.close()
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"{desc}: the server sent more than {limit} bytes (its announced size or the cap)")
+            try:
+                out.write(chunk)
+            except OSError as e:
+                raise _local("write", part, e) from e
             have += len(chunk)
             bar.update(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())  # what we count as "have" for a resume must really be there
+        try:
+            out.flush()
+            os.fsync(out.fileno())  # what we count as "have" for a resume must really be there
+        except OSError as e:
+            raise _local("write", part, e) from e
     return have
 
 
@@ -142,13 +196,15 @@ def _download_file_url(url: str, dest: Path, part: Path, sha256: str | None, chu
     try:
         with open(src_path, "rb") as src:
             _copy_stream(src, part, "wb", 0, src_path.stat().st_size, dest.name, chunk_size, progress)
-    except OSError as e:
+    except (OSError, _Transient) as e:
         part.unlink(missing_ok=True)
         raise DownloadError(f"cannot copy {url} to {dest}: {e}") from e
     return _finish(part, dest, url, sha256)
 
 
-def _attempt(url: str, dest: Path, part: Path, timeout: float, chunk_size: int, progress: bool) -> None:
+def _attempt(
+    url: str, dest: Path, part: Path, timeout: float, chunk_size: int, progress: bool, max_bytes: int | None
+) -> None:
     """One HTTP request, resuming from ``part``. Returns when ``part`` holds the full body.
 
     Raises ``_Transient`` for failures a retry may fix, DownloadError otherwise.
@@ -174,7 +230,7 @@ def _attempt(url: str, dest: Path, part: Path, timeout: float, chunk_size: int, 
                 raise _Transient(what) from e
             raise DownloadError(f"downloading {url} to {dest} failed: {what}") from e
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        raise _Transient(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from e
+        raise _Transient(f"{type(e).__name__}: {getattr(e, 'reason', e)}", network=True) from e
 
     with resp:
         length = resp.headers.get("Content-Length")
@@ -190,10 +246,11 @@ def _attempt(url: str, dest: Path, part: Path, timeout: float, chunk_size: int, 
                 log.info("server ignored the Range request for %s; restarting from zero", url)
             mode, start = "wb", 0  # a 200 is the whole file
         total = start + length if length is not None else None
-        try:
-            got = _copy_stream(resp, part, mode, start, total, dest.name, chunk_size, progress)
-        except (OSError, http.client.HTTPException) as e:
-            raise _Transient(f"connection lost mid-body: {type(e).__name__}: {e}") from e
+        if total is not None and max_bytes is not None and total > max_bytes:
+            raise DownloadError(f"{url} announces {total} bytes, more than the {max_bytes}-byte cap for one file")
+        caps = [b for b in (total, max_bytes) if b is not None]
+        limit = min(caps) if caps else None
+        got = _copy_stream(resp, part, mode, start, total, dest.name, chunk_size, progress, limit)
     if total is not None and got < total:
         # http.client returns b"" on an early close instead of raising: check ourselves.
         raise _Transient(f"truncated body: {got} of {total} bytes")
@@ -209,37 +266,39 @@ def download(
     timeout: float = 60,
     chunk_size: int = 1 << 20,
     progress: bool = True,
+    max_bytes: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable, retried, verified, atomic); return ``dest``.
 
-    ``retries`` is the number of consecutive attempts that may fail before giving up;
-    an attempt that added bytes to ``.part`` resets the count, so a long download over
-    a flaky link keeps going as long as it progresses. Between failures it sleeps
-    ``backoff * 2**attempt`` seconds.
+    ``retries`` is the total budget of attempts for this file: an attempt that added bytes still
+    counts, so a server that trickles a few bytes per connection cannot keep it going forever
+    (the ``.part`` stays, and a later run resumes from it). Between attempts it sleeps
+    ``backoff * 2**attempt`` seconds. Local write errors (disk full, permissions) are final at
+    once. At most ``max_bytes`` bytes are accepted (and never more than the server announced).
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     if sha256 is not None and dest.is_file() and sha256_file(dest) == sha256.lower():
         return dest  # already there and verified: no network at all
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _local("create the folder", dest.parent, e) from e
     if urllib.parse.urlparse(url).scheme == "file":
         return _download_file_url(url, dest, part, sha256, chunk_size, progress)
 
-    failures = 0
+    attempts = 0
     while True:
-        before = part.stat().st_size if part.exists() else 0
+        attempts += 1
         try:
-            _attempt(url, dest, part, timeout, chunk_size, progress)
+            _attempt(url, dest, part, timeout, chunk_size, progress, max_bytes)
             return _finish(part, dest, url, sha256)
         except _Transient as e:
-            after = part.stat().st_size if part.exists() else 0
-            failures = 1 if after > before else failures + 1
-            if failures >= max(1, retries):
-                raise DownloadError(
-                    f"downloading {url} to {dest} failed after {failures} consecutive attempts: {e}"
-                ) from e
-            delay = backoff * 2 ** (failures - 1)
-            log.warning("%s (attempt %d of %d): %s; retrying in %.2fs", url, failures, retries, e, delay)
+            if attempts >= max(1, retries):
+                error = NetworkError if e.network else DownloadError
+                raise error(f"downloading {url} to {dest} failed after {attempts} attempts: {e}") from e
+            delay = backoff * 2 ** (attempts - 1)
+            log.warning("%s (attempt %d of %d): %s; retrying in %.2fs", url, attempts, retries, e, delay)
             time.sleep(delay)
 
 

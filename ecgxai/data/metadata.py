@@ -30,6 +30,7 @@ class InputError(ValueError):
 _INTEGRAL = re.compile(r"[+]?\d+(?:\.0*)?")
 _NUMBER = re.compile(r"[+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _RECORD_NAME = re.compile(r"0*(\d+)_[lh]r")
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_-]+")  # PTB-XL: records100/00000/...; no quotes or spaces
 
 
 def _integral(text: str) -> int | None:
@@ -61,7 +62,7 @@ def _check_row(row: dict, rate: int, known_codes: set[str] | None) -> tuple[int,
         "\\" in rel
         or len(parts) < 2
         or parts[0] != folder
-        or any(p in ("", ".", "..") for p in parts)
+        or not all(_FOLDER_NAME.fullmatch(p) for p in parts[:-1])
         or not name
         or int(name.group(1)) != ecg_id
     ):

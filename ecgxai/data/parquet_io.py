@@ -4,7 +4,10 @@ Layout under `results/data/{rate}hz/`: `fold=K/signals-NNNNN.parquet` (one row p
 `ecg_id`, `patient_id`, `strat_fold`, `signal` as a fixed-size list of float32 holding
 leads x samples, row-major) and beside it `fold=K/bins-NNNNN.parquet` (same rows, `signal`
 holding leads x n_bins window means). A fixed-size list column flattens into one float32
-buffer, so a fold loads with one reshape and no Python loop per record.
+buffer, so a fold loads with one reshape and no Python loop per record. Both kinds carry
+`lead_scale` and `lead_offset` (float32[leads]): mV = signal * lead_scale + lead_offset (the
+per-lead z-score's std and mean; 1 and 0 when preprocessing does not z-score), read by
+`load_signals_mv`.
 """
 
 from __future__ import annotations
@@ -24,16 +27,43 @@ KINDS = ("signals", "bins")
 META_KEY = b"ecgxai"
 
 
-def write_part(path: Path, ecg_ids, patient_ids, folds, x: np.ndarray, meta: dict) -> None:
-    """Write records [n, leads, width] to `path` atomically (temp name, then rename)."""
-    n, leads, width = x.shape
+def _fixed_size(x: np.ndarray, size: int) -> pa.FixedSizeListArray:
     flat = pa.array(np.ascontiguousarray(x, dtype=np.float32).reshape(-1), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, size)
+
+
+def _to_numpy(column: pa.ChunkedArray, shape: tuple[int, ...]) -> np.ndarray:
+    return column.combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(shape)
+
+
+def write_part(
+    path: Path,
+    ecg_ids,
+    patient_ids,
+    folds,
+    x: np.ndarray,
+    meta: dict,
+    *,
+    lead_scale: np.ndarray | None = None,
+    lead_offset: np.ndarray | None = None,
+) -> None:
+    """Write records [n, leads, width] to `path` atomically (temp name, then rename).
+
+    `lead_scale`/`lead_offset` [n, leads] map the values back to mV (default 1 and 0: x is mV).
+    """
+    n, leads, width = x.shape
+    scale = np.ones((n, leads), np.float32) if lead_scale is None else np.asarray(lead_scale, np.float32)
+    offset = np.zeros((n, leads), np.float32) if lead_offset is None else np.asarray(lead_offset, np.float32)
+    if scale.shape != (n, leads) or offset.shape != (n, leads):
+        raise ValueError(f"lead_scale/lead_offset must be {(n, leads)}, not {scale.shape}/{offset.shape}")
     table = pa.table(
         {
             "ecg_id": pa.array(np.asarray(ecg_ids, dtype=np.int64)),
             "patient_id": pa.array(np.asarray(patient_ids, dtype=np.float64)),
             "strat_fold": pa.array(np.asarray(folds, dtype=np.int8)),
-            "signal": pa.FixedSizeListArray.from_arrays(flat, leads * width),
+            "signal": _fixed_size(x, leads * width),
+            "lead_scale": _fixed_size(scale, leads),
+            "lead_offset": _fixed_size(offset, leads),
         }
     )
     full_meta = {**meta, "leads": list(LEADS), "shape": [leads, width], "ecgxai_version": __version__}
@@ -80,6 +110,43 @@ def load_parquet_records(data_dir: str | Path, folds, kind: str = "signals") -> 
     if not np.all(order == np.arange(len(ids))):
         x, ids = x[order], ids[order]
     return x, ids, meta
+
+
+def read_part_mv(path: str | Path, ecg_ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """One part in mV: (X float32 [n, leads, width] in mV, ecg_ids int64, strat_fold int8, metadata).
+
+    `ecg_ids` restricts the rows read (a pyarrow filter, so other rows are not decoded).
+    """
+    meta = read_metadata(Path(path))
+    filters = None if ecg_ids is None else [("ecg_id", "in", [int(i) for i in ecg_ids])]
+    table = pq.read_table(path, filters=filters)
+    leads, width = meta["shape"]
+    ids = table.column("ecg_id").to_numpy()
+    x = _to_numpy(table.column("signal"), (len(ids), leads, width))
+    if "lead_scale" not in table.column_names:
+        raise ValueError(f"{path}: no lead_scale/lead_offset columns; rerun preprocess to read it in mV")
+    scale = _to_numpy(table.column("lead_scale"), (len(ids), leads))
+    offset = _to_numpy(table.column("lead_offset"), (len(ids), leads))
+    mv = (x * scale[..., None] + offset[..., None]).astype(np.float32, copy=False)
+    return mv, ids, table.column("strat_fold").to_numpy(), {**meta, "units": "mV"}
+
+
+def load_signals_mv(data_dir: str | Path, folds, ecg_ids=None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(X float32 [n, leads, samples] in mV, ecg_ids int64 [n], metadata) for `folds`, sorted by ecg_id.
+
+    The filtered signals as a person reads them (the model sees the z-scored `signal`);
+    `ecg_ids` limits the records read.
+    """
+    files = part_files(Path(data_dir), folds, "signals")
+    if not files:
+        raise FileNotFoundError(f"{data_dir}: no signals parts for folds {list(folds)}")
+    parts = [read_part_mv(f, ecg_ids) for f in files]
+    meta = parts[0][3]
+    leads, width = meta["shape"]
+    x = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, leads, width), np.float32)
+    ids = np.concatenate([p[1] for p in parts])
+    order = np.argsort(ids, kind="stable")
+    return x[order], ids[order], meta
 
 
 def read_labels(labels_path: str | Path, label_set: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

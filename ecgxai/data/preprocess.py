@@ -9,7 +9,6 @@ names and renamed at the end, so an interrupted run never leaves half an output 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ecgxai.data.labels import labels_table, read_statements
 from ecgxai.data.metadata import InputError, read_database
 from ecgxai.data.ptbxl import DATABASE_CSV, LEADS, RATES, STATEMENTS_CSV
 from ecgxai.data.wfdb_io import RecordError, read_wfdb_record
+from ecgxai.tempdirs import owned_temp, remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,17 @@ def process_part(
         meta_rows.append((ecg_id, patient_id, strat_fold))
     if not signals:
         return result
-    conditioned = np.empty((len(signals), signals[0].shape[0], settings.samples), dtype=np.float32)
+    n_leads = signals[0].shape[0]
+    conditioned = np.empty((len(signals), n_leads, settings.samples), dtype=np.float32)
+    scale = np.empty((len(signals), n_leads), dtype=np.float32)
+    offset = np.empty((len(signals), n_leads), dtype=np.float32)
     by_length: dict[int, list[int]] = {}
     for i, x in enumerate(signals):
         by_length.setdefault(x.shape[-1], []).append(i)
     for idx in by_length.values():  # records of one length are filtered in one vectorised call
-        conditioned[idx] = signal.condition(np.stack([signals[i] for i in idx]), settings)
+        conditioned[idx], scale[idx], offset[idx] = signal.condition_scaled(
+            np.stack([signals[i] for i in idx]), settings
+        )
     ids, patients, folds = (list(c) for c in zip(*meta_rows))
     meta = {"sampling_rate": settings.rate, "filters": settings.as_dict()}
     fold_dir = Path(out_dir, f"fold={fold}")
@@ -93,6 +98,8 @@ def process_part(
         folds,
         conditioned,
         {**meta, "kind": "signals", "units": "z-score per lead" if settings.zscore else "mV"},
+        lead_scale=scale,
+        lead_offset=offset,
     )
     dataset.write_part(
         fold_dir / f"bins-{index:05d}.parquet",
@@ -101,6 +108,8 @@ def process_part(
         folds,
         signal.bin_means(conditioned, settings.n_bins),
         {**meta, "kind": "bins", "n_bins": settings.n_bins, "units": "window mean of the conditioned signal"},
+        lead_scale=scale,
+        lead_offset=offset,
     )
     result.kept = ids
     return result
@@ -154,7 +163,9 @@ def preprocess(
         column,
     )
 
-    tmp_dir = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
+    for stale in remove_stale(out_dir, "tmp"):  # a killed run's half-written parts
+        log.info("removed %s, left by a run that no longer exists", stale)
+    tmp_dir = owned_temp(out_dir, "tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     tasks = []

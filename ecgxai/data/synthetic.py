@@ -3,7 +3,8 @@
 ``generate_ptbxl(out_dir)`` writes ``ptbxl_database.csv`` (the 28 real columns, real value
 formats), ``scp_statements.csv`` (the real statement table) and 12-lead WFDB records laid out
 exactly like PTB-XL v1.0.3 (``records100/00000/00001_lr`` ...), so every downstream step can
-run on it unchanged and in seconds.
+run on it unchanged and in seconds.  Beside them, ``fiducials.csv`` holds the true P, QRS and
+T boundaries and R peak of every generated beat (the ground truth of delineation).
 
 Morphology model
 ----------------
@@ -74,9 +75,13 @@ from ecgxai.data.ptbxl import (
     record_path,
 )
 
-__all__ = ["PROFILES", "generate_ptbxl", "main"]
+__all__ = ["FIDUCIALS", "FIDUCIALS_CSV", "PROFILES", "fiducial_samples", "generate_ptbxl", "main"]
 
 FS_BASE = 500  # synthesis rate; 100 Hz records are decimated from it
+# The true fiducial points of every generated beat, beside ptbxl_database.csv: one row per
+# (ecg_id, rate, beat), sample indices in the raw 10 s record at that rate, -1 where absent.
+FIDUCIALS_CSV = "fiducials.csv"
+FIDUCIALS = ("p_on", "p_off", "qrs_on", "r", "qrs_off", "t_on", "t_off")
 N_FOLDS = 10
 
 # Label combinations and their relative frequency (counts per 240 records).  NORM is the
@@ -459,12 +464,60 @@ def _synthesize(codes: set[str], pat: dict, rng: np.random.Generator) -> tuple[n
         burst = _INDEPENDENT[k]
 
     facts = {
+        "fiducials": _true_fiducials(names, centers, sig, amps, proj, n_t),
         "axis": axis_deg,
         "drift_leads": [_INDEPENDENT[k] for k in np.flatnonzero(bw_amp > 0.2)],
         "noisy": bool(white_sd.mean() > 0.012 or hum_amp > 0.03),
         "burst": burst,
     }
     return x8, facts
+
+
+# Wave groups whose boundaries are the ground truth of delineation (the ST "injury current" is
+# a slow shift of the ST segment, not a wave with a boundary of its own).
+_QRS_WAVES = ("Q", "R", "S", "R2", "QMI", "N")
+_GROUP_EDGE = 0.05  # a group starts/ends where its largest lead deflection is 5 % of its peak
+
+
+def _true_fiducials(names, centers, sig, amps, proj8, n_t) -> np.ndarray:
+    """Per beat (K, 7) times in s of p_on, p_off, qrs_on, r, qrs_off, t_on, t_off (NaN: no P).
+
+    Each wave group (P; QRS = Q, R, S, R', pathological Q, notch; T) is evaluated alone and
+    noise-free in the 12 leads; its onset/offset is where the largest deflection over the leads
+    first/last reaches 5 % of the group's peak (2.45 sigma for a single Gaussian, the generator's
+    own PR convention of 2.5 sigma), so global boundaries follow the CSE convention: the earliest
+    onset and latest offset over leads. r is the time of the QRS group's largest deflection.
+    Times are in the coordinates of the raw 10 s record (t = 0 at its first sample).
+    """
+    proj12 = _twelve_leads(proj8.T).T  # (12, 3): the dipole -> 12-lead projection
+    out = np.full((len(centers), 7), np.nan)
+    step = 1.0 / FS_BASE
+    groups = {"P": ["P"], "QRS": [n for n in _QRS_WAVES if n in names], "T": ["T"]}
+    for group, members in groups.items():
+        if not all(m in names for m in members) or not members:
+            continue
+        cols = [names.index(m) for m in members]
+        for k in range(len(centers)):
+            c, s = centers[k, cols], sig[cols]
+            t = np.arange(np.min(c - 6 * s), np.max(c + 6 * s), step / 5)  # 0.4 ms grid
+            g = np.exp(-0.5 * ((t[None, :] - c[:, None]) / s[:, None]) ** 2)  # (W, t)
+            env = np.abs(proj12 @ (amps[k, cols].T @ g)).max(axis=0)  # largest lead deflection
+            above = np.flatnonzero(env >= _GROUP_EDGE * env.max())
+            on, off = t[above[0]], t[above[-1]]
+            if group == "P":
+                out[k, 0:2] = on, off
+            elif group == "QRS":
+                out[k, 2:5] = on, t[np.argmax(env)], off
+            else:
+                out[k, 5:7] = on, off
+    return out
+
+
+def fiducial_samples(times: np.ndarray, rate: int, n_samples: int) -> np.ndarray:
+    """Fiducial times (s) -> int32 sample indices at `rate`; -1 where absent or outside the record."""
+    t = np.nan_to_num(times, nan=-1.0)
+    inside = (t >= 0) & (t < n_samples / rate)  # by time, so both rates keep the same beats
+    return np.where(inside, np.minimum(np.rint(t * rate), n_samples - 1), -1).astype(np.int32)
 
 
 def _decimate(x8: np.ndarray, rate: int) -> np.ndarray:
@@ -553,7 +606,7 @@ def generate_ptbxl(
 
     seconds = np.sort(rng.choice(_SPAN_S, size=n_records, replace=False))
     first_seen: dict[int, float] = {}
-    rows = []
+    rows, fiducials = [], []
     rec_seqs = record_seq.spawn(n_records)
     for idx in range(n_records):
         ecg_id = idx + 1
@@ -564,6 +617,12 @@ def generate_ptbxl(
         x8, facts = _synthesize(set(codes), pat, rrng)
         for rate in rates:  # derivation is linear, so decimating 8 leads first is exact
             _write_record(out, ecg_id, rate, _twelve_leads(_decimate(x8, rate)))
+            # beats whose R lies inside the record; their other points may fall outside (-1)
+            f = fiducial_samples(facts["fiducials"], rate, rate * SECONDS)
+            f = f[f[:, FIDUCIALS.index("r")] >= 0]
+            fiducials.append(
+                pd.DataFrame({"ecg_id": ecg_id, "rate": rate, "beat": np.arange(len(f)), **dict(zip(FIDUCIALS, f.T))})
+            )
 
         when = _START + timedelta(seconds=int(seconds[idx]))
         years = (seconds[idx] - first_seen.setdefault(p, seconds[idx])) / (365.25 * 86400)
@@ -617,6 +676,8 @@ def generate_ptbxl(
     for col in ("patient_id", "age", "height", "weight", "nurse", "site", "validated_by"):
         db[col] = db[col].astype(float)
     db.to_csv(out / DATABASE_CSV, index=False, lineterminator="\n")
+    truth = pd.concat(fiducials, ignore_index=True).sort_values(["rate", "ecg_id", "beat"], kind="stable")
+    truth.to_csv(out / FIDUCIALS_CSV, index=False, lineterminator="\n")
     shutil.copyfile(bundled_statements(), out / STATEMENTS_CSV)
     return out
 

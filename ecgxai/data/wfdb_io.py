@@ -52,7 +52,7 @@ INVALID_SAMPLE = {
 }
 
 _INT = re.compile(r"-?\d+")
-_RECORD_NAME = re.compile(r"[-\w]+(?:/(\d+))?")
+_RECORD_NAME = re.compile(r"[-\w.]+(?:/(\d+))?")  # WFDB allows no dot; users' files have them
 _FS = re.compile(r"(\d+\.?\d*|\.\d+)(?:/(?:\d+\.?\d*|\.\d+)(?:\(-?(?:\d+\.?\d*|\.\d+)\))?)?")
 _FILE = re.compile(r"[-\w.]+")
 _FORMAT = re.compile(r"(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?")
@@ -228,12 +228,22 @@ def read_header(base: Path) -> Header:
     return parse_header(text, hea.name)
 
 
-def _digital_numpy(base: Path, header: Header) -> np.ndarray:
-    """Samples x signals of a single-file format-16 record, after an exact file size check."""
+def signal_length(base: Path, header: Header) -> int:
+    """Samples per signal: the header's, or (format 16 in one file) what the data file holds."""
+    if header.sig_len is not None:
+        return header.sig_len
+    if header.simple:
+        dat = base.parent / header.file_name[0]
+        return (dat.stat().st_size - header.signals[0].byte_offset) // (2 * header.n_sig)
+    raise RecordError("unreadable header", f"{header_path(base).name}: no signal length in the header")
+
+
+def _digital_numpy(base: Path, header: Header, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) x signals of a single-file format-16 record, after an exact size check."""
     dat = base.parent / header.file_name[0]
     offset, n_sig = header.signals[0].byte_offset, header.n_sig
     size = dat.stat().st_size
-    n = header.sig_len if header.sig_len is not None else (size - offset) // (2 * n_sig)
+    n = signal_length(base, header)
     expected = offset + n * n_sig * 2
     if size < expected:
         raise RecordError("truncated data", f"truncated data file {dat.name}: {size} bytes, expected {expected}")
@@ -243,26 +253,57 @@ def _digital_numpy(base: Path, header: Header) -> np.ndarray:
             f"data file {dat.name} has {size} bytes; the header describes {expected} "
             f"({n} samples x {n_sig} signals in format 16)",
         )
-    return np.fromfile(dat, dtype="<i2", count=n * n_sig, offset=offset).reshape(n, n_sig)
+    count = (stop - start) * n_sig
+    return np.fromfile(dat, dtype="<i2", count=count, offset=offset + start * n_sig * 2).reshape(-1, n_sig)
 
 
-def _digital_wfdb(base: Path, header: Header) -> np.ndarray:
-    """Samples x signals decoded by wfdb (other formats, several files), its header reading checked."""
+def _digital_wfdb(base: Path, header: Header, start: int, stop: int | None) -> np.ndarray:
+    """Samples [start, stop) x signals decoded by wfdb (other formats, several files), its reading
+    of the header checked against ours."""
     import wfdb
 
     hea = header_path(base)
     try:
-        rec = wfdb.rdrecord(str(hea.with_name(hea.name[: -len(".hea")])), physical=False, return_res=64)
+        rec = wfdb.rdrecord(
+            str(hea.with_name(hea.name[: -len(".hea")])), sampfrom=start, sampto=stop, physical=False, return_res=64
+        )
     except Exception as exc:  # wfdb raises many types for malformed data
         raise RecordError("unreadable data", f"unreadable data of {hea.name}: {type(exc).__name__}: {exc}") from None
     ours = (header.fs, header.n_sig, header.fmt, header.adc_gain, header.baseline)
     theirs = (rec.fs, rec.n_sig, list(rec.fmt or []), list(rec.adc_gain or []), list(rec.baseline or []))
-    if ours != theirs or (header.sig_len is not None and rec.sig_len != header.sig_len):
+    if ours != theirs:
         raise RecordError("unreadable header", f"unreadable header {hea.name}: ambiguous (wfdb reads it differently)")
     d = rec.d_signal
-    if d is None or d.shape != (rec.sig_len, header.n_sig):
-        raise RecordError("unreadable data", f"unreadable data of {hea.name}: no samples decoded")
+    expected = (stop if stop is not None else (header.sig_len if header.sig_len is not None else len(d))) - start
+    if d is None or d.shape != (expected, header.n_sig):
+        raise RecordError("unreadable data", f"unreadable data of {hea.name}: fewer samples than the header says")
     return d
+
+
+def read_digital(base: Path, header: Header, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Digital samples [start, stop) x signals of the record at `base`; only that window is read."""
+    for name in sorted(set(header.file_name)):
+        if not (base.parent / name).is_file():
+            raise RecordError("missing file", f"missing data file {name}")
+    try:
+        if header.simple:
+            return _digital_numpy(base, header, start, signal_length(base, header) if stop is None else stop)
+        return _digital_wfdb(base, header, start, stop)
+    except OSError as exc:
+        raise RecordError(
+            "unreadable data", f"unreadable data of {header_path(base).name}: {exc.strerror or exc}"
+        ) from None
+
+
+def to_millivolts(d: np.ndarray, header: Header) -> np.ndarray:
+    """Physical values in mV, float64 [samples, signals]; WFDB's missing-sample marker becomes NaN."""
+    gain = np.array([s.adc_gain / UNITS_TO_MV[s.units] for s in header.signals])
+    baseline = np.array(header.baseline, dtype=np.float64)
+    invalid = np.array([INVALID_SAMPLE[s.fmt] for s in header.signals])
+    with np.errstate(over="ignore"):
+        x = (d - baseline) / gain
+    x[d == invalid] = np.nan
+    return x
 
 
 def read_wfdb_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
@@ -282,13 +323,7 @@ def read_wfdb_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
         raise RecordError("too short", f"too short: {header.sig_len} samples, at least {min_samples} needed")
     if any(s.samps_per_frame != 1 for s in header.signals):
         raise RecordError("unsupported layout", f"{hea.name}: several samples per frame (multi-rate signals)")
-    for name in sorted(set(header.file_name)):
-        if not (base.parent / name).is_file():
-            raise RecordError("missing file", f"missing data file {name}")
-    try:
-        d = _digital_numpy(base, header) if header.simple else _digital_wfdb(base, header)
-    except OSError as exc:
-        raise RecordError("unreadable data", f"unreadable data of {hea.name}: {exc.strerror or exc}") from None
+    d = read_digital(base, header)
     n = d.shape[0]
     if n < min_samples:
         raise RecordError("too short", f"too short: {n} samples, at least {min_samples} needed")
@@ -302,14 +337,9 @@ def read_wfdb_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
                 "checksum mismatch",
                 f"{hea.name}: first sample of {s.name} is {int(d[0, j])}, header says {s.init_value}",
             )
-    gain = np.array([s.adc_gain / UNITS_TO_MV[s.units] for s in header.signals])
-    baseline = np.array(header.baseline, dtype=np.float64)
-    invalid = np.array([INVALID_SAMPLE[s.fmt] for s in header.signals])
     order = [names.index(lead) for lead in LEADS]
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
-        signal = (d[:, order] - baseline[order]) / gain[order]
-        signal[d[:, order] == invalid[order]] = np.nan  # WFDB marks missing samples with the format's minimum
-        signal = np.ascontiguousarray(signal.T, dtype=np.float32)
+        signal = np.ascontiguousarray(to_millivolts(d, header)[:, order].T, dtype=np.float32)
     bad = ~np.isfinite(signal).all(axis=1)
     if bad.any():
         raise RecordError("NaN samples", "NaN or infinite samples in lead(s) " + ",".join(np.asarray(LEADS)[bad]))

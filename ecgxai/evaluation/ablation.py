@@ -7,14 +7,19 @@ them like any other run. `summarize` reads their metrics and models back into on
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ecgxai.config import expand_runs, run_name  # noqa: F401  (re-exported)
+from ecgxai.evaluation.metrics import PAIRED_COLUMNS, paired_comparison
+from ecgxai.evaluation.predictions import read_predictions
+from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.hybrid import count_parameters
 from ecgxai.outputs import write_tsv
@@ -38,45 +43,91 @@ def inference_ms_per_record(
     return float(np.median(times) / batch * 1000)
 
 
-def collect(*, ablation: dict, runs, metrics, models, histories, shape: tuple[int, int]) -> pd.DataFrame:
-    """One row per trained ablation run: variant, seed, metrics, size and speed.
+def collect(runs: Sequence[dict], shape: tuple[int, int]) -> pd.DataFrame:
+    """One row per trained ablation run: variant, seed, metrics, context, size and speed.
 
-    `runs` names the runs in the order of the `metrics`, `models` and `histories` paths (the rule's inputs).
+    Each item of `runs`: variant, seed, run, and the paths overall (metrics TSV), context (JSON),
+    model (a checkpoint: the holdout model, or the fold-10 model under crossval) and history.
     """
-    runs = list(runs)
-    if not len(runs) == len(metrics) == len(models) == len(histories):
-        raise ValueError(
-            f"{len(runs)} runs but {len(metrics)} metrics, {len(models)} models, {len(histories)} histories"
-        )
-    variant_seed = {run_name(v, s): (v, s) for v in ablation["grid"] for s in ablation["seeds"]}
-    unknown = [r for r in runs if r not in variant_seed]
-    if unknown:
-        raise ValueError(f"runs {unknown} are not in the ablation grid {sorted(variant_seed)}")
     rows = []
-    for run, metrics_path, model_path, history_path in zip(runs, metrics, models, histories):
-        overall = pd.read_csv(metrics_path, sep="\t").set_index("metric")["value"]
-        history = pd.read_csv(history_path, sep="\t")
-        model, _ = load_checkpoint(model_path)
-        variant, seed = variant_seed[run]
+    for r in runs:
+        overall = pd.read_csv(r["overall"], sep="\t").set_index("metric")["value"]
+        history = pd.read_csv(r["history"], sep="\t")
+        with open(r["context"]) as f:
+            ctx = json.load(f)
+        model, _ = load_checkpoint(r["model"])
         rows.append(
             {
-                "variant": variant,
-                "seed": seed,
-                "run": run,
+                "variant": r["variant"],
+                "seed": r["seed"],
+                "run": r["run"],
+                "architecture": ctx.get("architecture", ""),
                 "macro_auc": overall["macro_auc"],
                 "macro_f1_tuned": overall["macro_f1@tuned"],
                 "fmax": overall["fmax"],
+                "brier": overall.get("brier", np.nan),
                 "parameters": count_parameters(model),
                 "epochs": len(history),
                 "seconds_per_epoch": history["seconds"].mean(),
                 "inference_ms_per_record": inference_ms_per_record(model, shape),
+                "test_records": ctx.get("test_records"),
+                "split": ctx.get("split"),
+                "data_source": ctx.get("data_source"),
+                "labels_with_test_positives": ctx.get("labels_with_test_positives"),
             }
         )
     return pd.DataFrame(rows)
 
 
-def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds per variant, in config order."""
+def _aligned(pred: dict, thr: np.ndarray, order: np.ndarray):
+    pos = {int(i): k for k, i in enumerate(pred["ecg_id"])}
+    if set(pos) != set(int(i) for i in order):
+        raise ValueError(f"run {pred['meta'].get('run')}: its test records differ from the reference run's")
+    idx = np.array([pos[int(i)] for i in order])
+    return pred["y_true"][idx], pred["prob"][idx], (thr[idx] if np.ndim(thr) == 2 else thr)
+
+
+def paired_against_reference(
+    runs: Sequence[dict], reference: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """Paired bootstrap of every variant against the reference variant of the same seed, same records.
+
+    Each item of `runs`: variant, seed, run, predictions (the scored test table) and thresholds.
+    Rows: variant, seed, run, reference_run and ecgxai.evaluation.metrics.paired_comparison's
+    columns (delta = variant - reference).
+    """
+    by_key = {(r["variant"], r["seed"]): r for r in runs}
+    out = []
+    for r in runs:
+        ref = by_key.get((reference, r["seed"]))
+        if ref is None or r["variant"] == reference:
+            continue
+        pred_ref, pred = read_predictions(ref["predictions"]), read_predictions(r["predictions"])
+        names = pred_ref["label_names"]
+        if pred["label_names"] != names:
+            raise ValueError(f"runs {ref['run']} and {r['run']} have different label sets")
+        t_ref = read_thresholds(ref["thresholds"], names, test_fold=pred_ref.get("test_fold"))
+        t_var = read_thresholds(r["thresholds"], names, test_fold=pred.get("test_fold"))
+        order = pred_ref["ecg_id"]
+        y, p_ref, t_ref = _aligned(pred_ref, t_ref, order)
+        y_var, p_var, t_var = _aligned(pred, t_var, order)
+        if not np.array_equal(y, y_var):
+            raise ValueError(f"runs {ref['run']} and {r['run']}: the same records carry different labels")
+        table = paired_comparison(y, p_ref, t_ref, p_var, t_var, n_boot=n_boot, seed=seed, ci=ci)
+        out.append(table.assign(variant=r["variant"], seed=r["seed"], run=r["run"], reference_run=ref["run"]))
+    if not out:
+        return pd.DataFrame(columns=["variant", "seed", "run", "reference_run", *PAIRED_COLUMNS])
+    df = pd.concat(out, ignore_index=True)
+    return df[["variant", "seed", "run", "reference_run", *PAIRED_COLUMNS]]
+
+
+def summarize(per_run: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean and standard deviation over seeds per variant, in config order, with the paired deltas.
+
+    Paired columns per metric m (macro_auc, macro_f1@tuned): delta_<m> (mean over seeds),
+    delta_<m>_ci_low/high and p_<m> (of the seed with the median delta; with one seed, that seed),
+    delta_<m>_per_seed (every seed's delta, the distribution across seeds), significant_<m> (p < 0.05).
+    """
     order = list(dict.fromkeys(per_run["variant"]))
     g = per_run.groupby("variant", sort=False)
     out = pd.DataFrame(
@@ -87,19 +138,54 @@ def summarize(per_run: pd.DataFrame) -> pd.DataFrame:
             "parameters": g["parameters"].first(),
             "seconds_per_epoch": g["seconds_per_epoch"].mean(),
             "inference_ms_per_record": g["inference_ms_per_record"].mean(),
+            "test_records": g["test_records"].first(),
+            "split": g["split"].first(),
         }
     ).reindex(order)
+    if paired is not None and len(paired):
+        for m in ("macro_auc", "macro_f1@tuned"):
+            key = m.replace("@", "_")
+            sub = paired[paired.metric == m]
+            for variant, rows in sub.groupby("variant", sort=False):
+                rows = rows.sort_values("delta", kind="stable")
+                mid = rows.iloc[(len(rows) - 1) // 2]
+                out.loc[variant, f"delta_{key}"] = rows["delta"].mean()
+                out.loc[variant, f"delta_{key}_ci_low"] = mid["ci_low"]
+                out.loc[variant, f"delta_{key}_ci_high"] = mid["ci_high"]
+                out.loc[variant, f"p_{key}"] = mid["p_value"]
+                out.loc[variant, f"delta_{key}_per_seed"] = "; ".join(
+                    f"s{int(s)}: {d:+.3f}" for s, d in zip(rows["seed"], rows["delta"])
+                )
+                out.loc[variant, f"significant_{key}"] = bool(mid["p_value"] < 0.05)
     return out.reset_index()
 
 
 CAPTION = (
-    "Ablation on the test fold: each variant trained with several seeds on the same folds; mean and "
-    "standard deviation over seeds of macro ROC AUC, macro F1 at validation-tuned thresholds and Fmax, "
-    "with parameter count, mean training time per epoch and batched CPU inference time per record."
+    "Ablation: each variant trained with the listed seeds on the same folds and scored on the same test records "
+    "(holdout fold 10, or pooled out-of-fold predictions under crossval; the note gives the data and records). "
+    "Mean and standard deviation over seeds of macro ROC AUC, macro F1 at validation-tuned thresholds and Fmax; "
+    "paired bootstrap differences against the reference variant (same seed, same records) with 95% intervals "
+    "and two-sided p-values, * where p < 0.05; parameter count, mean training time per epoch and batched CPU "
+    "inference time per record."
 )
 
 
-def ablation_table(summary: pd.DataFrame, out_stem) -> list[str]:
+def _delta(summary: pd.DataFrame, key: str) -> list[str]:
+    if f"delta_{key}" not in summary:
+        return [""] * len(summary)
+    cells = []
+    for d, lo, hi, p in zip(
+        summary[f"delta_{key}"], summary[f"delta_{key}_ci_low"], summary[f"delta_{key}_ci_high"], summary[f"p_{key}"]
+    ):
+        if pd.isna(d):
+            cells.append("reference")
+            continue
+        star = "*" if pd.notna(p) and p < 0.05 else ""
+        cells.append(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{star}")
+    return cells
+
+
+def ablation_table(summary: pd.DataFrame, out_stem, reference: str = "hybrid", context: str = "") -> list[str]:
     fmt = pd.DataFrame(
         {
             "variant": summary["variant"],
@@ -111,12 +197,24 @@ def ablation_table(summary: pd.DataFrame, out_stem) -> list[str]:
                 ]
                 for key, label in (("macro_auc", "macro AUC"), ("macro_f1_tuned", "macro F1 (tuned)"), ("fmax", "Fmax"))
             },
+            f"ΔAUC vs {reference} [95% CI]": _delta(summary, "macro_auc"),
+            "p (ΔAUC)": summary.get("p_macro_auc", pd.Series([np.nan] * len(summary))).map(lambda v: tables._num(v, 3)),
+            f"ΔF1 vs {reference} [95% CI]": _delta(summary, "macro_f1_tuned"),
+            "p (ΔF1)": summary.get("p_macro_f1_tuned", pd.Series([np.nan] * len(summary))).map(
+                lambda v: tables._num(v, 3)
+            ),
             "parameters": summary["parameters"].map(tables._int),
             "s / epoch": summary["seconds_per_epoch"].map(lambda v: tables._num(v, 2)),
             "ms / record": summary["inference_ms_per_record"].map(lambda v: tables._num(v, 2)),
         }
     )
-    return tables._write(summary, fmt, out_stem, CAPTION, ["mean ± standard deviation over seeds"])
+    notes = [
+        "mean ± standard deviation over seeds; Δ: paired bootstrap difference (variant - reference, same seed "
+        "and records; with several seeds, the mean Δ and the interval of the median seed); * p < 0.05",
+    ]
+    if context:
+        notes.append(context)
+    return tables._write(summary, fmt, out_stem, CAPTION, notes)
 
 
 def ablation_figure(per_run: pd.DataFrame, out_stem) -> list[str]:
@@ -137,14 +235,50 @@ def ablation_figure(per_run: pd.DataFrame, out_stem) -> list[str]:
         return save(fig, out_stem)
 
 
-def ablation_run(*, ablation: dict, runs, metrics, models, histories, shape, per_run, table, figure) -> pd.DataFrame:
-    """The ablation stage: the per-run table (TSV), the summary table (TSV/MD/TeX) and figure (PNG/PDF).
-
-    `table` and `figure` are the .tsv and .png paths; the .md/.tex and .pdf are written beside them.
+def ablation_run(
+    *,
+    ablation: dict,
+    runs,
+    reference: str,
+    evaluate: dict,
+    metrics,
+    contexts,
+    models,
+    histories,
+    predictions,
+    thresholds,
+    shape,
+    per_run,
+    paired,
+    table,
+    figure,
+) -> pd.DataFrame:
+    """The ablation stage: per-run table, paired comparisons against `reference` (TSV), summary table
+    (TSV/MD/TeX) and figure (PNG/PDF). `runs` names the runs in the order of the path lists (the rule's
+    inputs); `table` and `figure` are the .tsv and .png paths, the .md/.tex and .pdf are written beside them.
     """
-    rows = collect(ablation=ablation, runs=runs, metrics=metrics, models=models, histories=histories, shape=shape)
+    runs = list(runs)
+    lists = (metrics, contexts, models, histories, predictions, thresholds)
+    if any(len(x) != len(runs) for x in lists):
+        raise ValueError(f"{len(runs)} runs but path lists of lengths {[len(x) for x in lists]}")
+    variant_seed = {run_name(v, s): (v, int(s)) for v in ablation["grid"] for s in ablation["seeds"]}
+    unknown = [r for r in runs if r not in variant_seed]
+    if unknown:
+        raise ValueError(f"runs {unknown} are not in the ablation grid {sorted(variant_seed)}")
+    items = [
+        {"run": r, "variant": variant_seed[r][0], "seed": variant_seed[r][1], "overall": o, "context": c,
+         "model": m, "history": h, "predictions": p, "thresholds": t}
+        for r, o, c, m, h, p, t in zip(runs, *lists)
+    ]  # fmt: skip
+    rows = collect(items, tuple(shape))
     write_tsv(rows, per_run)
-    summary = summarize(rows)
-    ablation_table(summary, Path(table).with_suffix(""))
+    pairs = paired_against_reference(
+        items, reference, n_boot=evaluate["n_boot"], seed=evaluate["seed"], ci=evaluate["ci"]
+    )
+    write_tsv(pairs, paired)
+    summary = summarize(rows, pairs)
+    with open(contexts[0]) as f:
+        note = tables.context_note(json.load(f))
+    ablation_table(summary, Path(table).with_suffix(""), reference, note)
     ablation_figure(rows, Path(figure).with_suffix(""))
     return summary

@@ -1,4 +1,9 @@
-"""Published figures our results are compared with (test fold, PTB-XL)."""
+"""Published figures our results are compared with (test fold, PTB-XL), and when they are comparable.
+
+A published figure is comparable with ours only when the run used the complete, checksum-verified
+PTB-XL with the benchmark's split (ecgxai.evaluation.context); otherwise its rows say
+"not comparable" and why, and the tables show them apart.
+"""
 
 import pandas as pd
 
@@ -10,6 +15,19 @@ PUBLISHED = [
     ("PTB-XL benchmark (Strodthoff et al. 2021)", "xresnet1d101", "all", "macro_auc", 0.925),
     ("PTB-XL benchmark (Strodthoff et al. 2021)", "lstm_bidir", "all", "macro_auc", 0.914),
 ]
+OURS = "this workflow"
+COLUMNS = [
+    "source",
+    "model",
+    "label_set",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n_labels_used",
+    "comparable",
+    "note",
+]
 
 
 def published(label_set: str) -> pd.DataFrame:
@@ -17,27 +35,60 @@ def published(label_set: str) -> pd.DataFrame:
     return df[df.label_set == label_set].reset_index(drop=True)
 
 
-def comparison_table(ours: pd.DataFrame, prior: pd.DataFrame, label_set: str) -> pd.DataFrame:
+def model_name(architecture: str, run: str) -> str:
+    """Rows name the architecture and the run: 'hybrid (run hybrid_superdiagnostic)'."""
+    return f"{architecture} (run {run})" if run else str(architecture)
+
+
+def comparison_table(
+    ours: pd.DataFrame, prior: pd.DataFrame, label_set: str, context: dict | None = None
+) -> pd.DataFrame:
     """Macro AUC and macro F1 of this run and of the prior baseline next to the published figures.
 
-    `ours`/`prior` are `metrics.evaluate` overall tables. The paper does not say at which
-    threshold its F1 was taken, so both 0.5 and the validation-tuned thresholds are listed.
+    `ours`/`prior` are `metrics.evaluate` overall tables; `context` is the run's
+    (ecgxai.evaluation.context.run_context). The paper does not say at which threshold its F1
+    was taken, so both 0.5 and the validation-tuned thresholds are listed. Published rows carry
+    `comparable` (False unless the run used complete, checksum-verified PTB-XL on the benchmark
+    split) and the reason in `note`; the context columns close every row.
     """
+    ctx = context or {}
+    name = model_name(ctx.get("architecture", "hybrid"), ctx.get("run", ""))
     rows = []
-    for source, table in (("this workflow", ours), ("prior baseline (train-fold prevalence)", prior)):
+    for source, model, table in ((OURS, name, ours), ("prior baseline (train-fold prevalence)", "prior", prior)):
         t = table.set_index("metric")
-        for metric in ("macro_auc", "macro_f1@0.5", "macro_f1@tuned", "fmax"):
+        for metric in ("macro_auc", "macro_f1@0.5", "macro_f1@tuned", "macro_f1_all_labels@tuned", "fmax"):
             if metric in t.index:
                 rows.append(
                     {
                         "source": source,
-                        "model": "hybrid" if source == "this workflow" else "prior",
+                        "model": model,
                         "label_set": label_set,
                         "metric": metric,
                         "value": t.at[metric, "value"],
                         "ci_low": t.at[metric, "ci_low"],
                         "ci_high": t.at[metric, "ci_high"],
+                        "n_labels_used": t.at[metric, "n_labels_used"],
+                        "comparable": True,
+                        "note": "",
                     }
                 )
-    pub = published(label_set).assign(ci_low=float("nan"), ci_high=float("nan"))
-    return pd.concat([pd.DataFrame(rows), pub], ignore_index=True)
+    pub = published(label_set).assign(
+        ci_low=float("nan"),
+        ci_high=float("nan"),
+        n_labels_used=pd.NA,
+        comparable=bool(ctx.get("published_comparable", False)),
+        note=ctx.get("comparability_note", "not comparable: the run's data are unknown"),
+    )
+    out = pd.concat([pd.DataFrame(rows), pub], ignore_index=True).reindex(columns=COLUMNS)
+    for key in (
+        "data_source",
+        "records_used",
+        "records_of_ptbxl",
+        "test_records",
+        "labels_in_set",
+        "labels_with_test_positives",
+        "split",
+    ):
+        if key in ctx:
+            out[key] = ctx[key]
+    return out

@@ -67,13 +67,31 @@ def write_thresholds(path, *, thresholds, label_names, label_set: str, tuned_on_
     )
 
 
-def read_thresholds(path, label_names) -> np.ndarray:
-    """Per-label thresholds from a train rule's thresholds.json, in `label_names` order."""
+def _ordered(tuned: dict, label_names, where) -> np.ndarray:
+    missing = [n for n in label_names if n not in tuned]
+    if missing:
+        raise ValueError(f"{where}: no threshold for label(s) {missing[:5]}")
+    return np.array([tuned[n] for n in label_names], dtype=np.float64)
+
+
+def read_thresholds(path, label_names, test_fold=None) -> np.ndarray:
+    """Per-label thresholds from a train rule's thresholds.json, in `label_names` order -> [C].
+
+    A pooled cross-validation file (`thresholds_per_fold`, from ecgxai.evaluation.crossval) gives
+    each record the thresholds of the model that predicted it: pass the records' `test_fold`
+    to get [n, C].
+    """
     import json
 
     with open(path) as f:
-        tuned = json.load(f)["thresholds"]
-    missing = [n for n in label_names if n not in tuned]
-    if missing:
-        raise ValueError(f"{path}: no threshold for label(s) {missing[:5]}")
-    return np.array([tuned[n] for n in label_names], dtype=np.float64)
+        data = json.load(f)
+    if "thresholds_per_fold" not in data:
+        return _ordered(data["thresholds"], label_names, path)
+    if test_fold is None:
+        raise ValueError(f"{path}: per-fold thresholds need the records' test folds")
+    per_fold = {int(k): _ordered(v, label_names, f"{path} fold {k}") for k, v in data["thresholds_per_fold"].items()}
+    folds = np.asarray(test_fold, dtype=np.int64)
+    unknown = sorted(set(folds.tolist()) - set(per_fold))
+    if unknown:
+        raise ValueError(f"{path}: no thresholds for test fold(s) {unknown}")
+    return np.stack([per_fold[int(k)] for k in folds]) if len(folds) else np.empty((0, len(label_names)))

@@ -16,7 +16,10 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.stats import rankdata
+
+from ecgxai.evaluation.bootstrap import cluster_bootstrap_ci
 
 TOL = 1e-12
 
@@ -92,50 +95,69 @@ def record_correlations(ecg_id, label, maps: Mapping[str, np.ndarray], attention
     return rows
 
 
-def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
-    """Percentile bootstrap interval of the median (NaNs dropped); (nan, nan) if empty."""
+def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0, clusters=None):
+    """Percentile bootstrap interval of the median (NaNs dropped); (nan, nan) if empty.
+
+    With `clusters` (e.g. the ecg_id of each record-label value) whole records are resampled:
+    the labels of one record share its signal and attention and are not independent draws
+    (ecgxai.evaluation.bootstrap.cluster_bootstrap_ci). Without, scipy.stats.bootstrap (as fast
+    as the former hand-written matrix version, same draws for the same seed).
+    """
     x = np.asarray(x, dtype=np.float64)
+    if clusters is not None:
+        return cluster_bootstrap_ci(x, clusters, "median", n_boot=n_boot, seed=seed, ci=level)
     x = x[np.isfinite(x)]
     if x.size == 0 or n_boot <= 0:  # n_boot=0: no interval wanted
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    block = max(1, 2_000_000 // x.size)  # bounded memory for large n
-    med = np.concatenate(
-        [
-            np.median(x[rng.integers(0, x.size, size=(min(block, n_boot - i), x.size))], axis=1)
-            for i in range(0, n_boot, block)
-        ]
-    )
-    lo, hi = np.quantile(med, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    if x.size == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])  # every resample has this median
+    res = stats.bootstrap(
+        (x,), np.median, n_resamples=n_boot, confidence_level=level, method="percentile",
+        vectorized=True, random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per ([feature_space,] method_a, method_b, space, variant, statistic): mean, median, CI, n."""
+    """One row per ([feature_space,] method_a, method_b, space, variant, statistic, labels): mean, median, CI, n.
+
+    The CI resamples records (all labels of a record together) when `ecg_id` is a column. `labels`:
+    "predicted" (rows whose label the model predicted, when a `predicted` column says so: the headline)
+    and "all explained" (every explained record-label pair, the pooled secondary figure).
+    """
     keys = (["feature_space"] if "feature_space" in per_record.columns else []) + [
         "method_a",
         "method_b",
         "space",
         "variant",
     ]
+    cols = keys + ["statistic", "labels", "mean", "median", "ci_low", "ci_high", "n", "n_records", "n_nan"]
     rows = []
     if per_record.empty:
-        return pd.DataFrame(columns=keys + ["statistic", "mean", "median", "ci_low", "ci_high", "n", "n_nan"])
-    for key, g in per_record.groupby(keys, sort=True):
-        for stat in ("pearson", "spearman"):
-            x = g[stat].to_numpy(dtype=np.float64)
-            ok = x[np.isfinite(x)]
-            lo, hi = bootstrap_median_ci(ok, n_boot, seed=seed)
-            rows.append(
-                dict(
-                    zip(keys, key),
-                    statistic=stat,
-                    mean=float(ok.mean()) if ok.size else float("nan"),
-                    median=float(np.median(ok)) if ok.size else float("nan"),
-                    ci_low=lo,
-                    ci_high=hi,
-                    n=int(ok.size),
-                    n_nan=int(x.size - ok.size),
+        return pd.DataFrame(columns=cols)
+    subsets = [("all explained", per_record)]
+    if "predicted" in per_record:
+        subsets.insert(0, ("predicted", per_record[per_record["predicted"].astype(bool)]))
+    for labels, part in subsets:
+        for key, g in part.groupby(keys, sort=True):
+            for stat in ("pearson", "spearman"):
+                x = g[stat].to_numpy(dtype=np.float64)
+                fin = np.isfinite(x)
+                ok = x[fin]
+                rec = g["ecg_id"].to_numpy()[fin] if "ecg_id" in g else None
+                lo, hi = bootstrap_median_ci(ok, n_boot, seed=seed, clusters=rec)
+                rows.append(
+                    dict(
+                        zip(keys, key),
+                        statistic=stat,
+                        labels=labels,
+                        mean=float(ok.mean()) if ok.size else float("nan"),
+                        median=float(np.median(ok)) if ok.size else float("nan"),
+                        ci_low=lo,
+                        ci_high=hi,
+                        n=int(ok.size),
+                        n_records=int(len(np.unique(rec))) if rec is not None else int(ok.size),
+                        n_nan=int(x.size - ok.size),
+                    )
                 )
-            )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=cols)

@@ -58,7 +58,7 @@ def faithfulness(
     masker: Masker,
     labels: Sequence[int],
     maps: Mapping[str, np.ndarray],
-    step: int = 12,
+    step: int = 24,
     order: str = "signed",
     random_ranking: bool = True,
     seed: int = 0,

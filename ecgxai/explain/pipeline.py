@@ -228,12 +228,12 @@ def explain_signals(
         )
         for e in ecg_ids
     ]
-    needs_train = cfg["background"] == "mean" or cfg["shap"].get("gradient", True)
+    needs_train = cfg["background"] == "mean" or cfg["shap"]["gradient"]
     lead_means = grad_bg = None
     if needs_train:  # one training fold is a large enough sample for means and the gradient reference
         x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
         lead_means = x_train.mean(axis=(0, 2))
-        grad_bg = sample_background(x_train, cfg["shap"].get("gradient_background", 32), cfg["seed"])
+        grad_bg = sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
 
     predict_proba, attention = model_callables(model)
     return explain_records(
@@ -253,7 +253,7 @@ def explain_signals(
         lead_means=lead_means,
         blur_sigma_s=cfg["blur_sigma_s"],
         rate=rate,
-        gradient_model=_Probabilities(model) if cfg["shap"].get("gradient", True) else None,
+        gradient_model=_Probabilities(model) if cfg["shap"]["gradient"] else None,
         gradient_background=grad_bg,
         faithfulness_cfg=cfg["faithfulness"],
         correlations=False,
@@ -351,12 +351,30 @@ def write_explanations(
         )
 
 
-def correlate_run(*, attributions, n_boot: int, seed: int, per_record, summary) -> pd.DataFrame:
-    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files."""
+def correlate_run(
+    *, attributions, n_boot: int, seed: int, per_record, summary, predictions=None, thresholds=None
+) -> pd.DataFrame:
+    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files.
+
+    With the run's test `predictions` and `thresholds`, each record-label row is marked `predicted`
+    (probability >= the label's threshold), and the summary's headline rows use those labels only.
+    """
     from ecgxai.explain.agreement import correlations_from_attributions
+    from ecgxai.explain.correlation import summarize
 
     attrs = pd.concat([pd.read_parquet(p) for p in attributions], ignore_index=True)
     rows, table = correlations_from_attributions(attrs, n_boot=n_boot, seed=seed)
+    if predictions is not None and thresholds is not None and len(rows):
+        pred = read_predictions(predictions)
+        names = pred["label_names"]
+        thr = read_thresholds(thresholds, names, test_fold=pred.get("test_fold"))
+        called = pred["prob"] >= thr
+        where = {int(i): k for k, i in enumerate(pred["ecg_id"])}
+        col = {n: j for j, n in enumerate(names)}
+        rows["predicted"] = [
+            bool(called[where[int(e)], col[str(lab)]]) for e, lab in zip(rows["ecg_id"], rows["label"])
+        ]
+        table = summarize(rows, n_boot=n_boot, seed=seed)
     write_tsv(rows, per_record)
     write_tsv(table, summary)
     key = table[(table.method_a == "shap") & (table.method_b == "attention")]

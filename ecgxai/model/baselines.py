@@ -30,10 +30,12 @@ tests/test_baselines.py). Re-written without fastai:
   * `concat_pooling=False` is not offered: the reference then uses MaxPool1d(2) +
     Flatten, whose width depends on T and does not match its own first Linear.
 
-Not reproduced (training protocol, not model): the benchmark trains on random
-2.5 s crops (250 samples at 100 Hz) with fastai's one-cycle schedule and predicts
-by max-aggregating sliding windows; here the models see the whole record (both
-end in adaptive pooling, so any T works) and train with ecgxai.model.training.
+Training protocol: the benchmark trains on random 2.5 s crops (250 samples at 100 Hz)
+and predicts by max-aggregating sliding windows (stride half a window). `window_samples`
+(a model hyper-parameter, e.g. 250) reproduces that with `Windowed`: in training mode each
+record gets one random crop per step, in eval mode the windows slide and the highest logit
+per label wins. Without it the models see the whole record (both end in adaptive pooling,
+so any T works). The one-cycle schedule is not reproduced (ecgxai.model.training is shared).
 
 Interface, as HybridECGNet: forward(x [B, n_leads, T]) -> (logits [B, C],
 weights [B, T']), `time_steps(T)`, `step_to_sample_edges(T)`, `stride`,
@@ -418,9 +420,60 @@ def baseline_hparams(architecture: str) -> list[str]:
     return sorted(set(params) - {"self", "n_classes", "expansion", "layers"})
 
 
+class Windowed(nn.Module):
+    """The benchmark's crop protocol around a model: random crops in training, sliding windows at test.
+
+    training mode: one random window of `window` samples per record (torch's global RNG, so a
+    seeded run repeats); eval mode: windows every `window // 2` samples (the last one flush with
+    the end), logits max-aggregated per label (sigmoid is monotone: the benchmark's max over
+    probabilities). Records no longer than a window pass whole. The weights returned are the
+    inner model's uniform placeholder over the whole record's steps.
+    """
+
+    def __init__(self, inner: nn.Module, window: int):
+        super().__init__()
+        if window < 2:
+            raise ValueError(f"window_samples must be >= 2, got {window}")
+        self.inner, self.window = inner, int(window)
+        self.n_leads, self.n_classes, self.stride = inner.n_leads, inner.n_classes, inner.stride
+
+    def time_steps(self, T: int) -> int:
+        return self.inner.time_steps(T)
+
+    def step_to_sample_edges(self, T: int) -> np.ndarray:
+        return self.inner.step_to_sample_edges(T)
+
+    def starts(self, T: int) -> list[int]:
+        """Window starts at test time: every half window, plus one flush with the end."""
+        if T <= self.window:
+            return [0]
+        starts = list(range(0, T - self.window + 1, self.window // 2))
+        return starts if starts[-1] == T - self.window else starts + [T - self.window]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, _, T = x.shape
+        weights = torch.full((B, self.time_steps(T)), 1.0 / self.time_steps(T), device=x.device)
+        if T <= self.window:
+            return self.inner(x)[0], weights
+        if self.training:
+            offset = torch.randint(0, T - self.window + 1, (B,)).to(x.device)
+            idx = (offset[:, None] + torch.arange(self.window, device=x.device))[:, None, :].expand(-1, x.shape[1], -1)
+            return self.inner(torch.gather(x, 2, idx))[0], weights
+        starts = self.starts(T)
+        crops = torch.stack([x[:, :, s : s + self.window] for s in starts], dim=1)  # [B, W, leads, window]
+        logits = self.inner(crops.reshape(B * len(starts), x.shape[1], self.window))[0]
+        return logits.reshape(B, len(starts), -1).amax(dim=1), weights
+
+
 def baseline_from_config(architecture: str, config: Mapping, n_classes: int) -> nn.Module:
-    """Build a baseline from plain hyper-parameters; unknown keys are an error naming the architecture."""
+    """Build a baseline from plain hyper-parameters; unknown keys are an error naming the architecture.
+
+    `window_samples` (optional) wraps it in `Windowed`: the benchmark's crop protocol.
+    """
     cfg = dict(config or {})
+    window = cfg.pop("window_samples", None)
+    if window:
+        return Windowed(baseline_from_config(architecture, cfg, n_classes), int(window))
     allowed = baseline_hparams(architecture)
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:

@@ -73,6 +73,46 @@ def save_checkpoint(path, model: nn.Module, hparams: dict, label_names: Sequence
     _atomic_write(sidecar_path(path), lambda f: f.write(text.encode("utf-8")))
 
 
+def _model_schema() -> dict:
+    """The config schema's `model` definition: the one home of hyper-parameter types and ranges."""
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "resources" / "config.schema.yaml").read_text())
+    return {"$ref": "#/$defs/model", "$defs": schema["$defs"]}
+
+
+def validate_sidecar(meta: Any, side: Path) -> tuple[dict, int]:
+    """(hparams, n_classes) of a sidecar after checking every field; ValueError naming `side` otherwise."""
+    import jsonschema
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"checkpoint sidecar {side}: {what}")
+
+    if not isinstance(meta, dict):
+        raise bad(f"a JSON object is needed, found {type(meta).__name__}")
+    missing = sorted({"hparams", "n_classes", "label_names"} - set(meta))
+    if missing:
+        raise bad(f"missing {missing}")
+    if meta.get("format", FORMAT) != FORMAT:
+        raise bad(f"format {meta['format']!r}, expected {FORMAT!r}")
+    n_classes, names, hparams = meta["n_classes"], meta["label_names"], meta["hparams"]
+    if type(n_classes) is not int or n_classes < 1:
+        raise bad(f"n_classes {n_classes!r} is not a positive integer")
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise bad("label_names must be a list of non-empty strings")
+    if len(names) != n_classes:
+        raise bad(f"{len(names)} label names for n_classes {n_classes}")
+    if len(set(names)) != len(names):
+        raise bad(f"repeated label names {sorted({n for n in names if names.count(n) > 1})}")
+    if not isinstance(hparams, dict):
+        raise bad(f"hparams must be a JSON object, found {type(hparams).__name__}")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_model_schema()).iter_errors(hparams))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "hparams"
+        raise bad(f"hparams {where}: {error.message}")
+    return hparams, n_classes
+
+
 def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from the sidecar and load the state_dict; returns (model in eval mode, sidecar dict)."""
     path = Path(path)
@@ -86,9 +126,9 @@ def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict[str, Any]
         )
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
-        hparams, n_classes = meta["hparams"], int(meta["n_classes"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"checkpoint sidecar {side} is not valid (need JSON with hparams and n_classes): {e}") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"checkpoint sidecar {side} is not valid JSON: {e}") from e
+    hparams, n_classes = validate_sidecar(meta, side)
 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -110,7 +150,10 @@ def load_checkpoint(path, map_location="cpu") -> tuple[nn.Module, dict[str, Any]
             f"are accepted, found {type(state).__name__}"
         )
 
-    model = model_from_config(hparams, n_classes)
+    try:
+        model = model_from_config(hparams, n_classes)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"checkpoint sidecar {side}: hparams do not build a model: {e}") from e
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -42,6 +42,8 @@ class TrainConfig:
     focal_gamma: float = 2.0
     focal_alpha: Optional[float] = None
     weighted_sampling: bool = True  # WeightedRandomSampler with sample_weights(Y_train)
+    sampling_power: float = 1.0  # weights ** power: 1 = inverse frequency, 0.5 = its square root (tempered)
+    sampling_cap: Optional[float] = None  # no record drawn more than cap x the mean weight (None: no cap)
     grad_clip: Optional[float] = 1.0  # max global grad norm; None/0 disables
     patience: Optional[int] = 5  # early stopping on val macro AUC; None/0 disables
     lr_patience: int = 2  # ReduceLROnPlateau on val macro AUC
@@ -89,8 +91,12 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def sample_weights(Y: np.ndarray) -> np.ndarray:
+def sample_weights(Y: np.ndarray, power: float = 1.0, cap: Optional[float] = None) -> np.ndarray:
     """Per-record sampling weight from inverse label frequencies, normalised to mean 1.
+
+    Tempering, so that a rare label's few records are not drawn many times per epoch: the weights
+    are raised to `power` (0 = uniform, 1 = inverse frequency) and then clipped at `cap` times
+    their mean (repeatedly, as clipping lowers the mean) before the final normalisation.
 
     A record's weight is the max of 1/freq over its positive labels, so a record
     carrying a rare label is drawn as often as that rarest label calls for
@@ -107,6 +113,15 @@ def sample_weights(Y: np.ndarray) -> np.ndarray:
     inv = np.where(freq > 0, 1.0 / np.maximum(freq, 1e-12), 0.0)
     w = (Y * inv).max(1)
     w[~Y.any(1)] = inv[freq > 0].min()
+    w = (w / w.mean()) ** float(power)
+    w /= w.mean()
+    if cap is not None:
+        if cap < 1:
+            raise ValueError(f"sampling_cap must be >= 1 (times the mean weight), got {cap}")
+        for _ in range(100):  # clipping lowers the mean; a few rounds reach the fixed point
+            if w.max() <= cap * w.mean() * (1 + 1e-9):
+                break
+            w = np.minimum(w, cap * w.mean())
     return w / w.mean()
 
 
@@ -210,7 +225,7 @@ def _train(model, X_train, Y_train, X_val, Y_val, cfg: TrainConfig, device, prog
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     gen = torch.Generator().manual_seed(cfg.seed)  # drives the sampling order only
     if cfg.weighted_sampling:
-        w = torch.as_tensor(sample_weights(Y_train), dtype=torch.double)
+        w = torch.as_tensor(sample_weights(Y_train, cfg.sampling_power, cfg.sampling_cap), dtype=torch.double)
         sampler = WeightedRandomSampler(w, num_samples=n, replacement=True, generator=gen)
     else:
         sampler = None

@@ -3,8 +3,8 @@
 Every `*_table` function takes data frames (as read from the workflow's TSV/Parquet files),
 writes `<out_stem>.tsv`, `<out_stem>.md` and `<out_stem>.tex` and returns the three paths.
 The TSV keeps the input numbers untouched (pandas writes the shortest repr that round-trips);
-only the Markdown/LaTeX views are rounded to 3 decimals. Markdown and LaTeX are written here
-rather than by `to_markdown`/`to_latex`, so rendering needs neither tabulate nor jinja2.
+only the Markdown/LaTeX views are rounded to 3 decimals. Markdown comes from pandas' `to_markdown`
+(tabulate), LaTeX from `Styler.to_latex` (jinja2), both with booktabs rules and escaped cells.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ecgxai.data.ptbxl import bundled_statements
+from ecgxai.evaluation import bootstrap
 from ecgxai.outputs import write_tsv
 
 __all__ = [
@@ -45,21 +46,27 @@ GROUP_ORDER = ["NORM", "MI", "STTC", "CD", "HYP", "form", "rhythm", "other"]
 METHOD_ORDER = ["shap", "lime", "attention", "shap_gradient", "random"]  # rows and legends follow this order
 
 TABLE_CAPTIONS = {
-    "table1_overall": "Test-fold (fold 10) performance of this workflow with 95% bootstrap intervals, next "
-    "to the paper's figures (macro AUC 0.919, macro F1 0.369), the PTB-XL benchmark "
-    "(Strodthoff et al. 2021) and a prior baseline that predicts the training-fold "
-    "prevalence. The paper does not state the F1 threshold, so its F1 is shown beside "
-    "both the 0.5 and the validation-tuned thresholds.",
+    "table1_overall": "Test performance of this run (the model named by architecture and run) with 95% "
+    "bootstrap intervals, next to a prior baseline that predicts the training-fold prevalence, the paper's "
+    "figures (macro AUC 0.919, macro F1 0.369) and the PTB-XL benchmark (Strodthoff et al. 2021). The "
+    "note under the table gives the data source, records used of PTB-XL's 21,799, labels in the set and "
+    "with test positives, and the split; published columns are marked 'not comparable' unless the run "
+    "used the complete, checksum-verified PTB-XL on the benchmark split. Macro F1, precision and recall "
+    "average the labels the macro AUC uses; the all-label versions are named so. The paper does not state "
+    "its F1 threshold, so its F1 is shown beside both the 0.5 and the validation-tuned thresholds.",
     "per_label_table": "Per-label test-fold results: support (positive records), prevalence, ROC AUC and, at the "
     "validation-tuned threshold, F1, precision and recall.",
     "correlation_table": "Agreement between explanation maps over records and labels, in each feature space "
     "(waves: 12 leads x P/PR/QRS/ST/T/TP; bins: 12 leads x equal time bins): median with 95% bootstrap "
-    "interval of the per-record Pearson and Spearman correlations, next to the paper's "
-    "SHAP-attention values (0.48 / 0.60).",
+    "interval (resampling records, all labels of a record together) of the per-record Pearson and Spearman "
+    "correlations, next to the paper's SHAP-attention values (0.48 / 0.60, on time bins). Where the labels the "
+    "model predicted are known, they give the headline rows; 'all explained' pools every explained label.",
     "faithfulness_table": "Faithfulness of each explanation in each feature space (waves, bins): mean area under "
-    "the deletion curve (lower is better) and under the insertion curve (higher is better) with 95% normal "
-    "intervals, and the gap insertion - deletion above that of a random ranking in the same space; the notes "
-    "say which space is the more faithful, on the record-label pairs explained in both.",
+    "the deletion curve (lower is better) and under the insertion curve (higher is better) with 95% bootstrap "
+    "intervals resampling records, and the gap insertion - deletion above that of a random ranking in the same "
+    "space; 'random' ranks the features at random. 'best' marks a method only where its paired difference to "
+    "the runner-up (same record-label pairs) is significant. The notes say which space is the more faithful, on "
+    "the record-label pairs explained in both.",
     "background_table": "How the masking background changes the explanations, per label: the same test records "
     "explained with SHAP and LIME once per background (zero: the z-score mean; blur: a smoothed copy; "
     "normal_template: each segment from the median NORM training beat of that lead, stretched to the record's "
@@ -131,12 +138,11 @@ _NUMERIC = re.compile(r"^[-+]?(\d|\.\d)")
 
 
 def _markdown(fmt: pd.DataFrame, notes: Sequence[str]) -> str:
-    def row(cells):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    align = ["---:" if _is_numeric(fmt[c]) else ":---" for c in fmt.columns]
-    lines = [row(fmt.columns), "| " + " | ".join(align) + " |"] + [row(r) for r in fmt.itertuples(index=False)]
-    return "\n".join(lines + ([""] + list(notes) if notes else [])) + "\n"
+    """pandas' to_markdown (tabulate), numbers right-aligned; notes as paragraphs below."""
+    align = tuple("right" if _is_numeric(fmt[c]) else "left" for c in fmt.columns)
+    fmt = fmt.map(lambda c: str(c).replace("|", "\\|")).rename(columns=lambda c: str(c).replace("|", "\\|"))
+    text = fmt.to_markdown(index=False, colalign=align or None, disable_numparse=True)
+    return "\n".join([text] + ([""] + list(notes) if notes else [])) + "\n"
 
 
 _TEX_ESCAPE = {
@@ -158,24 +164,20 @@ def _tex_escape(s) -> str:
 
 
 def _latex(fmt: pd.DataFrame, caption: str, label: str, notes: Sequence[str]) -> str:
+    """pandas' Styler.to_latex (booktabs, escaped cells and caption), with the notes under the tabular."""
     spec = "".join("r" if _is_numeric(fmt[c]) else "l" for c in fmt.columns)
-    body = [" & ".join(_tex_escape(c) for c in r) + r" \\" for r in fmt.itertuples(index=False)]
-    lines = [
-        r"\begin{table}[htbp]",
-        r"\centering",
-        r"\small",
-        rf"\caption{{{_tex_escape(caption)}}}",
-        rf"\label{{tab:{label}}}",
-        rf"\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        " & ".join(_tex_escape(c) for c in fmt.columns) + r" \\",
-        r"\midrule",
-        *body,
-        r"\bottomrule",
-        r"\end{tabular}",
-    ]
-    lines += [r"\par\footnotesize " + _tex_escape(n) for n in notes]
-    return "\n".join(lines + [r"\end{table}"]) + "\n"
+    styler = fmt.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+    tex = styler.to_latex(
+        column_format=spec,
+        position="htbp",
+        position_float="centering",
+        hrules=True,
+        label=f"tab:{label}",
+        caption=_tex_escape(caption),
+    )
+    tex = tex.replace("\\centering\n", "\\centering\n\\small\n", 1)
+    foot = "".join(r"\par\footnotesize " + _tex_escape(n) + "\n" for n in notes)
+    return tex.replace("\\end{table}", foot + "\\end{table}")
 
 
 def _is_numeric(col: pd.Series) -> bool:
@@ -203,12 +205,16 @@ _METRIC_NAMES = {
     "recall": "recall",
     "hamming_loss": "Hamming loss",
     "subset_accuracy": "subset accuracy",
+    "brier": "Brier score",
+    "ece": "expected calibration error",
 }
 
 
 def pretty_metric(metric: str) -> str:
     """'macro_f1@tuned' -> 'macro F1 @ tuned thresholds' (unknown names pass through)."""
     base, _, at = str(metric).partition("@")
+    all_labels = base.endswith("_all_labels")
+    base = base.removesuffix("_all_labels")
     head, _, tail = base.partition("_")
     if base in _METRIC_NAMES:
         name = _METRIC_NAMES[base]
@@ -218,7 +224,7 @@ def pretty_metric(metric: str) -> str:
         name = base
     if at:
         name += " @ tuned thresholds" if at == "tuned" else f" @ {at}"
-    return name
+    return name + (" (all labels)" if all_labels else "")
 
 
 def _short_source(source: str) -> str:
@@ -229,47 +235,91 @@ def _short_source(source: str) -> str:
 # ---------------------------------------------------------------- tables
 
 
+CONTEXT_KEYS = ("data_source", "records_used", "records_of_ptbxl", "test_records", "label_set", "labels_in_set",
+                "labels_with_test_positives", "split")  # fmt: skip
+
+
+def context_note(ctx) -> str:
+    """'Data: ...; 890 of 21,799 PTB-XL records used, ...' from a row holding the context columns."""
+    if ctx is None or "data_source" not in ctx or pd.isna(ctx.get("data_source")):
+        return ""
+    return (
+        f"Data: {ctx['data_source']}; {int(ctx['records_used']):,} of {int(ctx['records_of_ptbxl']):,} PTB-XL "
+        f"records used, {int(ctx['test_records']):,} test records; label set {ctx['label_set']}: "
+        f"{int(ctx['labels_in_set'])} labels, {int(ctx['labels_with_test_positives'])} with test positives; "
+        f"{ctx['split']}."
+    )
+
+
 def table1_overall(overall: pd.DataFrame, comparison: pd.DataFrame, out_stem) -> list[str]:
     """Table 1: our overall test metrics (95% CI) next to the prior baseline, paper and benchmark.
 
-    TSV (tidy): source, model, label_set, metric, value, ci_low, ci_high, n_labels_used, note;
-    our rows are `overall` verbatim, the others come from `comparison` (its rows for this
-    workflow repeat `overall` and are not duplicated).
+    TSV (tidy): source, model, label_set, metric, value, ci_low, ci_high, n_labels_used, comparable,
+    note and the context columns; our rows are `overall` verbatim, the others come from
+    `comparison` (its rows for this workflow repeat `overall` and are not duplicated). Published
+    columns are headed "not comparable" unless the run used complete, checksum-verified PTB-XL.
     """
     others = comparison[comparison["source"] != OURS]
-    ours_label_set = comparison.loc[comparison["source"] == OURS, "label_set"]
+    ours_rows = comparison[comparison["source"] == OURS]
     label_set = (
-        ours_label_set.iloc[0] if len(ours_label_set) else (comparison["label_set"].iloc[0] if len(comparison) else "")
+        ours_rows["label_set"].iloc[0]
+        if len(ours_rows)
+        else (comparison["label_set"].iloc[0] if len(comparison) else "")
     )
-    ours = overall.assign(source=OURS, model="hybrid", label_set=label_set)
-    cols = ["source", "model", "label_set", "metric", "value", "ci_low", "ci_high", "n_labels_used", "note"]
+    model = ours_rows["model"].iloc[0] if len(ours_rows) else "hybrid"
+    ours = overall.assign(source=OURS, model=model, label_set=label_set, comparable=True)
+    cols = [
+        "source",
+        "model",
+        "label_set",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n_labels_used",
+        "comparable",
+        "note",
+    ]
+    ctx_cols = [c for c in CONTEXT_KEYS if c in comparison.columns and c != "label_set"]
     tidy = pd.concat([ours.reindex(columns=cols), others.reindex(columns=cols)], ignore_index=True)
+    for c in ctx_cols:
+        tidy[c] = comparison[c].iloc[0]
     tidy["n_labels_used"] = tidy["n_labels_used"].astype("Int64")  # a count, blank for published rows
+    ctx = comparison.iloc[0].to_dict() if len(comparison) else None
 
     # one column per other (source, model); a source with several models names the model
     n_models = others.groupby("source")["model"].nunique()
-    columns = {}
-    for (source, model), g in others.groupby(["source", "model"], sort=False):
-        name = _short_source(source) + (f": {model}" if n_models[source] > 1 else "")
+    columns, flagged = {}, []
+    for (source, other_model), g in others.groupby(["source", "model"], sort=False):
+        name = _short_source(source) + (f": {other_model}" if n_models[source] > 1 else "")
+        published = not str(source).startswith("prior")
+        if published and not g["comparable"].fillna(False).astype(bool).all():
+            name += " (not comparable)"
+            flagged.append(str(g["note"].iloc[0]))
         columns[name] = g.set_index("metric")
     rows = []
     for r in overall.itertuples(index=False):
         row = {
             "Metric": pretty_metric(r.metric),
-            "This workflow [95% CI]": _with_ci(r.value, r.ci_low, r.ci_high),
+            f"{model} [95% CI]": _with_ci(r.value, r.ci_low, r.ci_high),
             "Labels": _int(getattr(r, "n_labels_used", np.nan)),
         }
         base = str(r.metric).split("@")[0]
         for name, g in columns.items():
-            # exact metric first; published figures carry no threshold suffix
-            hit = r.metric if r.metric in g.index else (base if base in g.index else None)
+            # exact metric first; published figures carry no threshold suffix (and average every label)
+            hit = r.metric if r.metric in g.index else (base if base in g.index and "_all_labels" not in base else None)
             row[name] = _with_ci(g.at[hit, "value"], g.at[hit, "ci_low"], g.at[hit, "ci_high"]) if hit else ""
         rows.append(row)
     notes = [
-        "Intervals: 95% bootstrap over test records. Published figures carry no interval.",
+        context_note(ctx),
+        "Intervals: 95% bootstrap over test records (PTB-XL benchmark scheme, see the bootstrap column). "
+        "Published figures carry no interval.",
+        "Macro F1, precision and recall average the labels the macro AUC uses (Labels); '(all labels)' rows "
+        "count every label of the set, those without a test positive as 0.",
         "The paper's macro F1 threshold is not stated; it is shown beside both of ours.",
     ]
-    return _write(tidy, pd.DataFrame(rows), out_stem, TABLE_CAPTIONS["table1_overall"], notes)
+    notes += [f"Published columns: {n}." for n in dict.fromkeys(flagged)]
+    return _write(tidy, pd.DataFrame(rows), out_stem, TABLE_CAPTIONS["table1_overall"], [n for n in notes if n])
 
 
 def per_label_table(per_label: pd.DataFrame, out_stem, descriptions: Mapping[str, str] | None = None) -> list[str]:
@@ -314,7 +364,11 @@ def correlation_table(correlation_summary: pd.DataFrame, out_stem) -> list[str]:
     order = (~is_paper).astype(int)
     tidy = (
         s.assign(_o=order)
-        .sort_values(["_o", "method_a", "method_b", "space", "variant", "feature_space", "statistic"], kind="stable")
+        .assign(_l=(s["labels"] != "predicted").astype(int) if "labels" in s else 0)
+        .sort_values(
+            ["_l", "_o", "method_a", "method_b", "space", "variant", "feature_space", "statistic"], kind="stable"
+        )
+        .drop(columns="_l")
         .drop(columns="_o")
         .reset_index(drop=True)
     )
@@ -325,6 +379,7 @@ def correlation_table(correlation_summary: pd.DataFrame, out_stem) -> list[str]:
             "Space": tidy["space"],
             "Variant": tidy["variant"],
             "Statistic": tidy["statistic"],
+            "Labels": tidy["labels"] if "labels" in tidy else "all explained",
             "Median [95% CI]": [
                 _with_ci(m, lo, hi) for m, lo, hi in zip(tidy["median"], tidy["ci_low"], tidy["ci_high"])
             ],
@@ -348,19 +403,71 @@ def _with_space(aucs: pd.DataFrame) -> pd.DataFrame:
     return aucs if "feature_space" in aucs.columns else aucs.assign(feature_space="bins")
 
 
-def faithfulness_summary(aucs: pd.DataFrame) -> pd.DataFrame:
-    """Mean AUC per feature space, method and kind with a 95% normal interval; `best` marks the most
-    faithful method within a space and kind."""
-    aucs = _with_space(aucs)
-    g = aucs.dropna(subset=["auc"]).groupby(["feature_space", "method", "kind"], sort=True)["auc"]
-    out = g.agg(n="count", mean="mean", std="std", median="median").reset_index()
-    half = 1.96 * out["std"].fillna(0) / np.sqrt(out["n"])
-    out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+def _paired_vs_next(aucs: pd.DataFrame, kind: str, first: str, second: str, n_boot: int, seed: int):
+    """Mean paired AUC difference first - second over shared record-label pairs, record-cluster bootstrap."""
+    a = aucs[(aucs["kind"] == kind) & (aucs["method"] == first)]
+    b = aucs[(aucs["kind"] == kind) & (aucs["method"] == second)]
+    m = a.merge(b, on=["ecg_id", "label"], suffixes=("_a", "_b")).dropna(subset=["auc_a", "auc_b"])
+    if m.empty:
+        return np.nan, np.nan, np.nan, np.nan
+    d = (m["auc_a"] - m["auc_b"]).to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    reps = np.concatenate([(w @ d) / w.sum(1) for w in bootstrap.cluster_weights(m["ecg_id"].to_numpy(), n_boot, rng)])
+    lo, hi = bootstrap.percentile_ci(reps)
+    return float(d.mean()), lo, hi, bootstrap.paired_p_value(reps, float(d.mean()))
+
+
+def _faithfulness_one_space(aucs: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean AUC per method and kind with a 95% interval resampling records (the labels of one record
+    together); `best` marks the most faithful method only where its paired difference to the runner-up
+    (same record-label pairs, record bootstrap) is significant (interval excludes 0)."""
+    data = aucs.dropna(subset=["auc"])
+    rows = []
+    for (method, kind), g in data.groupby(["method", "kind"], sort=True):
+        v = g["auc"].to_numpy(dtype=np.float64)
+        clusters = g["ecg_id"].to_numpy() if "ecg_id" in g else np.arange(len(v))
+        lo, hi = bootstrap.cluster_bootstrap_ci(v, clusters, "mean", n_boot=n_boot, seed=seed)
+        rows.append(
+            {"method": method, "kind": kind, "n": len(v), "mean": v.mean(), "std": v.std(ddof=1) if len(v) > 1 else np.nan,
+             "ci_low": lo, "ci_high": hi, "median": float(np.median(v))}
+        )  # fmt: skip
+    out = pd.DataFrame(rows, columns=["method", "kind", "n", "mean", "std", "ci_low", "ci_high", "median"])
     out["better"] = np.where(out["kind"] == "deletion", "lower", "higher")
-    signed = pd.Series(np.where(out["kind"] == "deletion", out["mean"], -out["mean"]))
-    out["rank"] = signed.groupby([out["feature_space"], out["kind"]]).rank(method="min").astype(int)
-    out["best"] = out["rank"] == 1
+    signed = np.where(out["kind"] == "deletion", out["mean"], -out["mean"])
+    out["rank"] = pd.Series(signed).groupby(out["kind"]).rank(method="min").astype(int) if len(out) else []
+    for col in ("vs_next", "vs_next_delta", "vs_next_ci_low", "vs_next_ci_high", "vs_next_p"):
+        out[col] = np.nan if col != "vs_next" else ""
+    out["best"] = False
+    for kind, g in out.groupby("kind"):
+        order = g.sort_values("rank", kind="stable")
+        if len(order) < 2 or "ecg_id" not in data:
+            continue
+        top, nxt = order.index[0], order.index[1]
+        d, lo, hi, pv = _paired_vs_next(data, kind, out.at[top, "method"], out.at[nxt, "method"], n_boot, seed)
+        out.loc[top, ["vs_next", "vs_next_delta", "vs_next_ci_low", "vs_next_ci_high", "vs_next_p"]] = [
+            out.at[nxt, "method"], d, lo, hi, pv
+        ]  # fmt: skip
+        out.at[top, "best"] = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
+    known = {m: i for i, m in enumerate(METHOD_ORDER)}
+    out = out.sort_values(
+        ["method", "kind"], key=lambda c: c.map(known).fillna(len(known)) if c.name == "method" else c, kind="stable"
+    ).reset_index(drop=True)
     return out
+
+
+def faithfulness_summary(aucs: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """`_faithfulness_one_space` for each feature space (waves first), with a `feature_space` column: methods
+    are ranked, and `best` marked, within a space."""
+    aucs = _with_space(aucs)
+    spaces = sorted(aucs["feature_space"].unique(), key=lambda k: (k != "waves", k))
+    parts = [
+        _faithfulness_one_space(aucs[aucs["feature_space"] == sp], n_boot, seed).assign(feature_space=sp)
+        for sp in spaces
+    ]
+    if not parts:
+        return _faithfulness_one_space(aucs, n_boot, seed).assign(feature_space=pd.Series(dtype=object))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["feature_space"] + [c for c in out.columns if c != "feature_space"]]
 
 
 def space_comparison(aucs: pd.DataFrame) -> pd.DataFrame:
@@ -442,6 +549,12 @@ def faithfulness_table(aucs: pd.DataFrame, out_stem) -> list[str]:
                 f"{space}: most faithful by {kind} AUC ({best['better'].iloc[0]} is better): "
                 f"{', '.join(best['method'])} ({_num(best['mean'].iloc[0])})."
             )
+    for r in tidy[tidy["vs_next"].astype(str) != ""].itertuples(index=False):
+        verdict = "significant" if r.best else "not significant: no method is marked best"
+        notes.append(
+            f"{r.feature_space}, {r.kind}: {r.method} - {r.vs_next} = {r.vs_next_delta:+.3f} [{r.vs_next_ci_low:+.3f}, "
+            f"{r.vs_next_ci_high:+.3f}], p = {r.vs_next_p:.3f} (paired, same record-label pairs; {verdict})."
+        )
     comp = space_comparison(aucs)
     for r in comp.itertuples(index=False):
         notes.append(
@@ -449,7 +562,7 @@ def faithfulness_table(aucs: pd.DataFrame, out_stem) -> list[str]:
             f"{_num(r.gain_a)} vs {r.space_b} {_num(r.gain_b)}, difference {_with_ci(r.difference, r.ci_low, r.ci_high)}, "
             f"{r.n} record-label pairs explained in both)."
         )
-    notes.append("Intervals: mean +/- 1.96 standard errors over explained record-label pairs.")
+    notes.append("Intervals: 95% bootstrap resampling records (all explained labels of a record together).")
     return _write(tidy, pd.DataFrame(rows), out_stem, TABLE_CAPTIONS["faithfulness_table"], notes)
 
 

@@ -12,13 +12,20 @@ from pathlib import Path
 
 from ecgxai.report.plots._common import DPI, FIGSIZES, figsize
 from ecgxai.report.plots.beats import beat_attribution
+from ecgxai.report.plots.delineation import delineation_examples
 from ecgxai.report.plots.explanations import (
     faithfulness_curves,
     fig1_attention_distribution,
     fig2_shap_heatmap,
     fig3_shap_attention_alignment,
 )
-from ecgxai.report.plots.performance import error_analysis, per_label_bars, roc_pr_curves, training_curves
+from ecgxai.report.plots.performance import (
+    error_analysis,
+    per_label_bars,
+    reliability_diagram,
+    roc_pr_curves,
+    training_curves,
+)
 
 __all__ = [
     "beat_attribution",
@@ -29,7 +36,9 @@ __all__ = [
     "training_curves",
     "per_label_bars",
     "error_analysis",
+    "reliability_diagram",
     "faithfulness_curves",
+    "delineation_examples",
     "CAPTIONS",
     "caption",
     "DPI",
@@ -42,7 +51,9 @@ CAPTIONS = {
     "record (each record's weights sum to 1; dashed line: uniform attention). (a) Distribution over all "
     "explained test records (boxes: quartiles, whiskers: 1.5 IQR). (b) Mean per label group (diagnostic "
     "superclass of the explained label, or rhythm/form statements) with 95% bootstrap intervals; a record "
-    "counts once per group.",
+    "counts once per group. Caveat: a bin's weight is the attention of the LSTM steps overlapping it, normalised "
+    "by how many steps cover the bin; each BiLSTM state depends on the whole record (both directions), so a high "
+    "weight marks where the model reads its summary, not evidence that lies in that bin alone.",
     "fig2_shap_heatmap": "Figure 2. Permutation SHAP attributions per lead and time bin, averaged over the test records explained "
     "for one label (by default the most often explained). Red bins raise, blue bins lower the predicted "
     "probability (colour scale symmetric around 0). Above: the records' z-scored lead II on the same time "
@@ -55,7 +66,7 @@ CAPTIONS = {
     "roc_pr_curves": "ROC (left) and precision-recall (right) curves on the test fold for the most frequent labels; legend: "
     "ROC AUC with the number of positive records, average precision with the prevalence (dotted lines: "
     "precision of a random classifier).",
-    "training_curves": "Training history: focal loss on the training folds and the validation fold (9), validation macro ROC AUC "
+    "training_curves": "Training history (the holdout model; under crossval the fold-10 model): focal loss on the training folds and the validation fold (9), validation macro ROC AUC "
     "and the learning rate per epoch; the dotted line marks the epoch with the best validation AUC, whose "
     "weights are kept.",
     "per_label_bars": "Labels with the highest (left) and lowest (right) test ROC AUC; n is the number of positive test records. "
@@ -65,6 +76,12 @@ CAPTIONS = {
     "split into missed positives (FN) and false alarms (FP). (b) For the most frequent false positives (rows), "
     "the true labels of those records (columns): cell = number of test records where the row label was "
     "predicted while the column label was present; empty cells are 0.",
+    "reliability_diagram": "Calibration (reliability diagram): test records' predicted probabilities in 10 equal-width "
+    "bins against the observed frequency of the label in each bin; on the dashed diagonal a probability means what it "
+    "says. Left: every record-label pair pooled (point area and number: pairs in the bin); right: the most frequent "
+    "labels. Brier score: mean squared error of the probabilities; ECE (expected calibration error): bin-size-"
+    "weighted gap between mean probability and observed frequency, per label and averaged over the labels with test "
+    "positives. Weighted sampling and focal loss shift probabilities, so tuned thresholds, not 0.5, are used for F1.",
     "faithfulness_curves": "Deletion and insertion curves, one row per feature space (waves: lead x P/PR/QRS/ST/T/TP; "
     "bins: lead x time bins): the predicted probability of the explained label as the most important "
     "features (by each method's ranking) are replaced by the background (deletion) or restored onto it "
@@ -88,6 +105,14 @@ CAPTIONS = {
             ("attention", "attention weight"),
         )
     },
+    "delineation_examples": "Delineated example records (rule delineate): the filtered signal in mV (leads II, V2 and V5, "
+    "first 5 s) with each beat's global P wave (green), QRS complex (blue) and T wave (orange) shaded from "
+    "onset to offset and the R peaks dashed. Boundaries are global over the 12 leads (CSE convention: "
+    "earliest onset, latest offset), so one span covers every lead. Rows: a record with the median heart "
+    "rate, the widest QRS, the most irregular rhythm, and a record that could not be delineated (with its "
+    "reason) or the least completely delineated one. The title gives the method, the sampling rate and how "
+    "many of the preprocessed records were delineated; each row's title gives the record's summary line "
+    "(heart rate, RR coefficient of variation, median QRS, PR and QT durations).",
 }
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
 from ecgxai.data.ptbxl import LEADS
 
@@ -35,10 +36,12 @@ FIGSIZES = {
     "training_curves": (13.0, 4.0),
     "per_label_bars": (11.0, 4.5),
     "error_analysis": (14.0, 6.5),
+    "reliability_diagram": (12.0, 5.5),
     "faithfulness_curves": (11.0, 4.5),
     "beat_attribution_shap": (16.0, 1.0),
     "beat_attribution_lime": (16.0, 1.0),
     "beat_attribution_attention": (16.0, 1.0),
+    "delineation_examples": (11.0, 9.8),  # height grows with the records shown
 }
 
 
@@ -122,33 +125,22 @@ def method_maps(attributions: pd.DataFrame, method: str) -> pd.DataFrame:
 
 
 def roc(y: np.ndarray, s: np.ndarray):
-    """(fpr, tpr, auc) with ties handled as one threshold (as sklearn's roc_curve)."""
-    tps, fps = _cumulative(y, s)
-    P, N = tps[-1], fps[-1]
-    tpr = np.r_[0.0, tps / P] if P else np.zeros(len(tps) + 1)
-    fpr = np.r_[0.0, fps / N] if N else np.zeros(len(fps) + 1)
-    auc = float(np.trapezoid(tpr, fpr)) if P and N else float("nan")
-    return fpr, tpr, auc
+    """(fpr, tpr, auc) from scikit-learn (every distinct score a threshold); auc NaN without both classes."""
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
+        return np.zeros(2), np.zeros(2), float("nan")
+    fpr, tpr, _ = roc_curve(y, np.asarray(s, dtype=np.float64), drop_intermediate=False)
+    return fpr, tpr, float(auc(fpr, tpr))
 
 
 def precision_recall(y: np.ndarray, s: np.ndarray):
-    """(recall, precision, average precision); AP = sum over thresholds of dRecall * precision."""
-    tps, fps = _cumulative(y, s)
-    P = tps[-1]
-    precision = tps / np.maximum(tps + fps, 1)
-    recall = tps / P if P else np.zeros_like(tps)
-    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision)) if P else float("nan")
-    return recall, precision, ap
-
-
-def _cumulative(y, s):
+    """(recall ascending, precision, average precision) from scikit-learn, without its (recall 0, precision 1) end."""
     y = np.asarray(y).astype(bool)
     s = np.asarray(s, dtype=np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    y, s = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct score
-    tps = np.cumsum(y)[last].astype(np.float64)
-    return tps, (last + 1) - tps
+    if not y.any():
+        return np.zeros(1), np.zeros(1), float("nan")
+    precision, recall, _ = precision_recall_curve(y, s)
+    return recall[:-1][::-1], precision[:-1][::-1], float(average_precision_score(y, s))
 
 
 def as_thresholds(thresholds, label_names) -> np.ndarray:

@@ -122,7 +122,7 @@ def per_label_bars(per_label: pd.DataFrame, out_stem, n: int = 10) -> list[str]:
 def error_counts(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray):
     """(fn [C], fp [C], co [C, C]): co[i, j] = records where label i is a false positive and j is true."""
     y = y.astype(bool)
-    yhat = p >= thresholds[None, :]
+    yhat = p >= np.asarray(thresholds)  # [C], or [n, C] for pooled folds
     fn_m, fp_m = y & ~yhat, ~y & yhat
     return fn_m.sum(0), fp_m.sum(0), fp_m.T.astype(np.int64) @ y.astype(np.int64)
 
@@ -175,6 +175,51 @@ def error_analysis(pred: dict, thresholds, out_stem, top_n: int = 15) -> list[st
         ax_map.tick_params(axis="x", rotation=90)
         ax_map.tick_params(axis="y", rotation=0)
         ax_map.grid(False)  # masked (zero) cells stay blank
-        rule = f"threshold {thr[0]:g}" if np.all(thr == thr[0]) else "per-label thresholds"
+        rule = f"threshold {thr.flat[0]:g}" if np.all(thr == thr.flat[0]) else "per-label thresholds"
         fig.suptitle(f"Error analysis on the test fold ({len(y)} records, {rule})")
+        return save(fig, out_stem)
+
+
+def reliability_diagram(calibration: pd.DataFrame, per_label: pd.DataFrame, out_stem, top_n: int = 5) -> list[str]:
+    """Observed frequency against mean predicted probability per probability bin: all record-label
+    pairs pooled (left) and the `top_n` most frequent test labels (right), with Brier score and ECE."""
+    cal = calibration.dropna(subset=["mean_prob"])
+    pooled = cal[cal["label"] == "all"]
+    ok = per_label.dropna(subset=["auc"]).sort_values(["support", "label"], ascending=[False, True], kind="stable")
+    labels = ok["label"].astype(str).head(top_n).tolist()
+    with figure("reliability_diagram") as fig:
+        ax_all, ax_lab = fig.subplots(1, 2, sharey=True)
+        for ax in (ax_all, ax_lab):
+            ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=0.8, label="perfect calibration")
+        size = 20 + 180 * pooled["n"] / max(pooled["n"].max(), 1)
+        ax_all.plot(pooled["mean_prob"], pooled["observed"], color=PALETTE[0], lw=1.2)
+        ax_all.scatter(
+            pooled["mean_prob"], pooled["observed"], s=size, color=PALETTE[0], zorder=3, label="bins (area: pairs)"
+        )
+        for x, yv, n in zip(pooled["mean_prob"], pooled["observed"], pooled["n"]):
+            ax_all.annotate(str(int(n)), (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        brier, ece = per_label["brier"].mean(), per_label["ece"].mean()
+        ax_all.set_title(f"All labels pooled (mean per label: Brier {brier:.3f}, ECE {ece:.3f})")
+        for j, lab in enumerate(labels):
+            part = cal[cal["label"] == lab]
+            row = per_label.set_index(per_label["label"].astype(str)).loc[lab]
+            ax_lab.plot(
+                part["mean_prob"],
+                part["observed"],
+                marker="o",
+                ms=4,
+                color=PALETTE[(j + 1) % len(PALETTE)],
+                label=f"{lab} (n={int(row['support'])}, Brier {row['brier']:.3f}, ECE {row['ece']:.3f})",
+            )
+        ax_lab.set_title(f"The {len(labels)} most frequent labels")
+        for ax in (ax_all, ax_lab):
+            ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="mean predicted probability in the bin")
+            ax.legend(loc="upper left", fontsize=7)
+        ax_all.set_ylabel("observed frequency of the label in the bin")
+        n_records = (
+            int(per_label["support"].iloc[0] / per_label["prevalence"].iloc[0])
+            if per_label["prevalence"].iloc[0]
+            else 0
+        )
+        fig.suptitle(f"Calibration on the test records ({n_records} records, 10 equal-width probability bins)")
         return save(fig, out_stem)

@@ -1,7 +1,13 @@
 /* ECG explanation viewer (vanilla JS, no dependencies).
  *
- * Data: JSON in <script id="data">, written by ecgxai.viewer.render_viewer.
- * Drawing: one <canvas> in CSS pixels (scaled by devicePixelRatio for a crisp image).
+ * Data: JSON in <script id="data">, written by ecgxai.report.viewer.render_viewer (records as
+ * validate_record returns them). A page that fills its records later (the live app) leaves that
+ * script's records empty and calls window.ECGViewer.setRecords / upsertRecord.
+ * Drawing: the ECG and the median beats on two <canvas> in CSS pixels (scaled by devicePixelRatio).
+ * The signal is drawn in mV where the record carries lead_scale/lead_offset (mV = signal * scale
+ * + offset) at true paper scale: 25 mm/s, gain mm/mV, 1 mm = PX_PER_MM pixels.
+ * Features: an attribution belongs to a lead x segment; a segment is a set of sample runs (one
+ * per beat for waves, one window for bins), so one drawing code serves both feature spaces.
  * State: window.viewerState (read by tests and handy in the console); every user action goes
  * through a small setter that changes the state and redraws everything synchronously, so what is
  * on the canvas always matches the state (no animation frames to wait for).
@@ -19,6 +25,10 @@
   const ZOOM_MIN = 1, ZOOM_MAX = 16, ZOOM_STEP = 1.5, WHEEL_STEP = 1.2;
   const GAINS = [5, 10, 20];      // mm/mV
   const OVERLAY_ALPHA = 0.6;      // the grid must stay readable through the colour bands
+  const WAVE_ALPHA = 0.28;        // wave-segment bands under the trace when no attribution is shown
+  const RIBBON_MM = 2;            // wave-segment ribbon at a cell's foot while an attribution is shown
+  const MEDIAN_SPEED = 50;        // mm/s: median beats are read at twice the paper speed
+  const MEDIAN_COLS = 4;
   const TRACE = '#111111';
   const GRID_MINOR = '#f4c2cb';
   const GRID_MAJOR = '#e3808f';
@@ -28,18 +38,27 @@
   const STANDARD_ORDER = ['I', 'II', 'III', 'AVR', 'AVL', 'AVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
 
   const METHODS = ['shap', 'lime', 'attention'];
+  // Wave segments (ecgxai.explain.features.SEGMENTS) and their band colours (Okabe-Ito hues).
+  const SEGMENT_COLOURS = { P: '#56b4e9', PR: '#bdbdbd', QRS: '#e69f00', ST: '#cc79a7', T: '#009e73', TP: '#ffffff' };
+  const SEGMENT_TEXT = { P: 'P wave', PR: 'PR segment', QRS: 'QRS complex', ST: 'ST segment', T: 'T wave',
+    TP: 'TP (between T end and next P)' };
+  // Fiducial marks (ecgxai.explain.features.FIDUCIALS order in a beat row).
+  const FIDUCIALS = ['p_on', 'p_off', 'qrs_on', 'r', 'qrs_off', 't_on', 't_off'];
+  const FIDUCIAL_COLOURS = { p: '#0072b2', qrs: '#d55e00', r: '#000000', t: '#007a56' };
   const METHOD_NAMES = { none: 'None', shap: 'SHAP', lime: 'LIME', attention: 'Attention' };
   const METHOD_TEXT = {
     none: 'No overlay: the ECG as recorded (after the workflow\'s preprocessing).',
     shap: 'SHAP (Shapley additive explanations) shares the model output for the chosen label among ' +
-      'lead/time segments, averaging each segment\'s effect over many combinations of the others. ' +
+      'the features (one lead\'s wave segment over every beat, or one lead\'s time bin), averaging each ' +
+      'feature\'s effect over many combinations of the others, masked features replaced by the background. ' +
       'Red segments push the prediction towards the label, blue ones away from it; white is neutral. ' +
       'Colours are scaled to the largest absolute value in this record.',
     lime: 'LIME fits a simple linear model to the classifier\'s outputs for many randomly perturbed ' +
-      'copies of this ECG (segments replaced by a baseline). A segment\'s weight says how much ' +
+      'copies of this ECG (features replaced by the background). A feature\'s weight says how much ' +
       'keeping it raised (red) or lowered (blue) the probability of the chosen label, locally around this record.',
-    attention: 'Attention shows where the network\'s attention layer put its weight over time, per lead, ' +
-      'when producing its output. It is not signed and not specific to one cause: darker orange means ' +
+    attention: 'Attention shows where the network\'s attention layer put its weight over time, mapped to ' +
+      'the features by time overlap (the same on every lead: it weighs time steps, not leads). Each BiLSTM ' +
+      'state depends on the whole record. It is not signed and not specific to one label: darker orange means ' +
       'more weight. Scaled from the smallest to the largest weight in this record.',
   };
 
@@ -49,11 +68,14 @@
   const CIVIDIS = ['#00204d', '#00336f', '#39486b', '#575c6d', '#707173', '#8a8779', '#a69d75', '#c4b56c', '#e4cf5b', '#ffea46'];
 
   // ---- data and state ------------------------------------------------------------------------
-  const DATA = JSON.parse(document.getElementById('data').textContent);
-  const RECORDS = DATA.records;
+  const dataScript = document.getElementById('data');
+  const DATA = dataScript && dataScript.textContent.trim() ? JSON.parse(dataScript.textContent) : { records: [] };
+  let RECORDS = DATA.records || [];
   const $ = (id) => document.getElementById(id);
   const canvas = $('ecg');
   const ctx = canvas.getContext('2d');
+  const medianCanvas = $('median');
+  let mctx = medianCanvas ? medianCanvas.getContext('2d') : null;
 
   const state = {
     recordIndex: 0,
@@ -66,10 +88,13 @@
     zoom: 1,               // time zoom factor (1 = 25 mm/s on screen at PX_PER_MM)
     pan: 0,                // start of the visible window, seconds
     windowSeconds: 10,     // derived: visible duration (all columns together)
+    waves: true,           // wave-segment colour bands (where the record has beats)
+    fiducials: false,      // fiducial marks (P, QRS, T onsets/offsets and R)
   };
   window.viewerState = state;
 
   let layout = null;       // geometry of the last drawing (CSS pixels)
+  let medianLayoutCache = null;
   let dpr = 1;
 
   // ---- small helpers ---------------------------------------------------------------------------
@@ -78,12 +103,25 @@
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
   const record = () => RECORDS[state.recordIndex];
   const duration = (rec) => rec.signal[0].length / rec.sampling_rate;
+  const isWaves = (rec) => rec.features.kind === 'waves';
   const pxPerSecond = () => PAPER_SPEED * PX_PER_MM * state.zoom;
   const windowSeconds = () => (PLOT_MM * PX_PER_MM) / pxPerSecond();
   const maxPan = (rec) => Math.max(0, duration(rec) - windowSeconds());
   const fmt = (v, digits) => (Number.isInteger(v) ? String(v) : v.toFixed(digits));
   const safeName = (s) => String(s).replace(/[^A-Za-z0-9_.-]+/g, '_');
-  const isMillivolt = (rec) => rec.units.toLowerCase() === 'mv';
+  const isMillivolt = (rec) => rec.display_units === 'mV';
+
+  // The drawn signal: mV where the record is calibrated (cached per record object).
+  const drawnCache = new WeakMap();
+  function drawnSignal(rec) {
+    let out = drawnCache.get(rec);
+    if (!out) {
+      out = rec.lead_scale ? rec.signal.map((row, l) => row.map((v) => v * rec.lead_scale[l] + rec.lead_offset[l]))
+        : rec.signal;
+      drawnCache.set(rec, out);
+    }
+    return out;
+  }
 
   function el(tag, attrs, children) {
     // Build DOM nodes rather than HTML strings: label names and descriptions are data, not markup.
@@ -114,9 +152,10 @@
 
   // ---- geometry ------------------------------------------------------------------------------
   function rowHeightMm() {
-    // Rows grow with the gain so about +-1 mV (12x1) or +-1.5 mV (3x4) fits; multiples of 5 mm
-    // keep every row boundary on a major grid line. Taller waves are clipped to their row.
-    const perMv = state.layout === '3x4' ? 3 : 2;
+    // Rows grow with the gain so about +1.5/-1 mV (12x1) or +1.8/-1.2 mV (3x4) fits; multiples of
+    // 5 mm keep every row boundary on a major grid line. Taller waves run into the next row, as on
+    // a printed ECG, rather than being cut: an R amplitude is itself a criterion (e.g. for LVH).
+    const perMv = state.layout === '3x4' ? 3 : 2.5;
     return Math.ceil(clamp(perMv * state.gain, 15, 60) / 5) * 5;
   }
 
@@ -222,20 +261,70 @@
     return interpolate(ov.stops, ov.hi > ov.lo ? (v - ov.lo) / (ov.hi - ov.lo) : 0);
   }
 
-  function drawOverlay(cell, rec, ov, L) {
-    const binSec = duration(rec) / rec.n_bins;
-    const row = ov.values[cell.leadIndex];
-    const first = Math.max(0, Math.floor(cell.t0 / binSec));
-    const last = Math.min(rec.n_bins - 1, Math.ceil(cell.t1 / binSec) - 1);
-    for (let b = first; b <= last; b++) {
-      const s = Math.max(cell.t0, b * binSec), e = Math.min(cell.t1, (b + 1) * binSec);
+  function runSpans(cell, rec, runs, each) {
+    // Calls each(x0, x1, segment) for every run [start, stop, segment] visible in the cell, in
+    // whole pixels: adjacent runs must not leave anti-aliased seams between them.
+    const fs = rec.sampling_rate;
+    for (const [start, stop, seg] of runs) {
+      const s = Math.max(cell.t0, start / fs), e = Math.min(cell.t1, stop / fs);
       if (e <= s) continue;
-      // Whole-pixel edges: adjacent bins must not leave anti-aliased seams between them.
-      const x0 = Math.round(cell.x + (s - cell.t0) * L.pps), x1 = Math.round(cell.x + (e - cell.t0) * L.pps);
-      const [r, g, bl] = overlayColour(ov, row[b]);
-      ctx.fillStyle = `rgba(${r},${g},${bl},${OVERLAY_ALPHA})`;
-      ctx.fillRect(x0, cell.y, x1 - x0, cell.h);
+      const x0 = Math.round(cell.x + (s - cell.t0) * layout.pps), x1 = Math.round(cell.x + (e - cell.t0) * layout.pps);
+      if (x1 > x0) each(x0, x1, seg);
     }
+  }
+
+  function drawOverlay(cell, rec, ov) {
+    // One colour per lead x segment, painted on every run of that segment (every beat for waves).
+    const row = ov.values[cell.leadIndex];
+    runSpans(cell, rec, rec.features.runs, (x0, x1, seg) => {
+      const [r, g, b] = overlayColour(ov, row[seg]);
+      ctx.fillStyle = `rgba(${r},${g},${b},${OVERLAY_ALPHA})`;
+      ctx.fillRect(x0, cell.y, x1 - x0, cell.h);
+    });
+  }
+
+  function drawWaveBands(cell, rec, ribbon) {
+    // The record's P/PR/QRS/ST/T/TP partition from its beats: full-height pale bands, or a ribbon
+    // at the cell's foot while an attribution overlay needs the full height for its own colours.
+    const names = rec.segments.names;
+    const h = ribbon ? RIBBON_MM * PX_PER_MM : cell.h, y = cell.y + cell.h - h;
+    ctx.save();
+    ctx.globalAlpha = ribbon ? 0.9 : WAVE_ALPHA;
+    runSpans(cell, rec, rec.segments.runs, (x0, x1, seg) => {
+      if (names[seg] === 'TP') return;   // TP stays paper: the eye finds the waves
+      ctx.fillStyle = SEGMENT_COLOURS[names[seg]];
+      ctx.fillRect(x0, y, x1 - x0, h);
+    });
+    ctx.restore();
+  }
+
+  function drawFiducials(cell, rec) {
+    // Global fiducials (the same in every lead): dashed lines at onsets/offsets, a triangle at R.
+    const fs = rec.sampling_rate, top = cell.y + cell.labelH, bottom = cell.y + cell.h;
+    clipTo(cell.x, cell.y, cell.w, cell.h);
+    ctx.lineWidth = 1;
+    ctx.setLineDash([3, 2]);
+    rec.beats.forEach((beat) => beat.forEach((sample, k) => {
+      const t = sample / fs;
+      if (sample < 0 || t < cell.t0 || t > cell.t1) return;
+      const x = Math.round(cell.x + (t - cell.t0) * layout.pps) + 0.5, name = FIDUCIALS[k];
+      if (name === 'r') {
+        ctx.fillStyle = FIDUCIAL_COLOURS.r;
+        ctx.beginPath();
+        ctx.moveTo(x - 4, top);
+        ctx.lineTo(x + 4, top);
+        ctx.lineTo(x, top + 6);
+        ctx.fill();
+        return;
+      }
+      ctx.strokeStyle = FIDUCIAL_COLOURS[name.split('_')[0]];
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, bottom);
+      ctx.stroke();
+    }));
+    ctx.setLineDash([]);
+    ctx.restore();
   }
 
   function clipTo(x, y, w, h) {
@@ -246,11 +335,13 @@
   }
 
   function drawTrace(cell, rec, L) {
-    const sig = rec.signal[cell.leadIndex], fs = rec.sampling_rate;
+    const sig = drawnSignal(rec)[cell.leadIndex], fs = rec.sampling_rate;
     const i0 = Math.max(0, Math.floor(cell.t0 * fs)), i1 = Math.min(sig.length - 1, Math.ceil(cell.t1 * fs));
     if (i1 <= i0) return;
-    const pxPerUnit = state.gain * PX_PER_MM;   // 1 unit (mV, or z-score drawn as mV) = gain mm
-    clipTo(cell.x, cell.y, cell.w, cell.h);     // a tall QRS must not scribble over the next lead
+    const pxPerUnit = state.gain * PX_PER_MM;   // 1 mV (or 1 uncalibrated unit) = gain mm
+    // In mV a tall wave runs into the neighbouring rows, as on paper; uncalibrated units (z-scores)
+    // have no amplitude worth that clutter and stay in their own row.
+    if (isMillivolt(rec)) clipTo(cell.x, 0, cell.w, L.footerY); else clipTo(cell.x, cell.y, cell.w, cell.h);
     ctx.beginPath();
     for (let i = i0; i <= i1; i++) {
       const x = cell.x + (i / fs - cell.t0) * L.pps, y = cell.baseline - sig[i] * pxPerUnit;
@@ -330,8 +421,16 @@
   const fmtValue = (v) => (Math.abs(v) >= 100 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : v.toFixed(3));
 
   function unitNote(rec) {
-    return isMillivolt(rec) ? 'signal in mV'
-      : `signal in ${rec.units}: 1 ${rec.units} drawn as 1 mV`;
+    if (rec.lead_scale) return `signal in mV (filtered; the model saw ${rec.units})`;
+    return isMillivolt(rec) ? 'signal in mV' : `signal in ${rec.units}: 1 ${rec.units} drawn as 1 mV`;
+  }
+
+  function featureNote(rec) {
+    // Which features the attributions live on, and why a record fell back to time bins.
+    const f = rec.features, n = f.segment_names.length;
+    const text = f.kind === 'waves' ? `attributions on 12 leads x ${n} wave segments (${f.segment_names.join(', ')}), each over every beat`
+      : `attributions on 12 leads x ${n} time bins of ${fmt(duration(rec) / n, 2)} s`;
+    return f.notes.length ? `${text}; ${f.notes.join('; ')}` : text;
   }
 
   function draw() {
@@ -343,14 +442,175 @@
     const ov = overlayModel(rec);
     const visible = new Set(state.visibleLeads);
     for (let r = 0; r < L.rows; r++) drawCalibration(r * L.rowH, r * L.rowH + L.baseOff, L);
+    const bands = state.waves && rec.segments;
     L.cells.forEach((cell) => {
       const shown = visible.has(cell.lead);
-      if (shown && ov.values) drawOverlay(cell, rec, ov, L);   // under the trace
+      if (shown && ov.values) drawOverlay(cell, rec, ov);   // under the trace
+      if (shown && bands) drawWaveBands(cell, rec, Boolean(ov.values));
+      if (shown && state.fiducials && rec.beats) drawFiducials(cell, rec);
       if (shown) drawTrace(cell, rec, L);
       drawLeadName(cell, shown);
     });
     drawFooter(L, rec, ov);
+    drawMedian(rec, ov);
     return ov;
+  }
+
+  // ---- median beat ---------------------------------------------------------------------------
+  function medianLayout(rec) {
+    // Standard 3x4 arrangement of the leads, each cell one R-aligned window at MEDIAN_SPEED.
+    const mb = rec.median_beat, fs = rec.sampling_rate;
+    const pps = MEDIAN_SPEED * PX_PER_MM, cellW = Math.round((mb.signal[0].length / fs) * pps);
+    const rowMm = Math.ceil(clamp(3 * state.gain, 15, 60) / 5) * 5, rowH = rowMm * PX_PER_MM;
+    const plotX = MARGIN_MM * PX_PER_MM;
+    const index = new Map(rec.leads.map((n, i) => [leadKey(n), i]));
+    const byName = STANDARD_ORDER.every((k) => index.has(k));
+    const cells = [];
+    LAYOUT_3X4.forEach((row, r) => row.forEach((k, c) => {
+      const leadIndex = byName ? index.get(k) : STANDARD_ORDER.indexOf(k);
+      cells.push({ lead: rec.leads[leadIndex], leadIndex, row: r, col: c, x: plotX + c * cellW, y: r * rowH,
+        w: cellW, h: rowH, baseline: r * rowH + Math.round(rowMm * 0.6) * PX_PER_MM, labelH: LABEL_STRIP_PX });
+    }));
+    const footerY = 3 * rowH;
+    return { width: plotX + MEDIAN_COLS * cellW, height: footerY + 24, plotX, pps, rowH, cells, footerY };
+  }
+
+  function medianValues(rec, ov) {
+    // Segment attributions can be drawn on the median beat only when the features are the waves.
+    return ov.values && isWaves(rec) ? ov.values : null;
+  }
+
+  function drawMedian(rec, ov) {
+    const section = $('median-section');
+    if (!section) return;
+    const mb = rec.median_beat;
+    $('median-note').textContent = medianNote(rec, ov);
+    if (!mb) {
+      medianCanvas.hidden = true;
+      medianCanvas.parentElement.hidden = true;
+      medianLayoutCache = null;
+      return;
+    }
+    medianCanvas.hidden = false;
+    medianCanvas.parentElement.hidden = false;
+    const M = medianLayout(rec), fs = rec.sampling_rate;
+    medianLayoutCache = M;
+    medianCanvas.width = Math.round(M.width * dpr);
+    medianCanvas.height = Math.round(M.height * dpr);
+    medianCanvas.style.width = M.width + 'px';
+    medianCanvas.style.height = M.height + 'px';
+    mctx = medianCanvas.getContext('2d');
+    mctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    mctx.fillStyle = '#ffffff';
+    mctx.fillRect(0, 0, M.width, M.height);
+    const values = medianValues(rec, ov), visible = new Set(state.visibleLeads);
+    const names = ['P', 'PR', 'QRS', 'ST', 'T', 'TP'];
+    M.cells.forEach((cell) => {
+      if (!visible.has(cell.lead)) return;
+      (mb.runs || []).forEach(([start, stop, seg]) => {
+        const x0 = Math.round(cell.x + (start / fs) * M.pps), x1 = Math.round(cell.x + (stop / fs) * M.pps);
+        if (values) {
+          const [r, g, b] = overlayColour(ov, values[cell.leadIndex][seg]);
+          mctx.fillStyle = `rgba(${r},${g},${b},${OVERLAY_ALPHA})`;
+        } else if (names[seg] !== 'TP') {
+          mctx.fillStyle = SEGMENT_COLOURS[names[seg]];
+          mctx.globalAlpha = WAVE_ALPHA;
+        } else return;
+        mctx.fillRect(x0, cell.y, x1 - x0, cell.h);
+        mctx.globalAlpha = 1;
+      });
+    });
+    // Paper on top of the bands (thin lines), then traces: 1 mm = 20 ms at 50 mm/s.
+    const minor = [], major = [], crisp = (v) => Math.round(v) + 0.5;
+    for (let mm = 0; mm * PX_PER_MM <= M.footerY; mm++) {
+      (mm % 5 ? minor : major).push([0, crisp(mm * PX_PER_MM), M.width, crisp(mm * PX_PER_MM)]);
+    }
+    for (let mm = 0; mm * PX_PER_MM <= M.width; mm++) {
+      (mm % 5 ? minor : major).push([crisp(mm * PX_PER_MM), 0, crisp(mm * PX_PER_MM), M.footerY]);
+    }
+    strokeLinesOn(mctx, minor, GRID_MINOR, 0.6);
+    strokeLinesOn(mctx, major, GRID_MAJOR, 0.8);
+    for (let r = 0; r < 3; r++) drawPulseOn(mctx, r * M.rowH, r * M.rowH + (M.cells[r * MEDIAN_COLS].baseline - r * M.rowH), M.plotX, M.rowH);
+    const pxPerMv = state.gain * PX_PER_MM;
+    M.cells.forEach((cell) => {
+      const shown = visible.has(cell.lead);
+      if (shown) {
+        // R at the window's r_index: a dashed line, so the alignment is visible.
+        const xr = Math.round(cell.x + (mb.r_index / fs) * M.pps) + 0.5;
+        mctx.save();
+        mctx.setLineDash([2, 3]);
+        mctx.strokeStyle = '#666666';
+        mctx.beginPath();
+        mctx.moveTo(xr, cell.y + cell.labelH);
+        mctx.lineTo(xr, cell.y + cell.h);
+        mctx.stroke();
+        mctx.restore();
+        mctx.save();
+        mctx.beginPath();
+        mctx.rect(cell.x, cell.y, cell.w, cell.h);
+        mctx.clip();
+        mctx.beginPath();
+        mb.signal[cell.leadIndex].forEach((v, i) => {
+          const x = cell.x + (i / fs) * M.pps, y = cell.baseline - v * pxPerMv;
+          if (i === 0) mctx.moveTo(x, y); else mctx.lineTo(x, y);
+        });
+        mctx.strokeStyle = TRACE;
+        mctx.lineWidth = 1.5;
+        mctx.lineJoin = 'round';
+        mctx.stroke();
+        mctx.restore();
+      }
+      // Cell borders: each median beat is its own window.
+      mctx.strokeStyle = '#999999';
+      mctx.lineWidth = 1;
+      mctx.strokeRect(Math.round(cell.x) + 0.5, Math.round(cell.y) + 0.5, cell.w - 1, cell.h - 1);
+      const name = displayLead(cell.lead) + (shown ? '' : ' (hidden)');
+      mctx.font = '600 11px sans-serif';
+      mctx.fillStyle = 'rgba(255,255,255,0.85)';
+      mctx.fillRect(cell.x + 1, cell.y + 1, mctx.measureText(name).width + 4, LABEL_STRIP_PX - 3);
+      mctx.fillStyle = shown ? '#000000' : '#9a9a9a';
+      mctx.fillText(name, cell.x + 3, cell.y + 12);
+    });
+    mctx.fillStyle = '#000000';
+    mctx.font = '12px sans-serif';
+    mctx.fillText(`Median beat of ${mb.n_beats} beat(s), ${fmt(mb.start_s, 2)} to ${fmt(mb.start_s + mb.signal[0].length / fs, 2)} s ` +
+      `around R   ${MEDIAN_SPEED} mm/s   ${state.gain} mm/mV   ${isMillivolt(rec) ? 'mV' : rec.units}`, 4, M.footerY + 16);
+  }
+
+  function medianNote(rec, ov) {
+    if (!rec.median_beat) return rec.median_beat_note + '.';
+    let text = `${rec.median_beat_note} (${MEDIAN_SPEED} mm/s, ${state.gain} mm/mV). `;
+    if (!ov.values) text += 'Colour bands: the wave segments of the median beat.';
+    else if (isWaves(rec)) text += `Colour of each segment: its ${METHOD_NAMES[state.overlay]} attribution for ${state.label} (same scale as above).`;
+    else text += `This record's attributions are on time bins, not wave segments, so the median beat shows the segments only.`;
+    return text;
+  }
+
+  function strokeLinesOn(c, lines, colour, width) {
+    c.beginPath();
+    lines.forEach(([x0, y0, x1, y1]) => { c.moveTo(x0, y0); c.lineTo(x1, y1); });
+    c.strokeStyle = colour;
+    c.lineWidth = width;
+    c.stroke();
+  }
+
+  function drawPulseOn(c, rowTop, baseline, marginW, rowH) {
+    const mm = PX_PER_MM, top = baseline - state.gain * mm;
+    c.save();
+    c.beginPath();
+    c.rect(0, rowTop, marginW, rowH);
+    c.clip();
+    c.beginPath();
+    c.moveTo(2 * mm, baseline);
+    c.lineTo(4 * mm, baseline);
+    c.lineTo(4 * mm, top);
+    c.lineTo(9 * mm, top);
+    c.lineTo(9 * mm, baseline);
+    c.lineTo(12 * mm, baseline);
+    c.strokeStyle = TRACE;
+    c.lineWidth = 1.3;
+    c.stroke();
+    c.restore();
   }
 
   // ---- side panels ---------------------------------------------------------------------------
@@ -426,10 +686,27 @@
       `Paper: ${PAPER_SPEED} mm/s, ${state.gain} mm/mV; small square 1 mm = 40 ms x ${fmt(1 / state.gain, 2)} mV, ` +
       `large square 5 mm = 0.2 s x ${fmt(5 / state.gain, 2)} mV` +
       (state.zoom !== 1 ? `; time zoomed x${fmt(state.zoom, 2)} on screen` : '') + '. ' +
-      (isMillivolt(rec) ? 'Signal in mV.'
-        : `Signal in ${rec.units} (not mV): 1 ${rec.units} is drawn as 1 mV, so the amplitude scale applies to ${rec.units} units.`) +
+      (rec.lead_scale ? `Signal in mV (the filtered ECG; the model's own input is ${rec.units}).`
+        : isMillivolt(rec) ? 'Signal in mV.'
+          : `Signal in ${rec.units} (not mV): 1 ${rec.units} is drawn as 1 mV, so the amplitude scale applies to ${rec.units} units.`) +
       ' Calibration pulse: 1 mV x 0.2 s.' });
-    const parts = [paper];
+    const parts = [paper, el('div', { 'data-testid': 'legend-features', text: `Features: ${featureNote(rec)}.` })];
+    if (rec.segments && state.waves) {
+      const keys = rec.segments.names.filter((n) => n !== 'TP');
+      parts.push(el('div', { className: 'scale', 'data-testid': 'legend-waves' }, [
+        el('b', { text: 'Wave segments:' }),
+        ...keys.map((n) => el('span', { className: 'swatch-item', title: SEGMENT_TEXT[n] }, [
+          swatch(SEGMENT_COLOURS[n]), n])),
+        el('span', { text: ov.values ? '(ribbon at the foot of each lead; TP uncoloured)' : '(TP uncoloured)' })]));
+    }
+    if (rec.beats && state.fiducials) {
+      parts.push(el('div', { className: 'scale', 'data-testid': 'legend-fiducials' }, [
+        el('b', { text: 'Fiducials (global across leads):' }),
+        el('span', { className: 'swatch-item' }, [swatch(FIDUCIAL_COLOURS.p), 'P on/off']),
+        el('span', { className: 'swatch-item' }, [swatch(FIDUCIAL_COLOURS.qrs), 'QRS on/off']),
+        el('span', { className: 'swatch-item' }, [swatch(FIDUCIAL_COLOURS.t), 'T on/off']),
+        el('span', { text: '\u25BC R peak' })]));
+    }
     if (ov.values) {
       const ramp = el('span', { className: 'ramp', 'aria-hidden': 'true' });
       ramp.style.background = cssGradient(ov.stops);
@@ -445,11 +722,51 @@
     $('legend').replaceChildren(...parts);
   }
 
+  function swatch(colour) {
+    const box = el('span', { className: 'swatch', 'aria-hidden': 'true' });
+    box.style.background = colour;
+    return box;
+  }
+
+  function flagOf(rec, method) {
+    // Sanity-check status of a method: passed | caution | failed | not checked, each optionally
+    // followed by ': why' (absent = not checked).
+    return (rec.method_flags || {})[method] || 'not checked';
+  }
+
+  function renderMethodText(rec) {
+    // The description of the shown method, then every method's sanity-check status.
+    const parts = [el('p', { 'data-testid': 'method-description', text: METHOD_TEXT[state.overlay] })];
+    const methods = METHODS.filter((m) => rec.attributions[m] || (rec.method_flags || {})[m]);
+    const extra = Object.keys(rec.method_flags || {}).filter((m) => !METHODS.includes(m));
+    const rows = methods.concat(extra).map((m) => {
+      const status = flagOf(rec, m), code = status.split(':')[0].replace(' ', '-');
+      return el('li', { 'data-testid': `method-flag-${m}`, 'data-status': code, className: `flag ${code}` }, [
+        el('b', { text: `${METHOD_NAMES[m] || m}: ` }), el('span', { text: status })]);
+    });
+    if (rows.length) {
+      parts.push(el('p', { className: 'small', text: 'Sanity checks (the explanation must change when the ' +
+        'model\'s weights are randomised; seeds must agree):' }), el('ul', { className: 'flags' }, rows));
+    }
+    const shown = state.overlay !== 'none' ? flagOf(rec, state.overlay) : '';
+    const why = shown.includes(': ') ? ` (${shown.slice(shown.indexOf(': ') + 2)})` : '';
+    if (shown.startsWith('failed')) {
+      parts.unshift(el('p', { className: 'flag-warning', 'data-testid': 'method-warning', role: 'alert',
+        text: `${METHOD_NAMES[state.overlay]} failed its sanity check${why}: do not read this overlay as evidence.` }));
+    } else if (shown.startsWith('caution')) {
+      parts.unshift(el('p', { className: 'flag-caution', 'data-testid': 'method-warning',
+        text: `${METHOD_NAMES[state.overlay]} passed its sanity check with a caution${why}.` }));
+    }
+    $('method-text').replaceChildren(...parts);
+  }
+
   function syncControls(rec, ov) {
     $('record-select').value = String(state.recordIndex);
     const overlaySelect = $('overlay-select');
     Array.from(overlaySelect.options).forEach((o) => {
       o.disabled = o.value !== 'none' && !rec.attributions[o.value];
+      const failed = o.value !== 'none' && flagOf(rec, o.value).startsWith('failed');
+      o.textContent = METHOD_NAMES[o.value] + (failed ? ' (failed sanity check)' : '');
     });
     overlaySelect.value = state.overlay;
     $('layout-select').value = state.layout;
@@ -471,9 +788,15 @@
       tr.classList.toggle('selected', selected);
       tr.querySelector('input').checked = selected;
     });
-    $('method-text').textContent = METHOD_TEXT[state.overlay];
+    renderMethodText(rec);
+    const waves = $('waves-toggle'), fiducials = $('fiducials-toggle');
+    waves.checked = state.waves && Boolean(rec.segments);   // the setting is kept for the next record
+    waves.disabled = !rec.segments;
+    fiducials.checked = state.fiducials && Boolean(rec.beats && rec.beats.length);
+    fiducials.disabled = !rec.beats || !rec.beats.length;
     $('record-info').textContent = `ECG ${rec.ecg_id}: ${rec.sampling_rate} Hz, ${fmt(duration(rec), 1)} s, ` +
-      `${rec.leads.length} leads, units ${rec.units}`;
+      `${rec.leads.length} leads, ${unitNote(rec)}` + (rec.beats ? `, ${rec.beats.length} beats delineated` : ', not delineated');
+    $('record-notes').replaceChildren(...[featureNote(rec)].concat(rec.notes || []).map((t) => el('li', { text: t })));
     canvas.setAttribute('aria-label', `ECG ${rec.ecg_id}, layout ${state.layout}, ` +
       `${state.visibleLeads.length} of ${rec.leads.length} leads shown, overlay ${METHOD_NAMES[state.overlay]}` +
       (ov.values ? ` for ${state.label}` : ''));
@@ -553,6 +876,16 @@
     update();
   }
 
+  function setWaves(on) {
+    state.waves = Boolean(on);
+    update();
+  }
+
+  function setFiducials(on) {
+    state.fiducials = Boolean(on);
+    update();
+  }
+
   function toggleLead(name, on) {
     const set = new Set(state.visibleLeads);
     if (on) set.add(name); else set.delete(name);
@@ -590,20 +923,33 @@
     return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   }
 
+  function featureExtent(rec) {
+    // Per segment: [first sample, last sample + 1, samples covered] over all its runs.
+    const out = rec.features.segment_names.map(() => [Infinity, -Infinity, 0]);
+    rec.features.runs.forEach(([start, stop, seg]) => {
+      const e = out[seg];
+      e[0] = Math.min(e[0], start); e[1] = Math.max(e[1], stop); e[2] += stop - start;
+    });
+    return out;
+  }
+
   function attributionsCsv(rec) {
-    // Long format, one row per method x lead x bin for the selected label; each row repeats
-    // the label's prediction so the file stands alone in a spreadsheet.
-    const i = rec.label_names.indexOf(state.label);
-    const binSec = duration(rec) / rec.n_bins;
-    const rows = [['ecg_id', 'label', 'probability', 'threshold', 'predicted', 'true', 'method', 'lead',
-      'bin', 't_start_s', 't_end_s', 'attribution']];
+    // Long format, one row per method x lead x feature for the selected label; each row repeats
+    // the label's prediction so the file stands alone in a spreadsheet. A bin has a start and an
+    // end; a wave segment is spread over every beat, so it has its total duration only.
+    const i = rec.label_names.indexOf(state.label), fs = rec.sampling_rate;
+    const extent = featureExtent(rec), bins = rec.features.kind === 'bins';
+    const rows = [['ecg_id', 'label', 'probability', 'threshold', 'predicted', 'true', 'feature_space', 'method',
+      'lead', 'feature', 't_start_s', 't_end_s', 'duration_s', 'attribution']];
     METHODS.forEach((m) => {
       const values = (rec.attributions[m] || {})[state.label];
       if (!values) return;
-      rec.leads.forEach((lead, l) => values[l].forEach((v, b) => rows.push([
+      rec.leads.forEach((lead, l) => values[l].forEach((v, k) => rows.push([
         rec.ecg_id, state.label, rec.probabilities[i], rec.thresholds[i],
-        rec.probabilities[i] >= rec.thresholds[i] ? 1 : 0, rec.true === null ? '' : rec.true[i], m, lead, b,
-        +(b * binSec).toFixed(4), +((b + 1) * binSec).toFixed(4), v])));
+        rec.probabilities[i] >= rec.thresholds[i] ? 1 : 0, rec.true === null ? '' : rec.true[i],
+        rec.features.kind, m, lead, rec.features.segment_names[k],
+        bins ? +(extent[k][0] / fs).toFixed(4) : '', bins ? +(extent[k][1] / fs).toFixed(4) : '',
+        +(extent[k][2] / fs).toFixed(4), v])));
     });
     return rows.map((r) => r.map(csvField).join(',')).join('\n') + '\n';
   }
@@ -619,7 +965,8 @@
       label_names: rec.label_names, label_descriptions: rec.label_descriptions,
       probabilities: rec.probabilities, thresholds: rec.thresholds, true: rec.true,
       predicted: rec.probabilities.map((p, i) => (p >= rec.thresholds[i] ? 1 : 0)),
-      n_bins: rec.n_bins, bin_seconds: duration(rec) / rec.n_bins, attributions: rec.attributions,
+      lead_scale: rec.lead_scale, lead_offset: rec.lead_offset, features: rec.features, n_bins: rec.n_bins,
+      beats: rec.beats, method_flags: rec.method_flags, notes: rec.notes, attributions: rec.attributions,
       view: Object.assign({}, state),
     };
     downloadBlob(JSON.stringify(out, null, 1), 'application/json', `${baseName()}_explanations.json`);
@@ -646,7 +993,10 @@
       el('h2', { text: 'Predictions' }),
       el('table', {}, [el('thead', {}, [header]), el('tbody', {}, rows)]),
       el('h2', { text: `Explanation: ${METHOD_NAMES[state.overlay]}` + (ov.values ? ` for ${state.label}` : '') }),
-      el('p', { text: METHOD_TEXT[state.overlay] }),
+      el('p', { text: METHOD_TEXT[state.overlay] + (state.overlay === 'none' ? ''
+        : ` Sanity check: ${flagOf(rec, state.overlay)}. Features: ${featureNote(rec)}.`) }),
+      ...(rec.median_beat ? [el('h2', { text: 'Median beat per lead' }), el('p', { text: medianNote(rec, ov) }),
+        el('img', { src: medianCanvas.toDataURL('image/png'), alt: medianCanvas.getAttribute('aria-label') })] : []),
       el('p', { text: 'Model explanations show what drove this model\'s output; they are not a diagnosis ' +
         'and must be read together with the full ECG and the clinical context.' }));
   }
@@ -672,6 +1022,8 @@
     $('export-csv').addEventListener('click', exportCsv);
     $('export-json').addEventListener('click', exportJson);
     $('print-report').addEventListener('click', printReport);
+    $('waves-toggle').addEventListener('change', (e) => setWaves(e.target.checked));
+    $('fiducials-toggle').addEventListener('change', (e) => setFiducials(e.target.checked));
     // The report must also be current when the user prints with Ctrl+P.
     window.addEventListener('beforeprint', buildReport);
   }
@@ -713,20 +1065,77 @@
     return {
       dpr, width: canvas.width, height: canvas.height, plotX: s(layout.plotX), plotW: s(layout.plotW),
       footerY: s(layout.footerY), rowH: s(layout.rowH), pxPerSecond: s(layout.pps), pxPerMm: s(PX_PER_MM),
-      binSeconds: duration(record()) / record().n_bins, nBins: record().n_bins, rows: layout.rows, cols: layout.cols,
+      binSeconds: record().n_bins ? duration(record()) / record().n_bins : null, nBins: record().n_bins,
+      featureKind: record().features.kind, rows: layout.rows, cols: layout.cols,
       cells: layout.cells.map((c) => ({ lead: c.lead, leadIndex: c.leadIndex, row: c.row, col: c.col,
         x: s(c.x), y: s(c.y), w: s(c.w), h: s(c.h), baseline: s(c.baseline), labelH: s(c.labelH), t0: c.t0, t1: c.t1 })),
+      median: medianLayoutCache && {
+        width: medianCanvas.width, height: medianCanvas.height, pxPerSecond: s(medianLayoutCache.pps),
+        startS: record().median_beat.start_s, rIndex: record().median_beat.r_index,
+        cells: medianLayoutCache.cells.map((c) => ({ lead: c.lead, leadIndex: c.leadIndex, row: c.row, col: c.col,
+          x: s(c.x), y: s(c.y), w: s(c.w), h: s(c.h), baseline: s(c.baseline), labelH: s(c.labelH) })),
+      },
     };
+  };
+
+  // ---- public entry points (the live app renders its records with the same code) ----------------
+  function setRecords(records, title) {
+    // Replace every record (each as ecgxai.report.viewer.validate_record returns it) and show the first.
+    RECORDS = records.slice();
+    if (title !== undefined) { DATA.title = title; $('page-title').textContent = title; }
+    const select = $('record-select');
+    select.textContent = '';
+    buildRecordSelect();
+    if (!RECORDS.length) return;
+    const first = RECORDS[0];
+    if (!state.label || !first.label_names.includes(state.label)) state.label = defaultLabel(first);
+    if (state.overlay === 'none' || !first.attributions[state.overlay]) {
+      state.overlay = METHODS.find((m) => first.attributions[m]) || 'none';
+    }
+    if (!state.visibleLeads.length) state.visibleLeads = first.leads.slice();
+    state.recordIndex = 0;
+    selectRecord(0);
+  }
+
+  function upsertRecord(rec) {
+    // Add a record, or replace the one with its ecg_id (e.g. when SHAP/LIME arrive after the
+    // predictions), keeping the view; the record shown switches to it.
+    const i = RECORDS.findIndex((r) => r.ecg_id === rec.ecg_id);
+    if (!RECORDS.length) { setRecords([rec]); return; }
+    if (i >= 0) RECORDS[i] = rec; else RECORDS.push(rec);
+    $('record-select').textContent = '';
+    buildRecordSelect();
+    selectRecord(i >= 0 ? i : RECORDS.length - 1);
+  }
+
+  // The live app's first entry point (branch app): push to `records`, then showRecord(i) or refresh().
+  window.ecgViewer = {
+    get records() { return RECORDS; },
+    state,
+    showRecord(index) {
+      $('record-select').textContent = '';
+      buildRecordSelect();
+      selectRecord(index);
+    },
+    refresh: update,
+  };
+
+  window.ECGViewer = {
+    setRecords, upsertRecord, selectRecord, selectLabel, setOverlay, setLayout, setGain, setZoom, setPan,
+    setWaves, setFiducials, toggleLead, setAllLeads, attributionsCsv: () => attributionsCsv(record()),
+    state, geometry: () => window.viewerGeometry(), records: () => RECORDS,
   };
 
   function init() {
     buildRecordSelect();
     bindControls();
     bindCanvas();
-    state.label = defaultLabel(RECORDS[0]);
-    state.overlay = METHODS.find((m) => RECORDS[0].attributions[m]) || 'none';
-    state.visibleLeads = RECORDS[0].leads.slice();
-    selectRecord(0);
+    if (RECORDS.length) {   // otherwise records come later through ECGViewer.setRecords
+      state.label = defaultLabel(RECORDS[0]);
+      state.overlay = METHODS.find((m) => RECORDS[0].attributions[m]) || 'none';
+      state.visibleLeads = RECORDS[0].leads.slice();
+      selectRecord(0);
+    }
     document.documentElement.dataset.ready = 'true';   // tests wait for this
   }
 

@@ -1,0 +1,46 @@
+rule delineate:
+    input:
+        signals=DATA,
+    output:
+        beats=directory(DELINEATION),
+    log:
+        "results/logs/delineate.log",
+    benchmark:
+        "results/benchmarks/delineate.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: workflow.cores
+    resources:
+        # one signals part in flight per worker, in mV (float32) plus the libraries' float64 copies
+        mem_mb=lambda wc, threads: 1000
+        + threads * config["preprocess"]["part_size"] * 12 * FILTERS.samples * 16 // 2**20,
+        runtime=240,
+    params:
+        method=config["delineate"]["method"],
+    script:
+        "../workflow_scripts/delineate.py"
+
+
+rule render_delineation:
+    input:
+        signals=DATA,
+        beats=DELINEATION,
+    output:
+        png=report(
+            "results/figures/delineation_examples.png",
+            caption="../report/delineation_examples.rst",
+            category="Delineation",
+        ),
+        pdf="results/figures/delineation_examples.pdf",
+    log:
+        "results/logs/render/delineation.log",
+    benchmark:
+        "results/benchmarks/render/delineation.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/render_delineation.py"
