@@ -26,6 +26,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def run_preprocess(root: str, out: str, rate: int, workers: int, part_size: int)
         progress=False,
     )
     seconds = time.perf_counter() - t
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime  # what an idle machine would need
     kept, quarantined = int(summary.kept.sum()), int(summary.quarantined.sum())
     size = sum(p.stat().st_size for p in Path(out, f"{rate}hz").rglob("*.parquet"))
     return {
@@ -94,6 +97,7 @@ def run_preprocess(root: str, out: str, rate: int, workers: int, part_size: int)
         "kept": kept,
         "quarantined": quarantined,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "records_per_s": (kept + quarantined) / seconds,
         "peak_rss_mb": _peak_rss_mb(workers),
         "main_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -121,6 +125,7 @@ def read_rule_benchmarks(results: Path) -> list[dict]:
                     {
                         "job": str(tsv.relative_to(results / "benchmarks").with_suffix("")),
                         "seconds": float(rec["s"]),
+                        "cpu_seconds": float(rec["cpu_time"]) if rec.get("cpu_time") not in (None, "NA", "") else None,
                         "peak_rss_mb": float(rss) if rss not in ("NA", "", "-") else None,
                     }
                 )
@@ -171,7 +176,9 @@ def report(work: Path) -> None:
         print(
             f"preprocess at {p['rate']} Hz: {p['records']} records ({p['kept']} kept, {p['quarantined']} quarantined), "
             f"{p['workers']} workers, part size {p['part_size']}: {p['seconds']:.0f} s, "
-            f"{p['records_per_s']:.0f} records/s, peak RSS {p['peak_rss_mb']:.0f} MB "
+            f"{p['records_per_s']:.0f} records/s"
+            + (f" ({p['cpu_seconds']:.0f} CPU s)" if "cpu_seconds" in p else "")
+            + f", peak RSS {p['peak_rss_mb']:.0f} MB "
             f"(main {p['main_rss_mb']:.0f} MB + {p['workers']} x largest worker {p['worker_rss_mb']:.0f} MB) "
             f"({'within' if p['peak_rss_mb'] <= 4096 else 'ABOVE'} the 4 GiB target), Parquet {p['parquet_gigabytes']:.2f} GB"
         )
@@ -185,10 +192,11 @@ def report(work: Path) -> None:
             else "still running or interrupted: jobs finished so far"
         )
         print(f"default DAG at 100 Hz: {state}")
-        print(f"{'job':<52}{'wall s':>10}{'peak RSS MB':>13}")
+        print(f"{'job':<52}{'wall s':>10}{'CPU s':>10}{'peak RSS MB':>13}")
         for j in jobs:
             rss = f"{j['peak_rss_mb']:.0f}" if j["peak_rss_mb"] is not None else "NA"
-            print(f"{j['job']:<52}{j['seconds']:>10.1f}{rss:>13}")
+            cpu = f"{j['cpu_seconds']:.1f}" if j.get("cpu_seconds") is not None else "NA"
+            print(f"{j['job']:<52}{j['seconds']:>10.1f}{cpu:>10}{rss:>13}")
         print(f"{'sum of job wall times':<52}{sum(j['seconds'] for j in jobs):>10.1f}")
 
 
@@ -202,6 +210,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", type=int, default=2, help="snakemake --cores for the DAG")
     ap.add_argument("--epochs", type=int, default=3, help="training epochs cap of the DAG run")
     ap.add_argument("--stages", nargs="+", default=["generate", "preprocess500", "dag"])
+    ap.add_argument("--subset", type=int, help="preprocess500 on the first N metadata rows only (CPU s per record)")
     ap.add_argument("--report", action="store_true", help="only print the figures measured so far")
     args = ap.parse_args(argv)
     work = args.work.resolve()
@@ -213,6 +222,16 @@ def main(argv=None) -> int:
     if "generate" in args.stages and not (work / "generate.json").is_file():
         print(f"generating {args.records} records in {root}", flush=True)
         _save(work / "generate.json", _in_fresh_interpreter("run_generate", str(root), args.records, args.seed))
+    if args.subset:  # a second, smaller measurement beside the full one
+        sys.path.insert(0, str(Path(__file__).parent))
+        from preprocess import subset_root
+
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            sub = subset_root(root, args.subset, Path(tmp))
+            figures = _in_fresh_interpreter("run_preprocess", str(sub), str(Path(tmp, "out")), 500, args.workers, 500)
+        _save(work / f"preprocess500-{args.subset}.json", figures)
+        print(json.dumps(figures, indent=1))
+        return 0
     if "preprocess500" in args.stages and not (work / "preprocess500.json").is_file():
         print("preprocessing at 500 Hz", flush=True)
         figures = _in_fresh_interpreter(

@@ -42,6 +42,7 @@ class FilterSettings:
     baseline_hz: float = 0.5
     baseline_order: int = 2
     zscore: bool = True
+    normalize: str = "record"  # record (per-record z-score) | train_standard (per-lead scaler, folds 1-8)
     length_s: float = 10.0
     min_length_s: float = 10.0
     crop: str = "center"  # "center" or "start", for records longer than length_s
@@ -56,6 +57,8 @@ class FilterSettings:
             )
         if self.baseline and not 0 < self.baseline_hz < nyquist:
             raise ValueError(f"baseline cut-off {self.baseline_hz} Hz must lie in (0, {nyquist}) Hz")
+        if self.normalize not in ("record", "train_standard"):
+            raise ValueError(f"normalize must be 'record' or 'train_standard', not {self.normalize!r}")
         if self.crop not in ("center", "start"):
             raise ValueError(f"crop must be 'center' or 'start', not {self.crop!r}")
         if self.samples % self.n_bins:
@@ -86,6 +89,7 @@ def filter_settings(pre: dict) -> FilterSettings:
         baseline_hz=float(bl["cutoff_hz"]),
         baseline_order=int(bl["order"]),
         zscore=bool(pre["zscore"]),
+        normalize=str(pre.get("normalize", "record")),
         length_s=float(pre["length_s"]),
         min_length_s=float(pre["min_length_s"]),
         crop=str(pre["crop"]),
@@ -203,7 +207,8 @@ def data_identity(data: dict) -> dict:
     Download settings (mirror, mode, retries, connections) are not part of it: every PhysioNet
     file is checked against SHA256SUMS.txt, so any mirror gives the same data.
     """
-    ident = {"source": data["source"], "path": os.path.abspath(data["path"])}
+    # as given: a relative path is relative to the working directory, which may move (a copy)
+    ident = {"source": data["source"], "path": os.path.normpath(data["path"])}
     if data["source"] == "synthetic":
         syn = data.get("synthetic") or {}
         ident.update(n_records=syn.get("n_records"), seed=syn.get("seed"))
@@ -218,11 +223,12 @@ def check_data_config(data: dict, manifest: str = DATA_MANIFEST) -> None:
     try:
         with open(manifest) as f:
             built = json.load(f)
-        recorded = built.get("data") or {"source": built["source"], "path": os.path.abspath(built["root"])}
+        recorded = built.get("data") or {"source": built["source"], "path": os.path.normpath(built["root"])}
     except (OSError, ValueError, KeyError, AttributeError):
         return  # not ours to judge: the acquire rule rewrites an unreadable manifest
     wanted = data_identity(data)
-    if recorded == wanted:
+    same_folder = os.path.abspath(str(recorded.get("path"))) == os.path.abspath(wanted["path"])
+    if recorded == wanted or (same_folder and {**recorded, "path": wanted["path"]} == wanted):
         return
     show = lambda d: "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"  # noqa: E731
     raise ValueError(

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -33,7 +34,10 @@ def logged(log_path: str | Path, level: int = logging.INFO, brief: tuple[type[Ba
         try:
             yield logging.getLogger("workflow")
         except brief as exc:
-            logging.getLogger("workflow").exception("job failed")
+            # the user-facing line last; the traceback without its chain (the cause is in the
+            # message), since Snakemake echoes a failed job's log (show-failed-logs)
+            trace = "".join(traceback.format_exception(exc, chain=False)).rstrip()
+            logging.getLogger("workflow").error("job failed:\n%s\n%s", trace, exc)
             raise SystemExit(str(exc)) from None
         except BaseException:
             logging.getLogger("workflow").exception("job failed")

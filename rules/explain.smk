@@ -149,5 +149,6 @@ rule explain_record:
     params:
         filters=FILTERS.as_dict(),
         explain={**EXPLAIN_PARAMS, "features": "bins", "compare_features": False},
+        delineation_method=config["delineate"]["method"],
     script:
         "../workflow_scripts/explain_record.py"

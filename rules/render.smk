@@ -69,6 +69,8 @@ rule viewer:
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
         data=DATA,
+        # wave bands, fiducial marks, median beats and wave features in the page
+        beats=rules.delineate.output.beats,
     output:
         viewer=report(
             "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"

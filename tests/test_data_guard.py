@@ -3,6 +3,7 @@ nothing that was built is deleted or touched."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def built(tmp_path_factory) -> Path:
     return wd
 
 
+@pytest.mark.slow  # builds acquire + preprocess with Snakemake
 def test_another_data_config_is_refused_and_nothing_is_touched(built, tmp_path):
     before = _snapshot(built)
     assert "results/data/source.json" in before and TARGET in before
@@ -55,6 +57,7 @@ def test_another_data_config_is_refused_and_nothing_is_touched(built, tmp_path):
     assert _snapshot(built) == before  # same files, same mtimes, same sizes
 
 
+@pytest.mark.slow  # builds acquire + preprocess with Snakemake
 def test_same_data_with_other_download_settings_reruns_nothing(built, tmp_path):
     knobs = _config(
         tmp_path / "knobs.yaml", {"synthetic": {"n_records": 80}, "physionet": {"retries": 9, "connections": 2}}
@@ -68,7 +71,7 @@ def test_guard_reads_the_manifest_and_names_both_configs(tmp_path):
     manifest = tmp_path / "source.json"
     data = {"source": "local", "path": str(tmp_path / "ptbxl")}
     check_data_config(data, str(manifest))  # nothing built yet: nothing to guard
-    manifest.write_text(f'{{"source": "local", "data": {__import__("json").dumps(data_identity(data))}}}')
+    manifest.write_text(json.dumps({"source": "local", "data": data_identity(data)}))
     check_data_config(data, str(manifest))
     with pytest.raises(ValueError, match=r"built from data \{source: local.*asks for data \{source: physionet"):
         check_data_config({"source": "physionet", "path": "resources/ptbxl"}, str(manifest))
@@ -77,3 +80,23 @@ def test_guard_reads_the_manifest_and_names_both_configs(tmp_path):
     check_data_config(data, str(manifest))
     with pytest.raises(ValueError, match="Nothing was run or deleted"):
         check_data_config({**data, "path": str(tmp_path / "other")}, str(manifest))
+
+
+def test_the_same_folder_spelled_differently_is_the_same_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    manifest = tmp_path / "source.json"
+    manifest.write_text(json.dumps({"source": "local", "data": data_identity({"source": "local", "path": "ptbxl/"})}))
+    for spelling in ("ptbxl", "./ptbxl", str(tmp_path / "ptbxl")):
+        check_data_config({"source": "local", "path": spelling}, str(manifest))
+
+
+@pytest.mark.slow  # builds acquire + preprocess with Snakemake
+def test_a_copied_workdir_keeps_its_relative_data(built, tmp_path):
+    """A copy of the working directory (another absolute path) is not another data config."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy, symlinks=True)
+    small = _config(tmp_path / "small.yaml", {"synthetic": {"n_records": 80}})
+    run = snakemake(copy, "-n", TARGET, "--configfile", small)
+    assert run.returncode == 0, run.stderr[-2000:]

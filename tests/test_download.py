@@ -592,3 +592,20 @@ def test_archive_keeps_only_the_files_the_sums_list(server, tmp_path):
     dest = tmp_path / "ptbxl"
     acquire_physionet(server.url, dest, (100,), mode="archive", archive_url=url, archive_sha256=digest, **FAST)
     assert (dest / BIG).is_file() and not (dest / "records100" / "00000" / "evil.py").exists()
+
+
+def test_a_killed_archive_extraction_is_cleaned_up_by_the_rerun(server, tmp_path):
+    """Archive mode: a killed run's staging folder (gigabytes) is removed, the rerun completes."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    url, digest = _served_zip(server)
+    dest = tmp_path / "data" / "ptbxl"
+    host = socket.gethostname().replace("-", "_")
+    stale = dest.parent / f".ptbxl.staging-{host}-{dead.pid}"
+    (stale / "tree").mkdir(parents=True)
+    acquire_physionet(server.url, dest, (100,), mode="archive", archive_url=url, archive_sha256=digest, **FAST)
+    assert not stale.exists() and (dest / MARKER).exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["ptbxl"]

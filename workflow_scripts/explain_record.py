@@ -19,4 +19,5 @@ with logged(snakemake.log[0]):
         attributions=snakemake.output.attributions,
         viewer=snakemake.output.viewer,
         template=snakemake.input.get("template"),
+        delineation_method=snakemake.params.delineation_method,
     )

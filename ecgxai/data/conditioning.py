@@ -88,7 +88,8 @@ def condition_scaled(x: np.ndarray, settings: FilterSettings) -> tuple[np.ndarra
     x = fix_length(x, min(x.shape[-1], settings.samples), settings.crop)  # crop only
     scale = np.ones(x.shape[:-1], dtype=np.float32)
     offset = np.zeros(x.shape[:-1], dtype=np.float32)
-    if settings.zscore:  # before padding, so the padded zeros do not bias the statistics
+    # train_standard: kept in mV here; preprocess standardises every part once the training folds' scaler is fitted
+    if settings.zscore and getattr(settings, "normalize", "record") == "record":  # before padding (unbiased stats)
         scale, offset = (a.astype(np.float32) for a in zscore_params(x))
         x = zscore(x)
     x = fix_length(x, settings.samples, settings.crop)

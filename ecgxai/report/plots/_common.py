@@ -56,6 +56,8 @@ def figsize(name: str, n: int | None = None) -> tuple[float, float]:
         h = h * max(1, n)
     if n is not None and name == "error_analysis":
         h = max(h, 0.38 * n + 1.5)
+    if n is not None and name == "delineation_examples":
+        h = 1.0 + 2.2 * max(n, 1)  # one row of leads per record
     return w, h
 
 
