@@ -235,7 +235,6 @@ def viewer_records(
     sig_of = {int(e): i for i, e in enumerate(ids)}
     beats_of = {} if beats is None else {int(e): g for e, g in beats.groupby("ecg_id", sort=False)}
     records = []
-    attributions = in_space(attributions)  # the viewer draws time bins
     for ecg_id, g in attributions.groupby("ecg_id", sort=False):
         ecg_id = int(ecg_id)
         r, s = row_of[ecg_id], sig_of[ecg_id]
