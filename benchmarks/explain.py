@@ -116,9 +116,11 @@ def main():
     shap_cfg = ShapConfig(npermutations=args.npermutations)
     lime_cfg = LimeConfig(num_samples=args.lime_samples)
     predict_proba(X[:1].repeat(args.batch, 0))  # warm-up: torch kernels, and shap's numba JIT (seconds)
-    warm = Masker(X[0], args.n_bins, "zero")
-    explain_shap(predict_proba, warm, labels[0], ShapConfig(npermutations=1), seed=0)
-    explain_lime(predict_proba, warm, labels[0], LimeConfig(num_samples=50), seed=0)
+
+    for space in spaces.values():  # shap's numba code compiles per feature count: warm every space
+        warm = Masker(X[0], space, "zero")
+        explain_shap(predict_proba, warm, labels[0], ShapConfig(npermutations=1), seed=0)
+        explain_lime(predict_proba, warm, labels[0], LimeConfig(num_samples=50), seed=0)
 
     def floor(n_evals: int) -> float:
         x = np.repeat(X[:1], min(n_evals, args.batch), 0)
