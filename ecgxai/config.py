@@ -22,8 +22,11 @@ EXPLANATION_FIGURES = (
     "fig2_shap_heatmap",
     "fig3_shap_attention_alignment",
     "faithfulness_curves",
+    "beat_attribution_shap",
+    "beat_attribution_lime",
+    "beat_attribution_attention",
 )
-EXPLANATION_TABLES = ("correlation_table", "faithfulness_table")
+EXPLANATION_TABLES = ("correlation_table", "faithfulness_table", "background_table")
 
 
 @dataclass(frozen=True)

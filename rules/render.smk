@@ -30,6 +30,8 @@ rule render_performance:
 
 rule render_explanations:
     input:
+        unpack(beats_input),
+        backgrounds=rules.explain_backgrounds.output.per_record,
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,

@@ -67,10 +67,13 @@ def explain_user_record(
     predictions,
     attributions,
     viewer,
+    template=None,
     delineation_method: str = "neurokit_prominence",
 ) -> pd.DataFrame:
     """Predict and explain the WFDB record `record` (a .hea path); write the predictions table, the attributions
-    (Parquet) and a viewer page. Returns the predictions table."""
+    (Parquet) and a viewer page. Returns the predictions table. template: the NORM template (.npz) that
+    `background: normal_template` needs (a record without delineation gets its repeated normal cycle)."""
+    from ecgxai.explain.template import NormalTemplate
     from ecgxai.report.render import viewer_records
     from ecgxai.report.viewer import render_viewer
 
@@ -82,7 +85,16 @@ def explain_user_record(
     probs, _ = predict(model, x[None], device="cpu")
     labels = labels_to_explain(probs, thr, explain["top_k"])
     expl = explain_signals(
-        model, x[None], labels, names, [0], data, explain, n_bins=settings.n_bins, rate=settings.rate
+        model,
+        x[None],
+        labels,
+        names,
+        [0],
+        data,
+        explain,
+        n_bins=settings.n_bins,
+        rate=settings.rate,
+        template=NormalTemplate.load(template) if template else None,
     )
 
     table = predictions_table(names, probs[0], thr)
