@@ -68,6 +68,7 @@ def app_explain_config(explain: dict, serve_explain: dict) -> dict:
         cfg[section] = {**explain.get(section, {}), **serve_explain.get(section, {})}
     cfg["shap"]["gradient"] = False
     cfg["faithfulness"] = {**explain.get("faithfulness", {}), "enabled": False}
+    cfg["compare_features"] = False  # one feature space per request: the configured one
     return cfg
 
 
@@ -104,6 +105,16 @@ class RunService:
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
         self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
         self.reference = training_reference(self.data_dir, self.explain_cfg)
+        self.template = None
+        if self.explain_cfg["background"] == "normal_template":
+            path = results / "explain" / run / "template.npz"
+            if path.is_file():
+                from ecgxai.explain.template import NormalTemplate
+
+                self.template = NormalTemplate.load(path)
+            else:  # the workflow builds it (rule normal_template); without it, the zero background
+                log.warning("%s missing: explanations use the zero background", path)
+                self.explain_cfg["background"] = "zero"
 
         self._test_parts = test_parts
         self.test_ids = np.sort(
@@ -250,6 +261,8 @@ class RunService:
     def explain(self, rec: Record, label: int) -> dict:
         """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""
         start = time.perf_counter()
+        # The page draws attributions on time bins only (its wave overlay is not wired yet), so uploads
+        # are explained on bins even where the run's config names waves; the answer says which space.
         expl = explain_signals(
             self.model,
             rec.x[None],
@@ -262,6 +275,7 @@ class RunService:
             rate=self.settings.rate,
             progress=False,
             reference=self.reference,
+            template=self.template,
         )
         seconds = time.perf_counter() - start
         name = self.label_names[label]

@@ -84,6 +84,8 @@ def explain_user_record(
     thr = read_thresholds(thresholds, names)
     probs, _ = predict(model, x[None], device="cpu")
     labels = labels_to_explain(probs, thr, explain["top_k"])
+    # delineated once: the wave features of the explanation and the viewer's bands share these beats
+    beats = _viewer_beats(to_mv(x, lead_scale, lead_offset), settings.rate, delineation_method)
     expl = explain_signals(
         model,
         x[None],
@@ -95,13 +97,13 @@ def explain_user_record(
         n_bins=settings.n_bins,
         rate=settings.rate,
         template=NormalTemplate.load(template) if template else None,
+        beats={0: beats} if len(beats) else None,
     )
 
     table = predictions_table(names, probs[0], thr)
     write_tsv(table, predictions)
     expl.attributions.to_parquet(attributions, index=False)
     pred = {"ecg_id": np.array([0]), "prob": probs, "y_true": None, "label_names": names}
-    beats = _viewer_beats(to_mv(x, lead_scale, lead_offset), settings.rate, delineation_method)
     records = viewer_records(
         pred,
         thr,
