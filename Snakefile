@@ -45,3 +45,23 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# What the terminal says at the end: where to look, or which log explains the failure (ecgxai.run_summary).
+from ecgxai.run_summary import error_message, success_message
+
+
+onsuccess:
+    print(
+        success_message(
+            ".",
+            RUNS,
+            USER_RECORDS,
+            workflow.overwrite_configfiles,
+            config_options=bool(workflow.config_settings.config),
+        )
+    )
+
+
+onerror:
+    print(error_message(log))

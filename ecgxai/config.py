@@ -22,8 +22,11 @@ EXPLANATION_FIGURES = (
     "fig2_shap_heatmap",
     "fig3_shap_attention_alignment",
     "faithfulness_curves",
+    "beat_attribution_shap",
+    "beat_attribution_lime",
+    "beat_attribution_attention",
 )
-EXPLANATION_TABLES = ("correlation_table", "faithfulness_table")
+EXPLANATION_TABLES = ("correlation_table", "faithfulness_table", "background_table")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class FilterSettings:
     baseline_hz: float = 0.5
     baseline_order: int = 2
     zscore: bool = True
+    normalize: str = "record"  # record (per-record z-score) | train_standard (per-lead scaler, folds 1-8)
     length_s: float = 10.0
     min_length_s: float = 10.0
     crop: str = "center"  # "center" or "start", for records longer than length_s
@@ -53,6 +57,8 @@ class FilterSettings:
             )
         if self.baseline and not 0 < self.baseline_hz < nyquist:
             raise ValueError(f"baseline cut-off {self.baseline_hz} Hz must lie in (0, {nyquist}) Hz")
+        if self.normalize not in ("record", "train_standard"):
+            raise ValueError(f"normalize must be 'record' or 'train_standard', not {self.normalize!r}")
         if self.crop not in ("center", "start"):
             raise ValueError(f"crop must be 'center' or 'start', not {self.crop!r}")
         if self.samples % self.n_bins:
@@ -83,6 +89,7 @@ def filter_settings(pre: dict) -> FilterSettings:
         baseline_hz=float(bl["cutoff_hz"]),
         baseline_order=int(bl["order"]),
         zscore=bool(pre["zscore"]),
+        normalize=str(pre.get("normalize", "record")),
         length_s=float(pre["length_s"]),
         min_length_s=float(pre["min_length_s"]),
         crop=str(pre["crop"]),

@@ -124,6 +124,41 @@ def acquire_inputs(wildcards):
     return []
 
 
+from types import SimpleNamespace as Namespace
+
+# Wave features and the normal_template background need the delineation (rule delineate, DELINEATION);
+# without it every record is explained on time bins, and the outputs say so.
+EXPLAIN_PARAMS = {k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot", "backgrounds")}
+
+
+def has_delineation():
+    try:
+        rules.delineate
+    except (AttributeError, WorkflowError):  # snakemake raises WorkflowError for an unknown rule
+        return False
+    return True
+
+
+def beats_input(wildcards):
+    """The beat tables, when the workflow delineates and wave features are wanted."""
+    cfg = config["explain"]
+    wanted = cfg["features"] == "waves" or cfg["compare_features"] or cfg["background"] == "normal_template"
+    return {"beats": DELINEATION} if wanted and has_delineation() else {}
+
+
+def template_input(wildcards):
+    """The NORM template, when a background that uses it is asked for."""
+    cfg = config["explain"]
+    used = cfg["background"] == "normal_template" or "normal_template" in cfg["backgrounds"]["compare"]
+    if used and not has_delineation():
+        if cfg["background"] == "normal_template":
+            raise WorkflowError(
+                "explain.background normal_template needs delineated NORM training records (rule delineate)"
+            )
+        return {}
+    return {"template": f"results/explain/{wildcards.run}/template.npz"} if used else {}
+
+
 def all_outputs():
     HOLDOUT_RUNS = [r for r in RUNS if not crossval(r)]
     """What `snakemake` builds by default: every stage for every run in the config."""

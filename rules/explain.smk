@@ -1,7 +1,33 @@
-rule explain:
-    # SHAP (permutation over bins, and gradient on the raw signal), LIME and attention for the
-    # selected test records, plus deletion/insertion faithfulness curves.
+rule normal_template:
+    # The normal_template background: per lead and wave segment, the median shape of NORM-only
+    # training records (folds 1-8) and the median segment durations.
     input:
+        data=DATA,
+        labels="results/data/labels.parquet",
+        beats=DELINEATION,
+    output:
+        template="results/explain/{run}/template.npz",
+    log:
+        "results/logs/normal_template/{run}.log",
+    benchmark:
+        "results/benchmarks/normal_template/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    script:
+        "../workflow_scripts/normal_template.py"
+
+
+rule explain:
+    # SHAP (permutation over the record's features, and gradient on the raw signal), LIME and
+    # attention for the selected test records on wave features (bins where a record is not
+    # delineated) and, with compare_features, time bins too; deletion/insertion faithfulness.
+    input:
+        unpack(beats_input),
+        unpack(template_input),
         weights=rules.train.output.weights,
         sidecar=rules.train.output.sidecar,
         thresholds=rules.train.output.thresholds,
@@ -15,6 +41,7 @@ rule explain:
         selection="results/explain/{run}/selection.tsv",
         faithfulness="results/explain/{run}/faithfulness.tsv",
         curves="results/explain/{run}/faithfulness_curves.parquet",
+        spaces="results/explain/{run}/feature_spaces.tsv",
     log:
         "results/logs/explain/{run}.log",
     benchmark:
@@ -26,9 +53,38 @@ rule explain:
         mem_mb=6000,
         runtime=120,
     params:
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        explain=EXPLAIN_PARAMS,
     script:
         "../workflow_scripts/explain.py"
+
+
+rule explain_backgrounds:
+    # How the masking background changes SHAP/LIME and their faithfulness, per label: the first
+    # explain.backgrounds.records selected records explained once per background.
+    input:
+        unpack(beats_input),
+        unpack(template_input),
+        weights=rules.train.output.weights,
+        thresholds=rules.train.output.thresholds,
+        predictions="results/predictions/{run}/test.parquet",
+        data=DATA,
+    output:
+        per_record="results/explain/{run}/backgrounds_per_record.parquet",
+    log:
+        "results/logs/explain_backgrounds/{run}.log",
+    benchmark:
+        "results/benchmarks/explain_backgrounds/{run}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: max(1, min(4, workflow.cores))
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        explain=EXPLAIN_PARAMS,
+        backgrounds=config["explain"]["backgrounds"],
+    script:
+        "../workflow_scripts/explain_backgrounds.py"
 
 
 rule correlate:
@@ -64,6 +120,7 @@ rule explain_record:
     # A user's own WFDB record (config explain_record.records) through the same preprocessing,
     # the model of explain_record.run, SHAP/LIME/attention and a viewer page.
     input:
+        unpack(lambda w: template_input(Namespace(run=config["explain_record"]["run"]))),
         weights=f"results/models/{config['explain_record']['run']}/model.pt",
         thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
         sidecar=f"results/models/{config['explain_record']['run']}/model.json",
@@ -91,6 +148,7 @@ rule explain_record:
         runtime=30,
     params:
         filters=FILTERS.as_dict(),
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
+        explain={**EXPLAIN_PARAMS, "features": "bins", "compare_features": False},
+        delineation_method=config["delineate"]["method"],
     script:
         "../workflow_scripts/explain_record.py"

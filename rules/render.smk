@@ -30,6 +30,8 @@ rule render_performance:
 
 rule render_explanations:
     input:
+        unpack(beats_input),
+        backgrounds=rules.explain_backgrounds.output.per_record,
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
@@ -67,6 +69,8 @@ rule viewer:
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
         data=DATA,
+        # wave bands, fiducial marks, median beats and wave features in the page
+        beats=rules.delineate.output.beats,
     output:
         viewer=report(
             "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"

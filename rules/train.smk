@@ -72,7 +72,7 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{run}.tsv"
     conda:
-        "../envs/torch.yaml"
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ecgxai.config import FOLDS, cv_splits, run_scheme
@@ -64,3 +65,33 @@ def test_pooling_refuses_a_record_in_two_test_folds_and_foreign_folds(tmp_path):
     preds, thrs = _fold_files(tmp_path, [1, 2], [[1], [2]])
     with pytest.raises(ValueError, match="expected test fold 3"):
         pool_predictions(preds, thrs, [1, 3], tmp_path / "cv.parquet", tmp_path / "cv.json")
+
+
+def test_ablation_pairs_each_variant_with_the_reference_of_its_seed(tmp_path):
+    from ecgxai.evaluation.ablation import ablation_table, paired_against_reference, summarize
+
+    rng = np.random.default_rng(1)
+    ids, y = np.arange(1, 121), rng.integers(0, 2, (120, 2))
+    good = np.clip(0.6 * y + 0.4 * rng.random((120, 2)), 0, 1)
+    runs = []
+    for variant, probs in (
+        ("hybrid", good),
+        ("same", good.copy()),
+        ("noisy", np.clip(good + rng.normal(0, 0.4, good.shape), 0, 1)),
+    ):
+        pred, thr = tmp_path / f"{variant}.parquet", tmp_path / f"{variant}.json"
+        write_predictions(pred, ids[::-1], y[::-1], probs[::-1], np.ones((120, 3)) / 3, ["A", "B"], {"folds": [10]})
+        thr.write_text(json.dumps({"thresholds": {"A": 0.5, "B": 0.5}}))
+        runs.append({"variant": variant, "seed": 0, "run": f"abl-{variant}-s0", "predictions": pred, "thresholds": thr})
+    paired = paired_against_reference(runs, "hybrid", n_boot=200).set_index(["variant", "metric"])
+    assert paired.at[("same", "macro_auc"), "delta"] == 0 and paired.at[
+        ("same", "macro_auc"), "p_value"
+    ] == pytest.approx(1)
+    assert paired.at[("noisy", "macro_auc"), "delta"] < 0 and paired.at[("noisy", "macro_auc"), "p_value"] < 0.05
+    per_run = pd.DataFrame({"variant": ["hybrid", "same", "noisy"], "seed": 0, "macro_auc": 0.8, "macro_f1_tuned": 0.5,
+                            "fmax": 0.6, "parameters": 1, "seconds_per_epoch": 1.0, "inference_ms_per_record": 1.0,
+                            "test_records": 120, "split": "holdout"})  # fmt: skip
+    summary = summarize(per_run, paired.reset_index())
+    ablation_table(summary, tmp_path / "ablation", "hybrid", "Data: test")
+    md = (tmp_path / "ablation.md").read_text()
+    assert "ΔAUC vs hybrid" in md and "reference" in md and "+0.000 [+0.000, +0.000]" in md

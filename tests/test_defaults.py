@@ -94,13 +94,13 @@ def test_explainer_settings_defaults_are_the_config_explain_section(section, set
 def test_explain_and_evaluate_function_defaults_are_the_config_values():
     from ecgxai.evaluation.metrics import evaluate
     from ecgxai.explain.agreement import correlations_from_attributions
-    from ecgxai.explain.core import explain_records
-    from ecgxai.explain.faithfulness import faithfulness
+    from ecgxai.explain.core import FAITHFULNESS_DEFAULTS, explain_records
     from ecgxai.explain.select import labels_to_explain
 
     explain, pre = CONFIG["explain"], CONFIG["preprocess"]
     pairs = {
-        "faithfulness step": (_default(faithfulness, "step"), explain["faithfulness"]["step"]),
+        "faithfulness points": (FAITHFULNESS_DEFAULTS["points"], explain["faithfulness"]["points"]),
+        "faithfulness step": (FAITHFULNESS_DEFAULTS["step"], explain["faithfulness"]["step"]),
         "explain_records background": (_default(explain_records, "background"), explain["background"]),
         "explain_records blur_sigma_s": (_default(explain_records, "blur_sigma_s"), explain["blur_sigma_s"]),
         "explain_records n_boot": (_default(explain_records, "n_boot"), explain["n_boot"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -149,3 +151,19 @@ def test_boundaries_are_global_over_leads():
     g = combine_leads(per_lead, r, RATE, 1000)
     assert g[0].tolist() == [84, 94, 94, 100, 105, 112, 133]
     assert g[1, k("p_on")] == -1 and g[1, k("qrs_on")] == 194 and g[1, k("r")] == 200
+
+
+def test_figure_of_delineated_examples(synthetic, tmp_path):
+    from PIL import Image
+
+    from ecgxai.report import plots
+    from ecgxai.report.render import render_delineation
+
+    png, pdf = map(Path, render_delineation(synthetic["data"], synthetic["out"], tmp_path / "delineation_examples"))
+    assert png.name == "delineation_examples.png" and pdf.read_bytes()[:5] == b"%PDF-"
+    shown = plots.delineation.pick_examples(read_delineation_summary(synthetic["out"]))
+    assert len(shown) == len(set(shown)) == 4
+    w, h = plots.figsize("delineation_examples", len(shown))
+    with Image.open(png) as im:
+        assert im.size == (round(w * plots.DPI), round(h * plots.DPI))
+    assert "mV" in plots.caption(png) and "CSE" in plots.caption(png)

@@ -359,11 +359,15 @@ def test_explain_records_end_to_end(tmp_path):
     )
     assert isinstance(out, Explanations)
     at = out.attributions
-    assert list(at.columns) == ["ecg_id", "label", "method", "lead", "bin", "value"]
+    assert list(at.columns) == ["ecg_id", "label", "method", "feature_space", "lead", "feature", "bin", "value"]
     assert set(at.method) == {"shap", "lime", "attention", "shap_gradient"}
+    assert set(at.feature_space) == {"bins"} and at.feature.iloc[:N_BINS].tolist() == [f"bin{b:02d}" for b in range(20)]
     assert len(at) == 4 * (2 + 1) * 12 * N_BINS
     one = at[(at.ecg_id == 101) & (at.label == "A") & (at.method == "attention")]
-    assert one.groupby("lead").value.sum().round(9).eq(1.0).all()  # each lead row sums to 1
+    # coverage-normalised: each bin shows the attention of the step covering it, the same on every lead
+    expected = np.repeat(attention_fn(X[:1])[0], 2)
+    for _, row in one.groupby("lead"):
+        np.testing.assert_allclose(row.sort_values("bin").value, expected)
     shap_a = at[(at.ecg_id == 102) & (at.method == "shap")]
     assert shap_a.loc[shap_a.value.abs().idxmax(), ["lead", "bin"]].tolist() == ["AVR", BIN]
     m = out.meta

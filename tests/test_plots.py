@@ -321,4 +321,22 @@ def test_faithfulness_table(data, tmp_path):
     best = out[out.best].set_index("kind")["method"]
     assert best["deletion"] == "shap" and best["insertion"] == "shap"  # steepest synthetic curves
     md = (tmp_path / "faith.md").read_text()
-    assert "Most faithful by deletion AUC (lower is better): shap" in md
+    assert "bins: most faithful by deletion AUC (lower is better): shap" in md
+
+
+def test_faithfulness_table_says_which_space_is_more_faithful(data, tmp_path):
+    bins = data["aucs"].assign(feature_space="bins")
+    # the same record-labels on waves, where every method but random gains 0.1 insertion AUC
+    waves = bins.assign(
+        feature_space="waves",
+        auc=np.where((bins.kind == "insertion") & (bins.method != "random"), bins.auc + 0.1, bins.auc),
+    )
+    aucs = pd.concat([waves, bins], ignore_index=True)
+    comp = tables.space_comparison(aucs)
+    assert set(comp.method) == set(bins.method) - {"random"}
+    assert (comp.more_faithful == "waves").all()
+    np.testing.assert_allclose(comp.difference, 0.1, rtol=1e-9)
+    out = check_table(tables.faithfulness_table(aucs, tmp_path / "faith2"), "faith2")
+    assert set(out.feature_space) == {"waves", "bins"}
+    md = (tmp_path / "faith2.md").read_text()
+    assert "shap: waves is the more faithful space" in md

@@ -160,7 +160,7 @@ def test_sampling_weights_tempered_by_power_and_cap():
     np.testing.assert_allclose(root, raw**0.5 / (raw**0.5).mean())
     np.testing.assert_allclose(sample_weights(Y, power=0.0), np.ones(len(Y)))
     capped = sample_weights(Y, cap=3.0)
-    assert capped.max() <= 3.0 + 1e-9 and raw.max() > 3.0
+    assert capped.max() <= 3.0 * (1 + 1e-8) and raw.max() > 3.0  # the fixed point is reached to 1e-9 relative
     assert capped.mean() == pytest.approx(1.0)
     # ordering survives tempering: a rarer label's records are still drawn more often
     assert np.all(np.diff(capped[np.argsort(raw, kind="stable")]) >= -1e-12)

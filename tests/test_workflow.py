@@ -175,6 +175,8 @@ def test_explain_your_own_ecg(workdir, tmp_path):
     assert run.returncode != 0
     log = (workdir / "results" / "logs" / "explain_record" / "bad.log").read_text()
     assert "00008_lr.hea: 2 signals" in log and "missing ['III'" in log
+    # the closing message shows the failed rule's log and what to try (Snakefile onerror)
+    assert "last" in run.stdout and "00008_lr.hea: 2 signals" in run.stdout and "What to try:" in run.stdout
 
 
 def test_ablation_target_renders_the_grid(workdir):
@@ -189,3 +191,8 @@ def test_ablation_target_renders_the_grid(workdir):
     assert (table.parameters > 0).all() and (table.inference_ms_per_record > 0).all()
     assert table.set_index("variant").at["cnn", "parameters"] < table.set_index("variant").at["hybrid", "parameters"]
     assert (workdir / "results" / "figures" / "ablation.png").stat().st_size > 10_000
+    paired = pd.read_csv(workdir / "results" / "tables" / "ablation_paired.tsv", sep="\t")
+    assert set(paired.variant) == {"cnn"} and (paired.reference_run == "abl-hybrid-s0").all()
+    assert (
+        table.set_index("variant").at["cnn", "delta_macro_auc"] == paired.set_index("metric").at["macro_auc", "delta"]
+    )

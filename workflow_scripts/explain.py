@@ -13,5 +13,7 @@ with logged(snakemake.log[0]):
         thresholds=snakemake.input.thresholds,
         data_dir=snakemake.input.data,
         cfg=snakemake.params.explain,
+        beats_dir=snakemake.input.get("beats"),
+        template=snakemake.input.get("template"),
     )
-    write_explanations(explanations, selection, **snakemake.output)
+    write_explanations(explanations, selection, requested=snakemake.params.explain["features"], **snakemake.output)

@@ -18,4 +18,6 @@ with logged(snakemake.log[0]):
         predictions=snakemake.output.predictions,
         attributions=snakemake.output.attributions,
         viewer=snakemake.output.viewer,
+        template=snakemake.input.get("template"),
+        delineation_method=snakemake.params.delineation_method,
     )

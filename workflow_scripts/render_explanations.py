@@ -1,4 +1,5 @@
-"""Rule render_explanations: Figures 1-3, faithfulness curves, agreement and faithfulness tables."""
+"""Rule render_explanations: Figures 1-3, beat-aligned Figure 2, faithfulness curves, agreement, faithfulness and
+background tables."""
 
 from ecgxai.report.render import render_explanations
 from ecgxai.runlog import logged

@@ -97,7 +97,13 @@ def process_part(
         patients,
         folds,
         conditioned,
-        {**meta, "kind": "signals", "units": "z-score per lead" if settings.zscore else "mV"},
+        {
+            **meta,
+            "kind": "signals",
+            "units": ("z-score per lead" if settings.normalize == "record" else "mV (standardised below)")
+            if settings.zscore
+            else "mV",
+        },
         lead_scale=scale,
         lead_offset=offset,
     )
@@ -207,6 +213,12 @@ def preprocess(
         kept += r.kept
         quality += r.quality
 
+    if settings.zscore and settings.normalize == "train_standard":
+        from ecgxai.config import SPLITS
+        from ecgxai.data.normalization import standardize_parts
+
+        stats = standardize_parts(tmp_dir, SPLITS["train"])
+        log.info("train_standard: per-lead scaler fitted on folds %s (%d records)", SPLITS["train"], stats["records"])
     kept_meta = meta.loc[sorted(kept)]
     table = labels_table(kept_meta, statements, likelihood_min=likelihood_min, min_count=min_count)
     quality_df = pd.DataFrame(quality, columns=QUALITY_COLUMNS).sort_values("ecg_id", kind="stable")

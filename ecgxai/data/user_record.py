@@ -110,6 +110,15 @@ def _window(n: int, fs: float, settings: signal.FilterSettings) -> tuple[int, in
 
 def prepare_user_record(path: str | Path, settings: signal.FilterSettings) -> tuple[np.ndarray, list[str]]:
     """The conditioned record [12, samples] the model expects, and notes on what was changed."""
+    x, _scale, _offset, notes = prepare_user_record_scaled(path, settings)
+    return x, notes
+
+
+def prepare_user_record_scaled(
+    path: str | Path, settings: signal.FilterSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """`prepare_user_record` plus lead_scale and lead_offset [12]: mV = x * lead_scale + lead_offset
+    (what the viewer draws, and what delineation reads)."""
     base, header, _ = read_user_header(path)
     hea = header_path(base)
     try:
@@ -130,10 +139,10 @@ def prepare_user_record(path: str | Path, settings: signal.FilterSettings) -> tu
     flat = signal.flat_leads(x[None])[0]
     if flat.any():
         raise UserRecordError(f"{hea}: flat lead(s) {[lead for lead, f in zip(LEADS, flat) if f]}")
-    out = signal.condition(x[None].astype(np.float32), settings)[0]
+    out, scale, offset = (a[0] for a in signal.condition_scaled(x[None].astype(np.float32), settings))
     if not np.isfinite(out).all():  # e.g. values beyond float32 after scaling: never explained as an ECG
         bad = [lead for lead, row in zip(LEADS, out) if not np.isfinite(row).all()]
         raise UserRecordError(f"{hea}: the conditioned signal is not finite in lead(s) {bad}")
     for note in notes:
         log.info("%s: %s", hea, note)
-    return out, notes
+    return out, scale, offset, notes

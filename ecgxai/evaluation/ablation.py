@@ -217,11 +217,18 @@ def ablation_table(summary: pd.DataFrame, out_stem, reference: str = "hybrid", c
     return tables._write(summary, fmt, out_stem, CAPTION, notes)
 
 
-def ablation_figure(per_run: pd.DataFrame, out_stem) -> list[str]:
-    """Per-seed points and means of macro AUC and macro F1 per variant."""
+def ablation_figure(
+    per_run: pd.DataFrame, out_stem, paired: pd.DataFrame | None = None, reference: str = ""
+) -> list[str]:
+    """Per-seed points and means of macro AUC and macro F1 per variant; with `paired`, a third panel of
+    the paired ΔAUC against the reference (one point and 95% interval per seed)."""
     order = list(dict.fromkeys(per_run["variant"]))
+    crossval = "split" in per_run and len(per_run) and str(per_run["split"].iloc[0]).startswith("10-fold")
+    test = "out-of-fold" if crossval else "test fold"
+    n_panels = 3 if paired is not None and len(paired) else 2
     with figure("faithfulness_curves") as fig:
-        axes = fig.subplots(1, 2)
+        fig.set_size_inches(5.0 * n_panels, 5.0)
+        axes = fig.subplots(1, n_panels)
         for ax, (metric, label) in zip(axes, (("macro_auc", "macro ROC AUC"), ("macro_f1_tuned", "macro F1 (tuned)"))):
             for i, variant in enumerate(order):
                 v = per_run.loc[per_run.variant == variant, metric].to_numpy()
@@ -229,8 +236,20 @@ def ablation_figure(per_run: pd.DataFrame, out_stem) -> list[str]:
                 ax.hlines(v.mean(), i - 0.3, i + 0.3, color="black", lw=2, zorder=4)
             ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
             ax.set_xlabel("variant")
-            ax.set_ylabel(f"{label} (test fold, unitless)")
+            ax.set_ylabel(f"{label} ({test}, unitless)")
             ax.set_title(label)
+        if n_panels == 3:
+            ax = axes[2]
+            d = paired[paired.metric == "macro_auc"]
+            for i, variant in enumerate(order):
+                rows = d[d.variant == variant]
+                for k, r in enumerate(rows.itertuples(index=False)):
+                    x = i + (k - (len(rows) - 1) / 2) * 0.15
+                    ax.errorbar(x, r.delta, yerr=[[r.delta - r.ci_low], [r.ci_high - r.delta]], fmt="o",
+                                color=PALETTE[i % len(PALETTE)], capsize=3)  # fmt: skip
+            ax.axhline(0, color="0.4", ls="--", lw=0.8)
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+            ax.set(xlabel="variant", ylabel="paired ΔAUC (variant - reference)", title=f"ΔAUC vs {reference} (95% CI)")
         fig.suptitle("Ablation: what each part of the model is worth (points: seeds, bars: mean)")
         return save(fig, out_stem)
 
@@ -280,5 +299,5 @@ def ablation_run(
     with open(contexts[0]) as f:
         note = tables.context_note(json.load(f))
     ablation_table(summary, Path(table).with_suffix(""), reference, note)
-    ablation_figure(rows, Path(figure).with_suffix(""))
+    ablation_figure(rows, Path(figure).with_suffix(""), pairs, reference)
     return summary

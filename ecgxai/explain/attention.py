@@ -1,4 +1,4 @@
-"""Attention over the T' recurrent steps -> attention over the n_bins input time bins.
+"""Attention over the T' recurrent steps -> attention over input time bins or any `FeatureSpace`.
 
 Each step covers a known span of input samples, given as `step_edges`:
   * an array [T'+1] of contiguous edges (step i covers edges[i]:edges[i+1]), as
@@ -9,6 +9,12 @@ A step's weight is spread uniformly over its samples (clipped to [0, T)), so a b
 gets the overlap-weighted sum of the steps' attention and the bins sum to 1 whenever
 the steps' attention does.
 
+On a `FeatureSpace` (wave segments, or bins) a segment's attention is the overlap-weighted
+*mean* over the steps that cover it (`attention_to_space`): a segment's attention mass divided by
+how many steps' worth of span cover it. Without that normalisation TP, which spans most of a
+record, would win every ranking by its length alone; with it a segment ranks by how strongly the
+model attends while it is in that segment. On equal bins both give the same ranking.
+
 Attention has no lead axis: the lead axis is shared, i.e. `broadcast_leads` repeats the
 same time profile on all 12 leads (each lead row sums to 1, not the whole map).
 """
@@ -16,6 +22,8 @@ same time profile on all 12 leads (each lead row sums to 1, not the whole map).
 from __future__ import annotations
 
 import numpy as np
+
+from ecgxai.explain.features import FeatureSpace
 
 
 def step_intervals(step_edges, T: int) -> np.ndarray:
@@ -57,3 +65,32 @@ def broadcast_leads(bin_attention: np.ndarray, n_leads: int = 12) -> np.ndarray:
     """[..., n_bins] -> [..., n_leads, n_bins]: the lead axis is shared (same profile per lead)."""
     b = np.asarray(bin_attention)
     return np.repeat(b[..., None, :], n_leads, axis=-2)
+
+
+def step_segment_overlap(step_edges, space: FeatureSpace) -> np.ndarray:
+    """[T', n_segments] share of each step's span lying in each segment of `space` (rows sum to 1).
+
+    Samples are unit intervals [t, t+1); fractional step edges split a sample proportionally.
+    """
+    iv = step_intervals(step_edges, space.T)
+    grid = np.arange(space.T + 1, dtype=np.float64)
+    # cumulative sample count of every segment at each integer position, interpolated at the edges
+    cum = np.vstack([np.zeros(space.n_segments), np.cumsum(space.membership.T, axis=0)])  # [T+1, S]
+    at = lambda e: np.stack([np.interp(e, grid, cum[:, k]) for k in range(space.n_segments)], axis=1)  # noqa: E731
+    overlap = at(iv[:, 1]) - at(iv[:, 0])
+    return overlap / (iv[:, 1:] - iv[:, :1])
+
+
+def attention_to_space(attention: np.ndarray, step_edges, space: FeatureSpace) -> np.ndarray:
+    """attention [T'] or [n, T'] -> [n_segments] or [n, n_segments]: coverage-normalised mean per segment.
+
+    value(segment) = sum_s a_s * share(s, segment) / sum_s share(s, segment), where share(s, segment)
+    is the fraction of step s's span inside the segment; a segment the record lacks gets 0.
+    """
+    a = np.asarray(attention, dtype=np.float64)
+    W = step_segment_overlap(step_edges, space)
+    if a.shape[-1] != W.shape[0]:
+        raise ValueError(f"attention has {a.shape[-1]} steps but step_edges describe {W.shape[0]}")
+    coverage = W.sum(0)  # steps' worth of span covering each segment
+    mass = a @ W
+    return np.divide(mass, coverage, out=np.zeros_like(mass), where=coverage > 0)

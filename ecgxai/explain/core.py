@@ -1,19 +1,21 @@
-"""Explanations of a multi-label ECG classifier over 12 x n_bins time-bin features.
+"""Explanations of a multi-label ECG classifier over a record's feature spaces (waves and/or time bins).
 
-`explain_records` runs, per record, permutation SHAP and LIME over the binary bin
-features (one batched set of coalitions serves every label), optionally gradient SHAP on
-the raw input and the model's attention mapped to bins, then the agreement between maps
-and deletion/insertion faithfulness curves. Everything comes back as tidy DataFrames.
+`explain_records` runs, per record and feature space (`ecgxai.explain.features`: 12 leads x P/PR/QRS/
+ST/T/TP where the record is delineated, else 12 x n_bins time bins), permutation SHAP and LIME over the
+binary features (one batched set of coalitions serves every label), optionally gradient SHAP on the
+raw input summed into the features and the model's attention mapped to them, then deletion/insertion
+faithfulness curves. A record can be explained in several spaces in one call (waves and bins, to
+compare them); every output row names its feature space. Everything comes back as tidy DataFrames.
 
 Defaults (2 CPU cores, HybridECGNet at T=1000; see benchmarks/explain.py):
-  SHAP  npermutations=3  -> 1443 model calls per record (all labels at once)
+  SHAP  npermutations=3  -> 3 x (2F + 1) model calls per record: 435 on 72 wave features, 1443 on 240 bins
   LIME  num_samples=1000, kernel_width=25 (x100 cosine distance), uniform-count sampling
-  faithfulness step=24 bins (11 points per curve), shap/lime/attention/random rankings
+  faithfulness 13 points per curve, shap/lime/attention/random rankings
 """
 
 from __future__ import annotations
 
-import inspect
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -23,33 +25,55 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.attention import attention_to_bins, broadcast_leads
+from ecgxai.explain.attention import attention_to_space, broadcast_leads
 from ecgxai.explain.correlation import record_correlations, summarize
 from ecgxai.explain.faithfulness import faithfulness
+from ecgxai.explain.features import FeatureSpace, bin_space
 from ecgxai.explain.lime_explain import LimeConfig, explain_lime
 from ecgxai.explain.masking import Masker
 from ecgxai.explain.shap_explain import ShapConfig, explain_shap, gradient_shap, sample_background
+from ecgxai.explain.template import NormalTemplate
 
 __all__ = ["explain_records", "Explanations", "ShapConfig", "LimeConfig", "Masker", "long_format"]
 
-
-def _default(fn: Callable, name: str):
-    return inspect.signature(fn).parameters[name].default
+ATTRIBUTION_COLUMNS = ["ecg_id", "label", "method", "feature_space", "lead", "feature", "bin", "value"]
+META_COLUMNS = [
+    "ecg_id",
+    "label",
+    "method",
+    "feature_space",
+    "background",
+    "base",
+    "fx",
+    "additivity_error",
+    "score",
+    "intercept",
+    "n_evals",
+    "seconds",
+    "notes",
+]
+CURVE_COLUMNS = ["ecg_id", "label", "method", "feature_space", "kind", "k", "fraction", "prob"]
+AUC_COLUMNS = ["ecg_id", "label", "method", "feature_space", "kind", "auc"]
+FAITHFULNESS_DEFAULTS = {"enabled": True, "points": 13, "step": None, "order": "signed", "random": True}
 
 
 @dataclass
 class Explanations:
     """Tidy outputs of `explain_records` (every frame is ready for `DataFrame.to_parquet`).
 
-    attributions: ecg_id, label, method, lead, bin, value  (method: shap, lime, attention,
-                  shap_gradient; attention repeats its time profile on every lead)
-    meta:         ecg_id, label, method, base, fx, additivity_error, score, intercept, n_evals, seconds
-                  (base/fx/additivity for SHAP, score = LIME's weighted R^2, NaN where not applicable)
-    correlations: ecg_id, label, method_a, method_b, space, variant, pearson, spearman, n, reason
-    correlation_summary: method_a, method_b, space, variant, statistic, mean, median, ci_low, ci_high, n, n_nan
-    curves:       ecg_id, label, method, kind, k, fraction, prob
-    aucs:         ecg_id, label, method, kind, auc
-    maps:         {method: {ecg_id: array [labels, leads, n_bins]}} for in-memory use
+    attributions: ecg_id, label, method, feature_space, lead, feature, bin, value
+                  (method: shap, lime, attention, shap_gradient; feature_space: waves | bins; feature:
+                  the segment or bin name, bin: its index within the lead; attention repeats its time
+                  profile on every lead)
+    meta:         ecg_id, label, method, feature_space, background, base, fx, additivity_error, score,
+                  intercept, n_evals, seconds, notes (base/fx/additivity for SHAP, score = LIME's
+                  weighted R^2, NaN where not applicable; notes: fallback or estimated boundaries)
+    correlations: ecg_id, label, feature_space, method_a, method_b, space, variant, pearson, spearman, n, reason
+    correlation_summary: feature_space, method_a, method_b, space, variant, statistic, mean, median, ci_low,
+                  ci_high, n, n_nan
+    curves:       ecg_id, label, method, feature_space, kind, k, fraction, prob
+    aucs:         ecg_id, label, method, feature_space, kind, auc
+    maps:         {feature_space: {method: {ecg_id: array [labels, leads, n_features_per_lead]}}}
     """
 
     attributions: pd.DataFrame
@@ -61,19 +85,34 @@ class Explanations:
     maps: dict = field(default_factory=dict, repr=False)
 
 
-def long_format(values: np.ndarray, ecg_id, labels: Sequence, method: str, lead_names: Sequence) -> pd.DataFrame:
-    """[labels, leads, n_bins] -> rows (ecg_id, label, method, lead, bin, value)."""
-    L, leads, n_bins = values.shape
+def long_format(
+    values: np.ndarray, ecg_id, labels: Sequence, method: str, lead_names: Sequence, space: FeatureSpace | None = None
+) -> pd.DataFrame:
+    """[labels, leads, n_features_per_lead] -> rows (ATTRIBUTION_COLUMNS); space None: time bins."""
+    L, leads, n_per_lead = values.shape
+    kind = space.kind if space is not None else "bins"
+    seg_names = space.segment_names if space is not None else tuple(f"bin{i:02d}" for i in range(n_per_lead))
+    if len(seg_names) != n_per_lead:
+        raise ValueError(f"values have {n_per_lead} features per lead, the space names {len(seg_names)}")
     return pd.DataFrame(
         dict(
             ecg_id=ecg_id,
-            label=np.repeat(np.asarray(labels, dtype=object), leads * n_bins),
+            label=np.repeat(np.asarray(labels, dtype=object), leads * n_per_lead),
             method=method,
-            lead=np.tile(np.repeat(np.asarray(lead_names, dtype=object), n_bins), L),
-            bin=np.tile(np.arange(n_bins), L * leads),
+            feature_space=kind,
+            lead=np.tile(np.repeat(np.asarray(lead_names, dtype=object), n_per_lead), L),
+            feature=np.tile(np.asarray(seg_names, dtype=object), L * leads),
+            bin=np.tile(np.arange(n_per_lead), L * leads),
             value=values.ravel().astype(np.float64),
         )
     )
+
+
+def curve_step(n_features: int, fcfg: dict) -> int:
+    """Features masked per faithfulness point: `step` if given, else `points` points over any space."""
+    if fcfg.get("step"):
+        return int(fcfg["step"])
+    return max(1, math.ceil(n_features / max(1, int(fcfg["points"]) - 1)))
 
 
 def _record_seed(seed: int, i: int) -> int:
@@ -104,14 +143,18 @@ def explain_records(
     faithfulness_cfg: dict | None = None,
     n_boot: int = 2000,
     correlations: bool = True,
+    spaces: Sequence[Sequence[FeatureSpace]] | None = None,
+    template: NormalTemplate | None = None,
 ) -> Explanations:
     """Explain records [n, leads, T] for their labels (indices into the model's outputs).
 
     predict_proba(x [m, leads, T] float32) -> probabilities [m, C]: the batched model call.
+    spaces: per record, the feature spaces to explain it in (e.g. [waves, bins]); default: n_bins
+    time bins for every record. background: zero | mean | blur | normal_template (needs `template`).
     attention_fn(x [m, leads, T]) -> attention [m, T'] with `step_edges` ([T'+1], [T', 2] or
     callable T -> edges) giving each step's input span. gradient_model: a torch module
     x -> probabilities [B, C] for gradient SHAP, with `gradient_background` training records.
-    faithfulness_cfg: {"enabled": True, "step": 24, "order": "signed", "random": True}.
+    faithfulness_cfg: {"enabled": True, "points": 13, "step": None, "order": "signed", "random": True}.
     correlations=False leaves `correlations`/`correlation_summary` empty (computed elsewhere).
     Record i uses its own seed derived from (seed, i), so results do not depend on batching.
     """
@@ -119,11 +162,17 @@ def explain_records(
     if X.ndim != 3 or len(labels_per_record) != len(X):
         raise ValueError("X_records must be [n, leads, T] with one label list per record")
     n, leads, T = X.shape
+    if spaces is None:
+        shared = bin_space(T, n_bins)
+        spaces = [[shared]] * n
+    if len(spaces) != n or any(len(s) == 0 for s in spaces):
+        raise ValueError("spaces must give at least one FeatureSpace per record")
     shap_cfg, lime_cfg = ShapConfig.from_any(shap_cfg), LimeConfig.from_any(lime_cfg)
-    fcfg = {"enabled": True, "step": _default(faithfulness, "step"), "order": "signed", "random": True}
-    fcfg.update(faithfulness_cfg or {})
+    fcfg = {**FAITHFULNESS_DEFAULTS, **(faithfulness_cfg or {})}
     if attention_fn is not None and step_edges is None:
         raise ValueError("attention_fn needs step_edges (each attention step's input sample span)")
+    if background == "normal_template" and template is None:
+        raise ValueError("background 'normal_template' needs a NormalTemplate (built from NORM training records)")
     ids = list(ecg_ids) if ecg_ids is not None else list(range(n))
     lead_names = list(lead_names) if lead_names is not None else (list(LEADS) if leads == 12 else list(range(leads)))
     use_grad = gradient_model is not None and shap_cfg.gradient
@@ -140,119 +189,134 @@ def explain_records(
             continue
         names = [label_names[c] for c in labels] if label_names is not None else labels
         rs, eid = _record_seed(seed, i), ids[i]
-        masker = Masker(X[i], n_bins, background, lead_means, blur_sigma_s, rate)
-        rec_maps = {}
-
-        t0 = time.perf_counter()
-        sh = explain_shap(predict_proba, masker, labels, shap_cfg, rs)
-        rec_maps["shap"] = sh.values
-        meta += [
-            dict(
-                ecg_id=eid,
-                label=names[j],
-                method="shap",
-                base=sh.base[j],
-                fx=sh.fx[j],
-                additivity_error=sh.additivity[j],
-                n_evals=sh.n_evals,
-                seconds=time.perf_counter() - t0,
-            )
-            for j in range(len(labels))
-        ]
-
-        t0 = time.perf_counter()
-        li = explain_lime(predict_proba, masker, labels, lime_cfg, rs)
-        rec_maps["lime"] = li.values
-        meta += [
-            dict(
-                ecg_id=eid,
-                label=names[j],
-                method="lime",
-                score=li.score[j],
-                intercept=li.intercept[j],
-                fx=li.local_pred[j],
-                n_evals=li.n_evals,
-                seconds=time.perf_counter() - t0,
-            )
-            for j in range(len(labels))
-        ]
-
+        # once per record, whatever the spaces: per-sample gradients and the attention profile
+        grad = att = None
         if use_grad:
             t0 = time.perf_counter()
-            gr = gradient_shap(gradient_model, X[i], labels, grad_bg, n_bins, shap_cfg, rs)
-            rec_maps["shap_gradient"] = gr.values
+            grad = gradient_shap(gradient_model, X[i], labels, grad_bg, None, shap_cfg, rs)
+            grad_seconds = time.perf_counter() - t0
+        if attention_fn is not None:
+            att = np.asarray(attention_fn(X[i : i + 1]), dtype=np.float64)[0]
+
+        for space in spaces[i]:
+            kind, notes = space.kind, "; ".join(space.notes)
+            common = dict(ecg_id=eid, feature_space=kind, background=background, notes=notes)
+            masker = Masker(X[i], space, background, lead_means, blur_sigma_s, rate, template=template)
+            rec_maps = {}
+
+            t0 = time.perf_counter()
+            sh = explain_shap(predict_proba, masker, labels, shap_cfg, rs)
+            rec_maps["shap"] = sh.values
+            dt = time.perf_counter() - t0
             meta += [
                 dict(
-                    ecg_id=eid,
+                    common,
                     label=names[j],
-                    method="shap_gradient",
-                    base=gr.base[j],
-                    fx=gr.fx[j],
-                    additivity_error=gr.additivity[j],
-                    n_evals=gr.n_evals,
-                    seconds=time.perf_counter() - t0,
+                    method="shap",
+                    base=sh.base[j],
+                    fx=sh.fx[j],
+                    additivity_error=sh.additivity[j],
+                    n_evals=sh.n_evals,
+                    seconds=dt,
                 )
                 for j in range(len(labels))
             ]
 
-        att_bins = None
-        if attention_fn is not None:
-            att = np.asarray(attention_fn(X[i : i + 1]), dtype=np.float64)[0]
-            att_bins = attention_to_bins(att, step_edges, T, n_bins)
-            att_map = np.broadcast_to(broadcast_leads(att_bins, leads), (len(labels), leads, n_bins))
-            attrs.append(long_format(np.ascontiguousarray(att_map), eid, names, "attention", lead_names))
+            t0 = time.perf_counter()
+            li = explain_lime(predict_proba, masker, labels, lime_cfg, rs)
+            rec_maps["lime"] = li.values
+            dt = time.perf_counter() - t0
+            meta += [
+                dict(
+                    common,
+                    label=names[j],
+                    method="lime",
+                    score=li.score[j],
+                    intercept=li.intercept[j],
+                    fx=li.local_pred[j],
+                    n_evals=li.n_evals,
+                    seconds=dt,
+                )
+                for j in range(len(labels))
+            ]
 
-        for method, v in rec_maps.items():
-            attrs.append(long_format(v, eid, names, method, lead_names))
-            maps.setdefault(method, {})[eid] = v
-        if att_bins is not None:
-            maps.setdefault("attention", {})[eid] = att_bins
-        for j in range(len(labels) if correlations else 0):  # the workflow's correlate rule does its own
-            corr += record_correlations(eid, names[j], {k: v[j] for k, v in rec_maps.items()}, att_bins)
+            if grad is not None:
+                gv = space.sum_samples(grad.per_sample).reshape(len(labels), leads, space.n_segments)
+                rec_maps["shap_gradient"] = gv
+                add = np.abs(gv.reshape(len(labels), -1).sum(1) + grad.base - grad.fx)
+                meta += [
+                    dict(
+                        common,
+                        label=names[j],
+                        method="shap_gradient",
+                        base=grad.base[j],
+                        fx=grad.fx[j],
+                        additivity_error=add[j],
+                        n_evals=grad.n_evals,
+                        seconds=grad_seconds,
+                    )
+                    for j in range(len(labels))
+                ]
 
-        if fcfg["enabled"]:
-            fmaps = dict(rec_maps)
-            if att_bins is not None:
-                fmaps["attention"] = broadcast_leads(att_bins, leads)
-            c, a = faithfulness(
-                predict_proba,
-                masker,
-                labels,
-                fmaps,
-                step=int(fcfg["step"]),
-                order=fcfg["order"],
-                random_ranking=bool(fcfg["random"]),
-                seed=rs,
-                ecg_id=eid,
-                label_names=names,
-                chunk=shap_cfg.chunk,
-            )
-            curves.append(c)
-            aucs.append(a)
+            att_f = None
+            if att is not None:
+                att_f = attention_to_space(att, step_edges, space)
+                att_map = np.broadcast_to(broadcast_leads(att_f, leads), (len(labels), leads, space.n_segments))
+                attrs.append(long_format(np.ascontiguousarray(att_map), eid, names, "attention", lead_names, space))
+
+            space_maps = maps.setdefault(kind, {})
+            for method, v in rec_maps.items():
+                attrs.append(long_format(v, eid, names, method, lead_names, space))
+                space_maps.setdefault(method, {})[eid] = v
+            if att_f is not None:
+                space_maps.setdefault("attention", {})[eid] = att_f
+            for j in range(len(labels) if correlations else 0):  # the workflow's correlate rule does its own
+                rows = record_correlations(eid, names[j], {k: v[j] for k, v in rec_maps.items()}, att_f)
+                corr += [dict(r, feature_space=kind) for r in rows]
+
+            if fcfg["enabled"]:
+                fmaps = dict(rec_maps)
+                if att_f is not None:
+                    fmaps["attention"] = broadcast_leads(att_f, leads)
+                c, a = faithfulness(
+                    predict_proba,
+                    masker,
+                    labels,
+                    fmaps,
+                    step=curve_step(space.n_features, fcfg),
+                    order=fcfg["order"],
+                    random_ranking=bool(fcfg["random"]),
+                    seed=rs,
+                    ecg_id=eid,
+                    label_names=names,
+                    chunk=shap_cfg.chunk,
+                )
+                curves.append(c.assign(feature_space=kind))
+                aucs.append(a.assign(feature_space=kind))
 
     corr_df = pd.DataFrame(
         corr,
-        columns=["ecg_id", "label", "method_a", "method_b", "space", "variant", "pearson", "spearman", "n", "reason"],
+        columns=[
+            "ecg_id",
+            "label",
+            "feature_space",
+            "method_a",
+            "method_b",
+            "space",
+            "variant",
+            "pearson",
+            "spearman",
+            "n",
+            "reason",
+        ],
     )
-    meta_cols = [
-        "ecg_id",
-        "label",
-        "method",
-        "base",
-        "fx",
-        "additivity_error",
-        "score",
-        "intercept",
-        "n_evals",
-        "seconds",
-    ]
     return Explanations(
-        attributions=_concat(attrs, ["ecg_id", "label", "method", "lead", "bin", "value"]),
-        meta=pd.DataFrame(meta).reindex(columns=meta_cols),
+        attributions=_concat(attrs, ATTRIBUTION_COLUMNS),
+        meta=pd.DataFrame(meta).reindex(columns=META_COLUMNS),
         correlations=corr_df,
         correlation_summary=summarize(corr_df, n_boot=n_boot, seed=seed),
-        curves=_concat(curves, ["ecg_id", "label", "method", "kind", "k", "fraction", "prob"]),
-        aucs=_concat(aucs, ["ecg_id", "label", "method", "kind", "auc"]),
+        curves=_concat(curves, CURVE_COLUMNS)[CURVE_COLUMNS],
+        aucs=_concat(aucs, AUC_COLUMNS)[AUC_COLUMNS],
         maps=maps,
     )
 

@@ -1,7 +1,9 @@
 """Agreement between explanation maps: Pearson and Spearman per record and label, then a summary.
 
+Maps are [leads, features per lead] in one feature space (waves: P/PR/QRS/ST/T/TP; bins: time bins);
+"time" below is the per-lead axis of that space (segments or bins).
 Pairs compared for every record and label (when both maps exist):
-  * <method> vs attention over the n_bins time bins, the method summed over leads
+  * <method> vs attention over the per-lead features (segments or time bins), the method summed over leads
     ("signed") or its absolute value summed over leads ("abs");
   * method vs method over all 12 x n_bins features (signed, abs) and over time (signed, abs).
 A constant vector has no correlation: the value is NaN and `reason` says which side was constant.
@@ -117,13 +119,18 @@ def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, 
 
 
 def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per (method_a, method_b, space, variant, statistic, labels): mean, median, CI of the median, n.
+    """One row per ([feature_space,] method_a, method_b, space, variant, statistic, labels): mean, median, CI, n.
 
     The CI resamples records (all labels of a record together) when `ecg_id` is a column. `labels`:
     "predicted" (rows whose label the model predicted, when a `predicted` column says so: the headline)
     and "all explained" (every explained record-label pair, the pooled secondary figure).
     """
-    keys = ["method_a", "method_b", "space", "variant"]
+    keys = (["feature_space"] if "feature_space" in per_record.columns else []) + [
+        "method_a",
+        "method_b",
+        "space",
+        "variant",
+    ]
     cols = keys + ["statistic", "labels", "mean", "median", "ci_low", "ci_high", "n", "n_records", "n_nan"]
     rows = []
     if per_record.empty:

@@ -1,4 +1,4 @@
-"""LIME over the 12 x n_bins binary bin features, with `lime.lime_base.LimeBase`.
+"""LIME over the binary features of a `FeatureSpace` (12 leads x wave segments or time bins), with `lime.lime_base.LimeBase`.
 
 Perturbations are drawn as in `lime_text` (the closest lime analogue of switching
 interpretable components off): each sample masks a uniformly drawn number of bins
@@ -40,7 +40,7 @@ class LimeConfig:
 
 @dataclass
 class LimeResult:
-    values: np.ndarray  # [labels, leads, n_bins] surrogate weights
+    values: np.ndarray  # [labels, leads, features per lead] surrogate weights
     intercept: np.ndarray  # [labels]
     score: np.ndarray  # [labels] weighted R^2 of the local surrogate
     local_pred: np.ndarray  # [labels] surrogate prediction at the record

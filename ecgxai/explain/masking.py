@@ -13,8 +13,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ecgxai.explain.features import FeatureSpace, bin_space
+from ecgxai.explain.template import NormalTemplate, normal_template_background
 
-BACKGROUNDS = ("zero", "mean", "blur")
+BACKGROUNDS = ("zero", "mean", "blur", "normal_template")
 
 
 def background_signal(
@@ -40,6 +41,8 @@ def background_signal(
         if blur_sigma_s <= 0:
             raise ValueError("blur_sigma_s must be > 0")
         return gaussian_filter1d(x, sigma=blur_sigma_s * rate, axis=-1, mode="nearest").astype(np.float32)
+    if background == "normal_template":
+        raise ValueError("background 'normal_template' needs the record's feature space and a NormalTemplate (Masker)")
     raise ValueError(f"background must be one of {BACKGROUNDS}, not {background!r}")
 
 
@@ -48,7 +51,8 @@ class Masker:
 
     `space` is a FeatureSpace or, for time bins, their number. `background` names a kind
     (see `background_signal`) or is the all-masked record itself, an array [leads, T] (e.g. a
-    normal-beat template fitted to this record's segments).
+    normal-beat template fitted to this record's segments). "normal_template" needs `template`
+    (a `NormalTemplate`): each segment of the record becomes the NORM template's, stretched to it.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class Masker:
         lead_means=None,
         blur_sigma_s: float = 0.1,
         rate: int = 100,
+        template: NormalTemplate | None = None,
     ):
         x = np.ascontiguousarray(x_record, dtype=np.float32)
         if x.ndim != 2:
@@ -69,7 +74,12 @@ class Masker:
         if (space.n_leads, space.T) != (leads, T):
             raise ValueError(f"feature space is {space.n_leads} leads x {space.T} samples, record is {x.shape}")
         self.x, self.space, self.leads, self.T = x, space, leads, T
-        if isinstance(background, str):
+        if isinstance(background, str) and background == "normal_template":
+            if template is None:
+                raise ValueError("background 'normal_template' needs a NormalTemplate (explain/template.py)")
+            self.background_kind = background
+            self.bg = normal_template_background(x, space, template)
+        elif isinstance(background, str):
             self.background_kind = background
             self.bg = background_signal(x, background, lead_means, blur_sigma_s, rate)
         else:

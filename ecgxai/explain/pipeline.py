@@ -1,4 +1,9 @@
-"""The explain stage for one trained run: pick test records, wrap the model, explain them."""
+"""The explain stage for one trained run: pick test records, wrap the model, explain them.
+
+Each record is explained in the configured feature space (`explain.features`: waves where its beats
+allow, else time bins, with the reason in the outputs' notes) and, with `explain.compare_features`,
+in the other one as well, so faithfulness and agreement can be compared between the spaces.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ import pandas as pd
 import torch
 
 from ecgxai.config import SPLITS
-from ecgxai.data.parquet_io import load_parquet_records
+from ecgxai.data.parquet_io import load_parquet_records, read_labels
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.core import Explanations, explain_records
+from ecgxai.explain.features import FeatureSpace, NotDelineated, bin_space, space_for_record
 from ecgxai.explain.select import labels_to_explain, select_records
 from ecgxai.explain.shap_explain import sample_background
+from ecgxai.explain.template import NormalTemplate, build_normal_template
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.outputs import write_tsv
 
@@ -56,21 +63,13 @@ def rows_of(ids_all: np.ndarray, wanted) -> np.ndarray:
     return pos
 
 
-def explain_run(
-    weights: str | Path,
-    predictions: str | Path,
-    thresholds: str | Path,
-    data_dir: str | Path,
-    cfg: dict,
-    progress: bool = True,
-) -> tuple[Explanations, pd.DataFrame]:
-    """Explain the test records `cfg` selects; returns the explanations and the selection table."""
-    model, meta = load_checkpoint(weights)
+def _selected(weights, predictions, thresholds, data_dir, cfg: dict) -> dict:
+    """The model, the selected test records (signals, label indices) and the selection table."""
+    model, _ = load_checkpoint(weights)
     model.eval()
     pred = read_predictions(predictions)
     names = pred["label_names"]
     thr = read_thresholds(thresholds, names)
-
     selection = select_records(
         pred["prob"],
         pred["y_true"],
@@ -84,25 +83,123 @@ def explain_run(
     rows = selection["row"].to_numpy()
     labels = labels_to_explain(pred["prob"][rows], thr, cfg["top_k"])
     selection = selection.assign(explained_labels=[",".join(names[c] for c in ls) for ls in labels])
-    log.info(
-        "explaining %d test records (%s), %d record-label pairs", len(rows), cfg["strategy"], sum(map(len, labels))
-    )
-
     x_test, ids_test, data_meta = load_parquet_records(data_dir, SPLITS["test"])
-    x = x_test[rows_of(ids_test, pred["ecg_id"][rows])]
-    expl = explain_signals(
-        model,
-        x,
-        labels,
-        names,
-        pred["ecg_id"][rows].tolist(),
-        data_dir,
-        cfg,
+    ids = pred["ecg_id"][rows]
+    return dict(
+        model=model,
+        x=x_test[rows_of(ids_test, ids)],
+        labels=labels,
+        names=names,
+        ids=ids,
+        selection=selection,
         n_bins=data_meta["filters"]["n_bins"],
         rate=data_meta["sampling_rate"],
-        progress=progress,
     )
-    return expl, selection
+
+
+def _template(template):
+    return NormalTemplate.load(template) if isinstance(template, (str, Path)) else template
+
+
+def explain_run(
+    weights: str | Path,
+    predictions: str | Path,
+    thresholds: str | Path,
+    data_dir: str | Path,
+    cfg: dict,
+    progress: bool = True,
+    beats_dir: str | Path | None = None,
+    template: str | Path | NormalTemplate | None = None,
+) -> tuple[Explanations, pd.DataFrame]:
+    """Explain the test records `cfg` selects; returns the explanations and the selection table.
+
+    beats_dir: the delineation output (beat tables); without it every record is explained on time
+    bins. template: the NORM template (.npz or object) that `background: normal_template` needs.
+    """
+    s = _selected(weights, predictions, thresholds, data_dir, cfg)
+    log.info(
+        "explaining %d test records (%s), %d record-label pairs, features %s%s",
+        len(s["ids"]),
+        cfg["strategy"],
+        sum(map(len, s["labels"])),
+        cfg.get("features", "waves"),
+        " and the other space" if cfg.get("compare_features", True) else "",
+    )
+    beats = read_beats_by_record(beats_dir, s["ids"]) if beats_dir else None
+    expl = explain_signals(
+        s["model"],
+        s["x"],
+        s["labels"],
+        s["names"],
+        s["ids"].tolist(),
+        data_dir,
+        cfg,
+        n_bins=s["n_bins"],
+        rate=s["rate"],
+        progress=progress,
+        beats=beats,
+        template=_template(template),
+    )
+    return expl, s["selection"]
+
+
+def explain_backgrounds_run(
+    weights, predictions, thresholds, data_dir, cfg: dict, bg_cfg: dict, beats_dir=None, template=None
+) -> pd.DataFrame:
+    """The first `bg_cfg['records']` selected records explained once per background in `bg_cfg['compare']`
+    (SHAP and LIME, configured feature space); rows of `backgrounds.compare_backgrounds`."""
+    from ecgxai.explain.backgrounds import compare_backgrounds
+
+    s = _selected(weights, predictions, thresholds, data_dir, cfg)
+    n = min(int(bg_cfg["records"]), len(s["ids"]))
+    template = _template(template)
+    compare = [b for b in bg_cfg["compare"] if b != "normal_template" or template is not None]
+    dropped = sorted(set(bg_cfg["compare"]) - set(compare))
+    if dropped:
+        log.warning("backgrounds %s left out: no normal template (needs delineation)", dropped)
+    beats = read_beats_by_record(beats_dir, s["ids"][:n]) if beats_dir else None
+    T = s["x"].shape[-1]
+    spaces = [
+        [space_for_record(cfg.get("features", "waves"), T, s["n_bins"], None if beats is None else beats.get(int(e)))]
+        for e in s["ids"][:n]
+    ]
+    lead_means = None
+    if "mean" in compare:
+        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
+        lead_means = x_train.mean(axis=(0, 2))
+    predict_proba, _ = model_callables(s["model"])
+    log.info("comparing backgrounds %s on %d records", compare, n)
+    return compare_backgrounds(
+        predict_proba,
+        s["x"][:n],
+        s["labels"][:n],
+        s["names"],
+        s["ids"][:n],
+        spaces,
+        compare,
+        cfg,
+        template=template,
+        lead_means=lead_means,
+        blur_sigma_s=cfg["blur_sigma_s"],
+        rate=s["rate"],
+    )
+
+
+def space_table(meta: pd.DataFrame, requested: str) -> pd.DataFrame:
+    """Which feature space(s) each record was explained in, and why (fallback, estimated boundaries)."""
+    m = meta[meta["method"] == "shap"]
+    out = m.groupby(["ecg_id", "feature_space"], sort=False)["notes"].first().reset_index()
+    return out.assign(requested=requested)[["ecg_id", "requested", "feature_space", "notes"]]
+
+
+def training_reference(data_dir, cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(lead means [12], gradient-SHAP background records) from the training data, where `cfg` needs them."""
+    if not (cfg["background"] == "mean" or cfg["shap"]["gradient"]):
+        return None, None
+    # one training fold is a large enough sample for means and the gradient reference
+    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
+    lead_means = x_train.mean(axis=(0, 2))
+    return lead_means, sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
 
 
 def explain_signals(
@@ -117,17 +214,33 @@ def explain_signals(
     n_bins: int,
     rate: int,
     progress: bool = True,
+    beats: dict | None = None,
+    template: NormalTemplate | None = None,
+    reference: tuple | None = None,
 ) -> Explanations:
     """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
 
-    The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
+    The training data in `data_dir` provides the lead means and the gradient-SHAP reference, or
+    `reference` (from `training_reference`) when a caller explains many requests (the live app).
+    beats: ecg_id -> beat table (features.FIDUCIALS columns) for the wave space; records without one
+    are explained on time bins. template: the NormalTemplate for `background: normal_template`.
     """
-    needs_train = cfg["background"] == "mean" or cfg["shap"]["gradient"]
-    lead_means = grad_bg = None
-    if needs_train:  # one training fold is a large enough sample for means and the gradient reference
-        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
-        lead_means = x_train.mean(axis=(0, 2))
-        grad_bg = sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
+    if cfg["background"] == "normal_template" and template is None:
+        raise ValueError(
+            "explain.background normal_template needs the NORM template (rule normal_template, from delineated "
+            "NORM training records); choose another background or provide delineation"
+        )
+    spaces = [
+        record_spaces(
+            cfg.get("features", "waves"),
+            x.shape[-1],
+            n_bins,
+            None if beats is None else beats.get(e),
+            cfg.get("compare_features", True),
+        )
+        for e in ecg_ids
+    ]
+    lead_means, grad_bg = reference if reference is not None else training_reference(data_dir, cfg)
 
     predict_proba, attention = model_callables(model)
     return explain_records(
@@ -151,13 +264,74 @@ def explain_signals(
         gradient_background=grad_bg,
         faithfulness_cfg=cfg["faithfulness"],
         correlations=False,
+        spaces=spaces,
+        template=template,
     )
 
 
+def record_spaces(kind: str, T: int, n_bins: int, beats=None, compare: bool = True) -> list[FeatureSpace]:
+    """The spaces to explain one record in: the configured one first (waves falls back to bins with a
+    note), then, with `compare`, the other one where the record has it."""
+    primary = space_for_record(kind, T, n_bins, beats)
+    if not compare:
+        return [primary]
+    if primary.kind == "waves":
+        return [primary, bin_space(T, n_bins)]
+    other = space_for_record("waves", T, n_bins, beats)
+    return [primary, other] if other.kind == "waves" else [primary]
+
+
+def read_beats_by_record(beats_dir, ecg_ids=None) -> dict:
+    """ecg_id -> its beat table, from the delineation output (`ecgxai.data.delineation.read_beats`)."""
+    from ecgxai.data.delineation import read_beats  # the delineation stage's reader
+
+    table = read_beats(beats_dir, ecg_ids=None if ecg_ids is None else [int(e) for e in ecg_ids])
+    return {int(e): g.reset_index(drop=True) for e, g in table.groupby("ecg_id", sort=False)}
+
+
+def build_template_from_data(
+    data_dir, labels_path, beats_dir, *, label_set: str = "superdiagnostic", normal: str = "NORM"
+) -> NormalTemplate:
+    """The NORM template from the training folds (1-8): records labelled `normal` and their beats."""
+    x, ids, meta = load_parquet_records(data_dir, SPLITS["train"])
+    lab_ids, y, names = read_labels(labels_path, label_set)
+    if normal not in names:
+        raise ValueError(f"label set {label_set!r} has no {normal!r} label to build a normal template from")
+    norm_ids = set(lab_ids[y[:, names.index(normal)] == 1].tolist())
+    # NORM alone: a record that is also labelled with a finding is not a normal reference
+    only = set(lab_ids[(y[:, names.index(normal)] == 1) & (y.sum(1) == 1)].tolist())
+    keep = np.flatnonzero(np.isin(ids, list(only)))
+    log.info(
+        "normal template: %d training records labelled %s only (of %d with %s, %d training records)",
+        len(keep),
+        normal,
+        len(norm_ids & set(ids.tolist())),
+        normal,
+        len(ids),
+    )
+    beats = read_beats_by_record(beats_dir, ids[keep])
+    try:
+        return build_normal_template(x[keep], [beats.get(int(e)) for e in ids[keep]], meta["sampling_rate"])
+    except NotDelineated as exc:
+        raise NotDelineated(f"{exc} (NORM-only training records in {data_dir}, beats in {beats_dir})") from None
+
+
 def write_explanations(
-    expl: Explanations, selection_table: pd.DataFrame, *, shap, lime, attention, meta, selection, faithfulness, curves
+    expl: Explanations,
+    selection_table: pd.DataFrame,
+    *,
+    shap,
+    lime,
+    attention,
+    meta,
+    selection,
+    faithfulness,
+    curves,
+    spaces=None,
+    requested: str = "waves",
 ) -> None:
-    """The explain stage's files: attributions per method (Parquet), run details, selection and faithfulness."""
+    """The explain stage's files: attributions per method (Parquet), run details, selection, faithfulness and
+    (spaces) which feature space each record was explained in, and why."""
     attrs = expl.attributions
     attrs[attrs.method.isin(["shap", "shap_gradient"])].to_parquet(shap, index=False)
     attrs[attrs.method == "lime"].to_parquet(lime, index=False)
@@ -166,6 +340,10 @@ def write_explanations(
     write_tsv(selection_table, selection)
     write_tsv(expl.aucs, faithfulness)
     expl.curves.to_parquet(curves, index=False)
+    if spaces is not None:
+        table = space_table(expl.meta, requested)
+        write_tsv(table, spaces)
+        log.info("records per feature space:\n%s", table.groupby("feature_space").ecg_id.nunique().to_string())
     shap_meta = expl.meta[expl.meta.method == "shap"]
     if len(shap_meta):
         log.info(
@@ -175,8 +353,8 @@ def write_explanations(
         )
     if len(expl.aucs):
         log.info(
-            "mean faithfulness AUC per method and curve:\n%s",
-            expl.aucs.groupby(["kind", "method"]).auc.mean().unstack(0).to_string(),
+            "mean faithfulness AUC per feature space, method and curve:\n%s",
+            expl.aucs.groupby(["feature_space", "kind", "method"]).auc.mean().unstack(1).to_string(),
         )
 
 
@@ -207,5 +385,38 @@ def correlate_run(
     write_tsv(rows, per_record)
     write_tsv(table, summary)
     key = table[(table.method_a == "shap") & (table.method_b == "attention")]
-    log.info("SHAP vs attention over time bins (paper: Pearson 0.48, Spearman 0.60):\n%s", key.to_string(index=False))
+    log.info(
+        "SHAP vs attention per feature space (paper, on time bins: Pearson 0.48, Spearman 0.60):\n%s",
+        key.to_string(index=False),
+    )
     return table
+
+
+def normal_template_run(*, data, labels, beats, template) -> NormalTemplate:
+    """The normal_template stage: build the NORM template and write it (.npz, atomically)."""
+    tpl = build_template_from_data(data, labels, beats)
+    tpl.save(template)
+    log.info(
+        "normal template from %d NORM-only training records; median segment durations (samples at %d Hz): %s; "
+        "occurrences: %s",
+        tpl.n_records,
+        tpl.rate,
+        dict(zip(("P", "PR", "QRS", "ST", "T", "TP"), tpl.durations.round(1).tolist())),
+        tpl.n_occurrences.tolist(),
+    )
+    return tpl
+
+
+def explain_backgrounds_stage(
+    *, weights, predictions, thresholds, data, cfg, bg_cfg, per_record, beats=None, template=None
+) -> pd.DataFrame:
+    """The explain_backgrounds stage: `explain_backgrounds_run`, written as Parquet and summarised in the log."""
+    from ecgxai.explain.backgrounds import background_summary
+
+    rows = explain_backgrounds_run(weights, predictions, thresholds, data, cfg, bg_cfg, beats, template)
+    tmp = Path(per_record).with_name(Path(per_record).name + ".tmp")
+    rows.to_parquet(tmp, index=False)
+    tmp.replace(per_record)
+    if len(rows):
+        log.info("per label, background and method:\n%s", background_summary(rows).to_string(index=False))
+    return rows

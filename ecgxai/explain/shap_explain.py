@@ -1,4 +1,4 @@
-"""SHAP over the 12 x n_bins binary bin features, plus gradient SHAP on the raw input.
+"""SHAP over the binary features of a `FeatureSpace` (waves or bins), plus gradient SHAP on the raw input.
 
 Model-agnostic: the game is v(S) = model(record with the bins outside S replaced by the
 background); the all-masked record is the single background row (features 0 = masked),
@@ -26,17 +26,18 @@ import shap
 import torch
 
 from ecgxai.explain._settings import settings_from_any
+from ecgxai.explain.features import FeatureSpace, bin_space
 from ecgxai.explain.masking import Masker, masked_predict
 
 
 @dataclass
 class ShapConfig:
     explainer: str = "permutation"  # or "kernel" (see the module docstring for why not by default)
-    npermutations: int = 3  # 3 x 481 = 1443 model calls per record at 240 features
+    npermutations: int = 3  # 3 x (2F + 1) model calls per record: 435 at 72 wave features, 1443 at 240 bins
     kernel_nsamples: int | None = None  # None: npermutations * (2F + 1), the permutation budget
     chunk: int = 512  # coalitions turned into signals per predict_proba call
     gradient: bool = True  # run GradientExplainer when a torch model is given
-    gradient_nsamples: int = 32  # expected-gradient samples per label and record
+    gradient_nsamples: int = 64  # expected-gradient samples per label and record (config.yaml: measured)
     gradient_background: int = 32  # training records sampled as the reference distribution
     gradient_batch_size: int = 64
 
@@ -47,11 +48,12 @@ class ShapConfig:
 
 @dataclass
 class ShapResult:
-    values: np.ndarray  # [labels, leads, n_bins]
+    values: np.ndarray  # [labels, leads, features per lead]
     base: np.ndarray  # [labels] f(all masked) or E_background f
     fx: np.ndarray  # [labels] f(record)
     additivity: np.ndarray  # [labels] |sum(values) + base - fx|
     n_evals: int = 0
+    per_sample: np.ndarray | None = None  # [labels, leads, T] gradient SHAP before summing into features
 
 
 class _GlobalSeed:
@@ -142,11 +144,14 @@ def gradient_shap(
     x_record: np.ndarray,
     labels: Sequence[int],
     background: np.ndarray,
-    n_bins: int,
+    n_bins: int | FeatureSpace | None,
     cfg: ShapConfig | None = None,
     seed: int = 0,
 ) -> ShapResult:
-    """Expected-gradients SHAP (`shap.GradientExplainer`) on the raw [leads, T] input, summed into bins.
+    """Expected-gradients SHAP (`shap.GradientExplainer`) on the raw [leads, T] input, summed into features.
+
+    `n_bins` is a FeatureSpace, a number of equal time bins, or None (values left per sample, [L, leads, T];
+    sum them into any space later with `FeatureSpace.sum_samples`, as `per_sample` always holds them).
 
     `model` is a torch module mapping x [B, leads, T] to one tensor of probabilities [B, C]
     (wrap HybridECGNet so it drops the attention output). Additivity is only approximate
@@ -162,12 +167,17 @@ def gradient_shap(
         phi = explainer.shap_values(x, nsamples=cfg.gradient_nsamples, rseed=seed)
     phi = np.asarray(phi, dtype=np.float64).reshape(1, *x_record.shape, -1)[0]  # [leads, T, L]
     leads, T = x_record.shape
-    v = phi.reshape(leads, n_bins, T // n_bins, -1).sum(2).transpose(2, 0, 1)  # [L, leads, n_bins]
+    per_sample = np.ascontiguousarray(phi.transpose(2, 0, 1))  # [L, leads, T]
+    if n_bins is None:
+        v = per_sample
+    else:
+        space = n_bins if isinstance(n_bins, FeatureSpace) else bin_space(T, int(n_bins))
+        v = space.sum_samples(per_sample).reshape(len(labels), leads, space.n_segments)
     with torch.no_grad():
         base = selected(bg).double().mean(0).numpy()
         fx = selected(x).double()[0].numpy()
     add = np.abs(v.reshape(len(labels), -1).sum(1) + base - fx)
-    return ShapResult(v, base, fx, add, cfg.gradient_nsamples * len(labels))
+    return ShapResult(v, base, fx, add, cfg.gradient_nsamples * len(labels), per_sample)
 
 
 class _Columns(torch.nn.Module):

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 
 from ecgxai.config import FilterSettings
+from ecgxai.data.conditioning import to_mv
 from ecgxai.data.ptbxl import bundled_statements
-from ecgxai.data.user_record import prepare_user_record
+from ecgxai.data.user_record import prepare_user_record_scaled
 from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.explain.features import FIDUCIALS
 from ecgxai.explain.pipeline import explain_signals
 from ecgxai.explain.select import labels_to_explain
 from ecgxai.model.checkpoint import load_checkpoint
@@ -40,30 +42,79 @@ def predictions_table(label_names, probs: np.ndarray, thresholds: np.ndarray) ->
     ).sort_values("probability", ascending=False, kind="stable")
 
 
+def _viewer_beats(x_mv: np.ndarray, rate: int, method: str) -> pd.DataFrame:
+    """The record's beats for the viewer (wave bands, fiducials, median beat); none where it cannot be
+    delineated, which the page then says."""
+    from ecgxai.data.delineation import DelineationError, delineate_record
+
+    try:
+        beats = delineate_record(x_mv, rate, method)
+    except DelineationError as exc:
+        log.info("not delineated (%s): the viewer shows no wave segments", exc)
+        beats = np.empty((0, len(FIDUCIALS)), dtype=np.int32)
+    return pd.DataFrame(beats, columns=list(FIDUCIALS)).assign(ecg_id=0)
+
+
 def explain_user_record(
-    *, record, weights, thresholds, data, filters: dict, explain: dict, name: str, predictions, attributions, viewer
+    *,
+    record,
+    weights,
+    thresholds,
+    data,
+    filters: dict,
+    explain: dict,
+    name: str,
+    predictions,
+    attributions,
+    viewer,
+    template=None,
+    delineation_method: str = "neurokit_prominence",
 ) -> pd.DataFrame:
     """Predict and explain the WFDB record `record` (a .hea path); write the predictions table, the attributions
-    (Parquet) and a viewer page. Returns the predictions table."""
+    (Parquet) and a viewer page. Returns the predictions table. template: the NORM template (.npz) that
+    `background: normal_template` needs (a record without delineation gets its repeated normal cycle)."""
+    from ecgxai.explain.template import NormalTemplate
     from ecgxai.report.render import viewer_records
     from ecgxai.report.viewer import render_viewer
 
     settings = FilterSettings(**filters)
-    x, notes = prepare_user_record(record, settings)
+    x, lead_scale, lead_offset, notes = prepare_user_record_scaled(record, settings)
     model, meta = load_checkpoint(weights)
     names = meta["label_names"]
     thr = read_thresholds(thresholds, names)
     probs, _ = predict(model, x[None], device="cpu")
     labels = labels_to_explain(probs, thr, explain["top_k"])
     expl = explain_signals(
-        model, x[None], labels, names, [0], data, explain, n_bins=settings.n_bins, rate=settings.rate
+        model,
+        x[None],
+        labels,
+        names,
+        [0],
+        data,
+        explain,
+        n_bins=settings.n_bins,
+        rate=settings.rate,
+        template=NormalTemplate.load(template) if template else None,
     )
 
     table = predictions_table(names, probs[0], thr)
     write_tsv(table, predictions)
     expl.attributions.to_parquet(attributions, index=False)
     pred = {"ecg_id": np.array([0]), "prob": probs, "y_true": None, "label_names": names}
-    records = viewer_records(pred, thr, expl.attributions, x[None], np.array([0]), settings.rate, settings.n_bins)
+    beats = _viewer_beats(to_mv(x, lead_scale, lead_offset), settings.rate, delineation_method)
+    records = viewer_records(
+        pred,
+        thr,
+        expl.attributions,
+        x[None],
+        np.array([0]),
+        settings.rate,
+        settings.n_bins,
+        lead_scale=lead_scale[None],
+        lead_offset=lead_offset[None],
+        beats=beats,
+        notes=notes,
+    )
     render_viewer(records, viewer, title=f"Your ECG {name}" + (f" ({'; '.join(notes)})" if notes else ""))
     log.info("%s: predicted %s", record, list(table.label[table.predicted == 1]))
     return table

@@ -81,6 +81,33 @@ def read_attributions(*paths) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
+def in_space(frame: pd.DataFrame, kind: str = "bins") -> pd.DataFrame:
+    """Rows of one feature space (a frame without `feature_space` is all time bins)."""
+    if "feature_space" not in frame.columns:
+        return frame if kind == "bins" else frame.iloc[:0]
+    return frame[frame["feature_space"] == kind].reset_index(drop=True)
+
+
+def signals_in_mv(x: np.ndarray, ids: np.ndarray, data_dir, folds) -> tuple[np.ndarray, str]:
+    """The records in mV where the signal Parquet carries lead_scale/lead_offset (mV = signal * scale +
+    offset), else unchanged with units 'z-score'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecgxai.data.parquet_io import part_files
+
+    files = part_files(Path(data_dir), folds)
+    if not files or "lead_scale" not in pq.read_schema(files[0]).names:
+        return x, "z-score"
+    t = pa.concat_tables([pq.read_table(f, columns=["ecg_id", "lead_scale", "lead_offset"]) for f in files])
+    order = np.argsort(t.column("ecg_id").to_numpy(), kind="stable")
+    scale = np.stack(t.column("lead_scale").to_pylist())[order].astype(np.float32)
+    offset = np.stack(t.column("lead_offset").to_pylist())[order].astype(np.float32)
+    if len(scale) != len(x):
+        raise ValueError(f"{data_dir}: {len(scale)} lead scales for {len(x)} records")
+    return x * scale[:, :, None] + offset[:, :, None], "mV"
+
+
 def render_explanations(
     *,
     shap,
@@ -94,12 +121,26 @@ def render_explanations(
     folds,
     length_s: float,
     outputs: Mapping[str, str],
+    beats=None,
+    backgrounds=None,
 ) -> list[str]:
-    """The paper's Figures 1-3, faithfulness curves and the agreement/faithfulness tables, to `outputs`."""
+    """The paper's Figures 1-3 (time bins), the beat-aligned Figure 2 (wave features), faithfulness curves
+    and the agreement, faithfulness and background tables, to `outputs`. beats: the delineation output (median
+    beats); backgrounds: the background comparison's per-record rows."""
     stem = _stems(outputs, EXPLANATION_FIGURES + EXPLANATION_TABLES)
     attributions = read_attributions(shap, lime, attention)
     x, ids, meta = load_parquet_records(data, folds)
     rate, n_bins = meta["sampling_rate"], meta["filters"]["n_bins"]
+    waves = in_space(attributions, "waves")
+    beat_tables = {}
+    if beats and len(waves):
+        from ecgxai.explain.pipeline import read_beats_by_record
+
+        beat_tables = read_beats_by_record(beats, waves["ecg_id"].unique())
+    on_waves = np.isin(ids, waves["ecg_id"].unique())
+    x_mv, units = signals_in_mv(x[on_waves], ids[on_waves], data, folds) if on_waves.any() else (x[:0], "mV")
+    signals = {int(e): s for e, s in zip(ids[on_waves], x_mv)}
+    attributions = in_space(attributions)  # Figures 1-3 and the viewer live on time bins
     explained = np.isin(ids, attributions["ecg_id"].unique())
     labels = attributions["label"].unique()
     out = plots.fig1_attention_distribution(
@@ -112,12 +153,20 @@ def render_explanations(
     )
     out += plots.fig2_shap_heatmap(attributions, (x[explained], ids[explained]), stem["fig2_shap_heatmap"], rate)
     out += plots.fig3_shap_attention_alignment(
-        attributions, _tsv(correlations), stem["fig3_shap_attention_alignment"], rate, length_s=length_s
+        attributions, in_space(_tsv(correlations)), stem["fig3_shap_attention_alignment"], rate, length_s=length_s
     )
     aucs = _tsv(faithfulness)
     out += plots.faithfulness_curves(pd.read_parquet(curves), aucs, stem["faithfulness_curves"])
+    for method in plots.beats.BEAT_METHODS:
+        name = f"beat_attribution_{method}"
+        out += plots.beat_attribution(waves, signals, beat_tables, rate, method, stem[name], units=units)
     out += tables.correlation_table(_tsv(correlation_summary), stem["correlation_table"])
     out += tables.faithfulness_table(aucs, stem["faithfulness_table"])
+    from ecgxai.explain.backgrounds import background_summary
+
+    per_record = pd.read_parquet(backgrounds) if backgrounds else pd.DataFrame()
+    summary = background_summary(per_record) if len(per_record) else pd.DataFrame()
+    out += tables.background_table(summary, stem["background_table"])
     return _check_declared(out, outputs)
 
 

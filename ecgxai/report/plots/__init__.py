@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ecgxai.report.plots._common import DPI, FIGSIZES, figsize
+from ecgxai.report.plots.beats import beat_attribution
 from ecgxai.report.plots.delineation import delineation_examples
 from ecgxai.report.plots.explanations import (
     faithfulness_curves,
@@ -27,6 +28,7 @@ from ecgxai.report.plots.performance import (
 )
 
 __all__ = [
+    "beat_attribution",
     "fig1_attention_distribution",
     "fig2_shap_heatmap",
     "fig3_shap_attention_alignment",
@@ -80,11 +82,29 @@ CAPTIONS = {
     "labels. Brier score: mean squared error of the probabilities; ECE (expected calibration error): bin-size-"
     "weighted gap between mean probability and observed frequency, per label and averaged over the labels with test "
     "positives. Weighted sampling and focal loss shift probabilities, so tuned thresholds, not 0.5, are used for F1.",
-    "faithfulness_curves": "Deletion and insertion curves: the predicted probability of the explained label as the most important "
-    "lead-time bins (by each method's ranking) are replaced by the background (deletion) or restored onto it "
+    "faithfulness_curves": "Deletion and insertion curves, one row per feature space (waves: lead x P/PR/QRS/ST/T/TP; "
+    "bins: lead x time bins): the predicted probability of the explained label as the most important "
+    "features (by each method's ranking) are replaced by the background (deletion) or restored onto it "
     "(insertion). Lines: mean over explained record-label pairs, bands: 95% intervals; legend: mean area "
     "under the curve. A faithful map falls fast under deletion (low AUC) and rises fast under insertion "
     "(high AUC); 'random' is a random ranking.",
+    **{
+        f"beat_attribution_{m}": f"Figure 2 on the beat ({label}). For each label (rows, most often explained first; n: "
+        "test records explained for it on wave features) and lead (columns): the median beat of those records "
+        "(R-aligned, median over beats then records; in mV where the data carry the scale), each wave segment "
+        f"(P, PR, QRS, ST, T, TP) shaded by the mean {label} of that lead and segment over the records. "
+        + (
+            "Red raises, blue lowers the label's probability (scale symmetric around 0)."
+            if m != "attention"
+            else "Attention has no lead axis, so the shading repeats over leads; it is the mean attention of the "
+            "LSTM steps covering each segment."
+        )
+        for m, label in (
+            ("shap", "permutation SHAP value"),
+            ("lime", "LIME weight"),
+            ("attention", "attention weight"),
+        )
+    },
     "delineation_examples": "Delineated example records (rule delineate): the filtered signal in mV (leads II, V2 and V5, "
     "first 5 s) with each beat's global P wave (green), QRS complex (blue) and T wave (orange) shaded from "
     "onset to offset and the R peaks dashed. Boundaries are global over the 12 leads (CSE convention: "

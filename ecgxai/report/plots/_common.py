@@ -38,6 +38,9 @@ FIGSIZES = {
     "error_analysis": (14.0, 6.5),
     "reliability_diagram": (12.0, 5.5),
     "faithfulness_curves": (11.0, 4.5),
+    "beat_attribution_shap": (16.0, 1.0),
+    "beat_attribution_lime": (16.0, 1.0),
+    "beat_attribution_attention": (16.0, 1.0),
     "delineation_examples": (11.0, 9.8),  # height grows with the records shown
 }
 
@@ -47,8 +50,14 @@ def figsize(name: str, n: int | None = None) -> tuple[float, float]:
     w, h = FIGSIZES[name]
     if n is not None and name == "per_label_bars":
         h = max(h, 0.3 * n + 1.5)
+    if n is not None and name.startswith("beat_attribution_"):
+        h = 1.7 * n + 1.2
+    if n is not None and name == "faithfulness_curves":
+        h = h * max(1, n)
     if n is not None and name == "error_analysis":
         h = max(h, 0.38 * n + 1.5)
+    if n is not None and name == "delineation_examples":
+        h = 1.0 + 2.2 * max(n, 1)  # one row of leads per record
     return w, h
 
 

@@ -62,8 +62,7 @@ def delineation_examples(
     n_ok, n_all = int((summary["status"] == "ok").sum()), len(summary)
     samples = int(min(seconds * rate, x_mv.shape[-1]))
     t = np.arange(samples) / rate
-    with figure("delineation_examples") as fig:
-        fig.set_size_inches(11.0, 1.0 + 2.2 * max(n, 1))
+    with figure("delineation_examples", n) as fig:
         axes = fig.subplots(max(n, 1), len(leads), squeeze=False, sharex=True)
         for i, ecg_id in enumerate(ecg_ids):
             row = table.loc[int(ecg_id)]

@@ -326,37 +326,44 @@ def _mean_band(g: pd.DataFrame) -> pd.DataFrame:
 
 
 def faithfulness_curves(curves: pd.DataFrame, aucs: pd.DataFrame, out_stem) -> list[str]:
-    """Mean deletion and insertion curves per method (95% bands); mean AUC in the legend."""
-    mean_auc = aucs.groupby(["method", "kind"])["auc"].mean()
+    """Mean deletion and insertion curves per method (95% bands), one row per feature space; mean AUC in
+    the legend."""
+    if "feature_space" not in curves.columns:
+        curves, aucs = curves.assign(feature_space="bins"), aucs.assign(feature_space="bins")
+    mean_auc = aucs.groupby(["feature_space", "method", "kind"])["auc"].mean()
     methods = [m for m in METHOD_ORDER if m in set(curves["method"])] + sorted(
         set(curves["method"]) - set(METHOD_ORDER)
     )
-    n_pairs = curves.groupby(["ecg_id", "label"]).ngroups
-    with figure("faithfulness_curves") as fig:
-        axes = fig.subplots(1, 2, sharey=True)
-        for ax, kind in zip(axes, ("deletion", "insertion")):
-            for j, method in enumerate(methods):
-                g = curves[(curves["method"] == method) & (curves["kind"] == kind)]
-                if g.empty:
-                    continue
-                b = _mean_band(g)
-                color = METHOD_COLORS.get(method, PALETTE[(5 + j) % len(PALETTE)])
-                auc = mean_auc.get((method, kind), np.nan)
-                ax.plot(
-                    100 * b["fraction"],
-                    b["mean"],
-                    color=color,
-                    lw=1.6,
-                    ls="--" if method == "random" else "-",
-                    label=f"{method} (AUC {auc:.3f})",
-                )
-                ax.fill_between(100 * b["fraction"], b["lo"], b["hi"], color=color, alpha=0.18, lw=0)
-            verb = "removed (replaced by background)" if kind == "deletion" else "restored (onto background)"
-            better = "lower" if kind == "deletion" else "higher"
-            ax.set_title(f"{kind.capitalize()}: {better} AUC = more faithful")
-            ax.set_xlabel(f"lead x time bins {verb}, most important first (%)")
-            ax.set_xlim(0, 100)
-            ax.legend(title="method (mean AUC)", loc="best")
-        axes[0].set_ylabel("predicted probability of the explained label")
-        fig.suptitle(f"Deletion and insertion curves over {n_pairs} explained record-label pairs (bands: 95% CI)")
+    spaces = sorted(curves["feature_space"].unique(), key=lambda k: (k != "waves", k)) or ["bins"]
+    what = {"waves": "lead x wave segments", "bins": "lead x time bins"}
+    with figure("faithfulness_curves", n=len(spaces)) as fig:
+        axes = np.atleast_2d(fig.subplots(len(spaces), 2, sharey=True, squeeze=False))
+        for row, space in zip(axes, spaces):
+            sc = curves[curves["feature_space"] == space]
+            n_pairs = sc.groupby(["ecg_id", "label"]).ngroups
+            for ax, kind in zip(row, ("deletion", "insertion")):
+                for j, method in enumerate(methods):
+                    g = sc[(sc["method"] == method) & (sc["kind"] == kind)]
+                    if g.empty:
+                        continue
+                    b = _mean_band(g)
+                    color = METHOD_COLORS.get(method, PALETTE[(5 + j) % len(PALETTE)])
+                    auc = mean_auc.get((space, method, kind), np.nan)
+                    ax.plot(
+                        100 * b["fraction"],
+                        b["mean"],
+                        color=color,
+                        lw=1.6,
+                        ls="--" if method == "random" else "-",
+                        label=f"{method} (AUC {auc:.3f})",
+                    )
+                    ax.fill_between(100 * b["fraction"], b["lo"], b["hi"], color=color, alpha=0.18, lw=0)
+                verb = "removed (replaced by background)" if kind == "deletion" else "restored (onto background)"
+                better = "lower" if kind == "deletion" else "higher"
+                ax.set_title(f"{space} ({n_pairs} record-label pairs) - {kind}: {better} AUC = more faithful")
+                ax.set_xlabel(f"{what.get(space, space)} {verb}, most important first (%)")
+                ax.set_xlim(0, 100)
+                ax.legend(title="method (mean AUC)", loc="best")
+            row[0].set_ylabel("predicted probability of the explained label")
+        fig.suptitle("Deletion and insertion curves per feature space (bands: 95% CI)")
         return save(fig, out_stem)

@@ -10,6 +10,15 @@ from matplotlib.ticker import MaxNLocator
 from ecgxai.report.plots._common import PALETTE, as_thresholds, figure, precision_recall, roc, save
 
 
+def test_set_name(pred: dict) -> str:
+    """'test fold 10' or 'out-of-fold (10-fold cross-validation)', from the predictions' metadata."""
+    meta = pred.get("meta") or {}
+    if meta.get("split") == "crossval":
+        return "out-of-fold records (10-fold cross-validation)"
+    folds = meta.get("folds") or [10]
+    return "test fold " + ",".join(str(f) for f in folds)
+
+
 def _frequent_labels(y: np.ndarray, names, top_n: int) -> list[int]:
     """Indices of the most frequent labels having both positives and negatives."""
     pos = y.sum(0)
@@ -55,7 +64,7 @@ def roc_pr_curves(pred: dict, out_stem, top_n: int = 6) -> list[str]:
         )
         ax_roc.legend(loc="lower right")
         ax_pr.legend(loc="lower left")  # PR curves start at the top left
-        fig.suptitle(f"Test fold ({len(y)} records): the {len(idx)} most frequent labels")
+        fig.suptitle(f"{test_set_name(pred).capitalize()} ({len(y)} records): the {len(idx)} most frequent labels")
         return save(fig, out_stem)
 
 
@@ -176,7 +185,7 @@ def error_analysis(pred: dict, thresholds, out_stem, top_n: int = 15) -> list[st
         ax_map.tick_params(axis="y", rotation=0)
         ax_map.grid(False)  # masked (zero) cells stay blank
         rule = f"threshold {thr.flat[0]:g}" if np.all(thr == thr.flat[0]) else "per-label thresholds"
-        fig.suptitle(f"Error analysis on the test fold ({len(y)} records, {rule})")
+        fig.suptitle(f"Error analysis on the {test_set_name(pred)} ({len(y)} records, {rule})")
         return save(fig, out_stem)
 
 

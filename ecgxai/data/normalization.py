@@ -1,0 +1,75 @@
+"""`preprocess.normalize: train_standard`: one per-lead standard scaler fitted on the training folds.
+
+Per-record z-scoring removes a record's absolute amplitude and the amplitude ratios between its
+leads, which voltage criteria (LVH, LVOLT, HVOLT) depend on. The PTB-XL benchmark instead fits
+one standard scaler on the training folds; this does the same per lead: mean and standard
+deviation over every sample of every record of folds 1-8 (never 9 or 10), stored beside the data
+as `normalization.json`, applied to all folds. Each part keeps `lead_scale`/`lead_offset`
+(= the lead's std and mean), so mV = signal * lead_scale + lead_offset holds under both schemes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ecgxai.data import parquet_io as dataset
+from ecgxai.data.conditioning import bin_means
+
+STATS_FILE = "normalization.json"
+
+
+def fit_lead_stats(data_dir: str | Path, train_folds) -> dict:
+    """Per-lead mean and std (mV) over every sample of the training folds' records (streamed by part)."""
+    total = sq = None
+    n_samples = n_records = 0
+    for path in dataset.part_files(Path(data_dir), train_folds, "signals"):
+        x, _, _, _ = dataset.read_part_mv(path)
+        x = x.astype(np.float64)
+        s, q = x.sum(axis=(0, 2)), (x**2).sum(axis=(0, 2))
+        total, sq = (s, q) if total is None else (total + s, sq + q)
+        n_samples += x.shape[0] * x.shape[2]
+        n_records += x.shape[0]
+    if not n_records:
+        raise ValueError(f"{data_dir}: no records in training folds {list(train_folds)} to fit the scaler on")
+    mean = total / n_samples
+    std = np.sqrt(np.maximum(sq / n_samples - mean**2, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)
+    return {
+        "scheme": "train_standard",
+        "fitted_on_folds": [int(f) for f in train_folds],
+        "records": int(n_records),
+        "units": "mV",
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+    }
+
+
+def standardize_parts(data_dir: str | Path, train_folds) -> dict:
+    """Fit the scaler on `train_folds`, rewrite every signals and bins part with it, write the stats file."""
+    data_dir = Path(data_dir)
+    stats = fit_lead_stats(data_dir, train_folds)
+    mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    folds = sorted(int(p.name.split("=")[1]) for p in data_dir.glob("fold=*"))
+    for path in dataset.part_files(data_dir, folds, "signals"):
+        x, ids, fold_col, meta = dataset.read_part_mv(path)
+        patients = pq.read_table(path, columns=["patient_id"]).column(0).to_numpy()
+        z = ((x - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
+        n = len(ids)
+        scale, offset = np.broadcast_to(std, (n, len(std))), np.broadcast_to(mean, (n, len(mean)))
+        meta = {k: v for k, v in meta.items() if k not in ("leads", "shape", "ecgxai_version")}
+        units = "standardised per lead (mean and std of training folds %s)" % stats["fitted_on_folds"]
+        dataset.write_part(
+            path, ids, patients, fold_col, z, {**meta, "units": units}, lead_scale=scale, lead_offset=offset
+        )
+        bins_path = path.with_name(path.name.replace("signals-", "bins-"))
+        if bins_path.exists():
+            bmeta = dataset.read_metadata(bins_path)
+            bmeta = {k: v for k, v in bmeta.items() if k not in ("leads", "shape", "ecgxai_version")}
+            dataset.write_part(bins_path, ids, patients, fold_col, bin_means(z, bmeta["n_bins"]), bmeta,
+                               lead_scale=scale, lead_offset=offset)  # fmt: skip
+    (data_dir / STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    return stats

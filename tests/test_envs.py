@@ -1,0 +1,161 @@
+"""The software environments are real: each envs/*.yaml pip list, built into a fresh venv, runs every rule that
+uses it on the synthetic data, and the main install alone builds the report.
+
+No conda channel is reachable here, so each environment is the venv of its `pip:` list plus Snakemake (which
+runs the rule's script with its own interpreter, as it does inside a conda environment). One DAG run goes stage
+by stage, each stage in one environment, and a stage may only run rules that declare that environment.
+Venvs are cached (tests/venvs.py); the first build of all four takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import _merge, job_counts, write_record
+from venvs import env_requirements, pin_of, venv_python
+
+REPO = Path(__file__).resolve().parent.parent
+ENV_FILES = {p.stem: p for p in sorted((REPO / "envs").glob("*.yaml"))}
+
+
+# Environments of commands rather than rules (pins checked by tests/test_config.py like the others).
+STANDALONE = {"app": "ecgxai serve, the live app (tests/test_app.py runs it in the main install)"}
+
+# Rules the staged run leaves out, and why that is safe.
+NOT_RUN = {"pool_cv": "needs all ten fold models (minutes); its script imports only numpy and pyarrow"}
+
+
+def rule_envs() -> dict[str, str]:
+    """{rule: env name} for every rule with a `conda:` directive in rules/*.smk."""
+    out = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule )", smk.read_text(), flags=re.M)[1:]:
+            name = re.match(r"rule (\w+):", block).group(1)
+            env = re.search(r'conda:\s*\n\s*"\.\./envs/(\w+)\.yaml"', block)
+            if env:
+                out[name] = env.group(1)
+    return out
+
+
+def test_every_scripted_rule_declares_an_existing_env():
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^(?=rule )", smk.read_text(), flags=re.M)[1:]:
+            name = re.match(r"rule (\w+):", block).group(1)
+            if "script:" in block:
+                assert name in rule_envs(), f"rule {name} ({smk.name}) runs a script but declares no conda env"
+    assert set(rule_envs().values()) | set(STANDALONE) == set(ENV_FILES), (
+        "an envs/*.yaml no rule uses, or a rule's env is missing"
+    )
+
+
+def _config(path: Path) -> dict:
+    return _merge(yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(path.read_text()))
+
+
+def _snakemake(python: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [str(python), "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def env_pythons() -> dict[str, Path]:
+    """{env name: python of a fresh venv with the env's pip list and Snakemake}."""
+    pythons = {}
+    for name, path in ENV_FILES.items():
+        if name in STANDALONE:
+            continue
+        pythons[name], build = venv_python(env_requirements(path) + [pin_of("snakemake")])
+        print(f"\nvenv {name}: {'cached' if build['cached'] else 'built'} ({build['seconds']:.0f} s to build)")
+    return pythons
+
+
+@pytest.fixture(scope="module")
+def staged_run(env_pythons, quick_config, tmp_path_factory):
+    """The quick synthetic DAG plus explain_record and ablation, each stage in one environment.
+
+    Returns (workdir, {stage: {rule: jobs}}, {stage: seconds}, {stage: terminal output}).
+    """
+    import numpy as np
+    from conftest import ecg_like
+
+    from ecgxai.config import expand_runs
+
+    wd = tmp_path_factory.mktemp("envs")
+    record = wd / "own" / write_record(wd / "own", 7, 100, ecg_like(np.random.default_rng(7), 1000, 100))
+    own = wd / "own.yaml"
+    own.write_text(yaml.safe_dump({"explain_record": {"records": {"mine": str(record)}}}))
+    cfg = _config(quick_config)
+    runs, ablation_runs, explained = list(cfg["runs"]), list(expand_runs(cfg["ablation"])), cfg["explain"]["runs"]
+    stages = [
+        ("data", ["results/data/labels.parquet", "results/data/quality.tsv", "results/delineation/100hz"]),
+        (
+            "torch",
+            [f"results/predictions/{r}/{s}.parquet" for r in runs for s in ("val", "test")]
+            + [f"results/predictions/{runs[0]}/cv/fold1_test.parquet"]  # train_cv, predict_cv: one fold model
+            + [f"results/predictions/{r}/test.parquet" for r in ablation_runs]
+            + [f"results/explain/{r}/correlation.tsv" for r in explained]
+            + ["results/explain_record/mine/index.html"],
+        ),
+        ("report", ["all"] + [f"results/metrics/{r}/overall.tsv" for r in ablation_runs]),
+        ("torch", ["ablation"]),
+    ]
+    jobs, seconds, said = {}, {}, {}
+    for i, (env, targets) in enumerate(stages):
+        started = time.monotonic()
+        run = _snakemake(env_pythons[env], wd, *targets, "--configfile", str(quick_config), str(own))
+        seconds[f"{i}:{env}"] = time.monotonic() - started
+        assert run.returncode == 0, f"stage {i} in env {env}:\n{run.stdout[-3000:]}{run.stderr[-5000:]}"
+        jobs[f"{i}:{env}"] = {r: n for r, n in job_counts(run.stdout + run.stderr).items() if r != "all"}
+        said[f"{i}:{env}"] = run.stdout
+    print("\nstaged DAG seconds per environment:", {k: round(v) for k, v in seconds.items()})
+    return wd, jobs, seconds, said
+
+
+@pytest.mark.slow
+def test_each_environment_runs_its_rules(staged_run):
+    _, jobs, _, _ = staged_run
+    envs = rule_envs()
+    for stage, counts in jobs.items():
+        env = stage.split(":")[1]
+        foreign = {r: envs.get(r) for r in counts if envs.get(r) != env}
+        assert not foreign, f"stage {stage} ran rules of other environments: {foreign}"
+    ran = {r for counts in jobs.values() for r in counts}
+    assert ran | set(NOT_RUN) == set(envs), f"rules never run in their environment: {sorted(set(envs) - ran)}"
+
+
+@pytest.fixture(scope="module")
+def main_python() -> Path:
+    """A venv of the main install only (`pip install -e .`, no test extra), as the README's first command."""
+    python, build = venv_python([], editable=REPO)
+    print(f"\nvenv main install: {'cached' if build['cached'] else 'built'} ({build['seconds']:.0f} s to build)")
+    return python
+
+
+@pytest.mark.slow
+def test_main_install_builds_the_report(main_python, staged_run, quick_config):
+    wd, _, _, _ = staged_run
+    report = wd / "report.html"
+    run = _snakemake(main_python, wd, "--report", str(report), "--configfile", str(quick_config), str(wd / "own.yaml"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 100_000 and "table1_overall" in html and "roc_pr_curves" in html
+
+
+@pytest.mark.slow
+def test_closing_message_says_where_to_look(staged_run):
+    """The default target's run ends by naming Table 1, figures and viewer (files that exist), the report command
+    and the data (source, records kept and quarantined)."""
+    wd, _, _, said = staged_run
+    msg = said["2:report"]
+    assert "Finished. Where to look" in msg, msg
+    named = re.findall(r"results/[\w./-]+\.(?:md|tsv|tex|png|html)", msg)
+    assert any("table1_overall" in p for p in named) and any("/viewer/" in p for p in named), msg
+    missing = [p for p in named if p != "results/report.html" and not (wd / p).is_file()]
+    assert not missing, f"the message names files that do not exist: {missing}"
+    assert re.search(r"synthetic PTB-XL .*: \d+ of 300 records kept, \d+ quarantined", msg), msg
+    assert "snakemake --report results/report.html --configfile" in msg

@@ -1,0 +1,20 @@
+"""Rule explain_backgrounds: the same records explained once per masking background."""
+
+import torch
+
+from ecgxai.explain.pipeline import explain_backgrounds_stage
+from ecgxai.runlog import logged
+
+with logged(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    explain_backgrounds_stage(
+        weights=snakemake.input.weights,
+        predictions=snakemake.input.predictions,
+        thresholds=snakemake.input.thresholds,
+        data=snakemake.input.data,
+        cfg=snakemake.params.explain,
+        bg_cfg=snakemake.params.backgrounds,
+        per_record=snakemake.output.per_record,
+        beats=snakemake.input.get("beats"),
+        template=snakemake.input.get("template"),
+    )

@@ -1,0 +1,12 @@
+"""Rule normal_template: median P/PR/QRS/ST/T/TP shapes per lead of NORM-only training records."""
+
+from ecgxai.explain.pipeline import normal_template_run
+from ecgxai.runlog import logged
+
+with logged(snakemake.log[0]):
+    normal_template_run(
+        data=snakemake.input.data,
+        labels=snakemake.input.labels,
+        beats=snakemake.input.beats,
+        template=snakemake.output.template,
+    )
