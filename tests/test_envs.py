@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 ENV_FILES = {p.stem: p for p in sorted((REPO / "envs").glob("*.yaml"))}
 
 
+# Environments of commands rather than rules (pins checked by tests/test_config.py like the others).
+STANDALONE = {"app": "ecgxai serve, the live app (tests/test_app.py runs it in the main install)"}
+
 # Rules the staged run leaves out, and why that is safe.
 NOT_RUN = {"pool_cv": "needs all ten fold models (minutes); its script imports only numpy and pyarrow"}
 
@@ -45,7 +48,9 @@ def test_every_scripted_rule_declares_an_existing_env():
             name = re.match(r"rule (\w+):", block).group(1)
             if "script:" in block:
                 assert name in rule_envs(), f"rule {name} ({smk.name}) runs a script but declares no conda env"
-    assert set(rule_envs().values()) == set(ENV_FILES), "an envs/*.yaml no rule uses, or a rule's env is missing"
+    assert set(rule_envs().values()) | set(STANDALONE) == set(ENV_FILES), (
+        "an envs/*.yaml no rule uses, or a rule's env is missing"
+    )
 
 
 def _config(path: Path) -> dict:
@@ -62,6 +67,8 @@ def env_pythons() -> dict[str, Path]:
     """{env name: python of a fresh venv with the env's pip list and Snakemake}."""
     pythons = {}
     for name, path in ENV_FILES.items():
+        if name in STANDALONE:
+            continue
         pythons[name], build = venv_python(env_requirements(path) + [pin_of("snakemake")])
         print(f"\nvenv {name}: {'cached' if build['cached'] else 'built'} ({build['seconds']:.0f} s to build)")
     return pythons

@@ -6,13 +6,16 @@ dataset is processed in one vectorised call.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import signal as sps
 
 from ecgxai.config import FilterSettings  # noqa: F401  (re-exported: the settings live with the config)
 
 
-def _sos(settings: FilterSettings) -> list[np.ndarray]:
+@functools.lru_cache(maxsize=16)  # one design per settings: the live app filters one record per request
+def _sos(settings: FilterSettings) -> tuple[np.ndarray, ...]:
     stages = []
     if settings.baseline:
         stages.append(
@@ -28,7 +31,7 @@ def _sos(settings: FilterSettings) -> list[np.ndarray]:
                 output="sos",
             )
         )
-    return stages
+    return tuple(stages)
 
 
 def filter_signals(x: np.ndarray, settings: FilterSettings) -> np.ndarray:
@@ -36,7 +39,7 @@ def filter_signals(x: np.ndarray, settings: FilterSettings) -> np.ndarray:
     shape = x.shape
     x = x.reshape(-1, shape[-1])  # 2-D along the contiguous axis: ~1.6x faster in scipy
     for sos in _sos(settings):
-        x = sps.sosfiltfilt(sos, x, axis=-1)
+        x = sps.sosfiltfilt(sos.copy(), x, axis=-1)  # a copy: the cached design stays as designed
     return x.reshape(shape).astype(np.float32, copy=False)
 
 

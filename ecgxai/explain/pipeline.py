@@ -192,6 +192,16 @@ def space_table(meta: pd.DataFrame, requested: str) -> pd.DataFrame:
     return out.assign(requested=requested)[["ecg_id", "requested", "feature_space", "notes"]]
 
 
+def training_reference(data_dir, cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(lead means [12], gradient-SHAP background records) from the training data, where `cfg` needs them."""
+    if not (cfg["background"] == "mean" or cfg["shap"]["gradient"]):
+        return None, None
+    # one training fold is a large enough sample for means and the gradient reference
+    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
+    lead_means = x_train.mean(axis=(0, 2))
+    return lead_means, sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
+
+
 def explain_signals(
     model,
     x: np.ndarray,
@@ -206,10 +216,12 @@ def explain_signals(
     progress: bool = True,
     beats: dict | None = None,
     template: NormalTemplate | None = None,
+    reference: tuple | None = None,
 ) -> Explanations:
     """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
 
-    The training data in `data_dir` provides the lead means and the gradient-SHAP reference.
+    The training data in `data_dir` provides the lead means and the gradient-SHAP reference, or
+    `reference` (from `training_reference`) when a caller explains many requests (the live app).
     beats: ecg_id -> beat table (features.FIDUCIALS columns) for the wave space; records without one
     are explained on time bins. template: the NormalTemplate for `background: normal_template`.
     """
@@ -228,12 +240,7 @@ def explain_signals(
         )
         for e in ecg_ids
     ]
-    needs_train = cfg["background"] == "mean" or cfg["shap"]["gradient"]
-    lead_means = grad_bg = None
-    if needs_train:  # one training fold is a large enough sample for means and the gradient reference
-        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
-        lead_means = x_train.mean(axis=(0, 2))
-        grad_bg = sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
+    lead_means, grad_bg = reference if reference is not None else training_reference(data_dir, cfg)
 
     predict_proba, attention = model_callables(model)
     return explain_records(

@@ -1,0 +1,216 @@
+"""Load test of the live app on loopback: predictions while explanations run.
+
+    python benchmarks/app_load.py --run hybrid_superdiagnostic \\
+        [--results results] [--configfile config.yaml tests/config/synthetic.yaml] \\
+        [--clients 16] [--predictions 50] [--explains 4] [--record PATH.hea]
+
+Starts `ecgxai serve` (python -m ecgxai.cli serve) on 127.0.0.1 as its own process, waits for it
+(the warm-up explains one record first), then measures, with an upload of one WFDB record:
+
+  1. one explanation alone (SHAP + LIME of the top label), 3 times      target <= 1 s
+  2. --clients concurrent clients x --predictions predictions each, nothing else running
+  3. the same predictions while --explains clients keep explaining       target predict p99 <= 100 ms
+
+and prints p50/p99 latency (client side, including HTTP and the upload), errors, and the server's
+RSS before and after. The load generator runs on the same machine (asyncio + httpx, one
+process), so it takes part of the CPU the server would have; the machine's load average is
+printed before and after, since other work on it changes every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_record(configfiles, results: Path) -> Path:
+    """The 100 Hz WFDB record of the run's first test record, in the PTB-XL folder the config names."""
+    sys.path.insert(0, str(REPO))
+    import pyarrow.parquet as pq
+
+    from ecgxai.app.settings import load_config
+    from ecgxai.data.parquet_io import part_files
+
+    cfg = load_config(configfiles)
+    rate = cfg["preprocess"]["sampling_rate"]
+    ids = pq.read_table(part_files(results / "data" / f"{rate}hz", [10])[0], columns=["ecg_id"]).column(0)
+    root = Path(cfg["data"]["path"])
+    db = pd.read_csv(root / "ptbxl_database.csv", index_col="ecg_id")
+    column = "filename_lr" if rate == 100 else "filename_hr"
+    return root / (db.loc[int(ids[0].as_py()), column] + ".hea")
+
+
+def percentiles(ms: list[float]) -> str:
+    if not ms:
+        return "no requests"
+    a = np.asarray(ms)
+    return f"n={len(a)} p50={np.percentile(a, 50):.1f} ms p99={np.percentile(a, 99):.1f} ms max={a.max():.1f} ms"
+
+
+async def timed_post(client: httpx.AsyncClient, path: str, files: dict, data: dict, out: list, errors: list):
+    start = time.perf_counter()
+    try:
+        res = await client.post(path, files=files, data=data)
+        ms = (time.perf_counter() - start) * 1000
+        if res.status_code != 200:
+            errors.append(f"{path}: HTTP {res.status_code} {res.text[:200]}")
+        else:
+            out.append(ms)
+        return res
+    except httpx.HTTPError as exc:
+        errors.append(f"{path}: {type(exc).__name__}: {exc}")
+
+
+async def predict_clients(url, files, clients, n, out, errors):
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=clients + 8)) as c:
+
+        async def one_client():
+            for _ in range(n):
+                await timed_post(c, "/api/predict", files, {}, out, errors)
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+
+
+async def explain_clients(url, files, label, clients, stop: asyncio.Event, out, errors, server_s):
+    async with httpx.AsyncClient(base_url=url, timeout=600) as c:
+
+        async def one_client():
+            while not stop.is_set():
+                res = await timed_post(c, "/api/explain", files, {"label": label}, out, errors)
+                if res is not None and res.status_code == 200:
+                    server_s.append(res.json()["seconds"])
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+
+
+async def run_phase(url, files, label, clients, n, explains):
+    pred, errors, expl, expl_errors, server_s = [], [], [], [], []
+    stop = asyncio.Event()
+    explainers = asyncio.create_task(explain_clients(url, files, label, explains, stop, expl, expl_errors, server_s))
+    if explains:
+        await asyncio.sleep(0.5)  # the explanations are under way before the predictions start
+    start = time.perf_counter()
+    await predict_clients(url, files, clients, n, pred, errors)
+    wall = time.perf_counter() - start
+    stop.set()
+    await explainers  # the explanations in flight finish
+    return pred, errors, wall, expl, expl_errors, server_s
+
+
+def rss_mb(proc: psutil.Process) -> float:
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--results", default="results", type=Path)
+    ap.add_argument("--configfile", nargs="+", default=["config.yaml"])
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--predictions", type=int, default=50, help="per client")
+    ap.add_argument("--explains", type=int, default=4, help="concurrent explain clients during phase 3")
+    ap.add_argument("--record", type=Path, help="WFDB header to upload (default: the run's first test record)")
+    args = ap.parse_args()
+
+    hea = args.record or default_record(args.configfile, args.results)
+    files = {
+        "hea": (hea.name, hea.read_bytes()),
+        "dat": (hea.with_suffix(".dat").name, hea.with_suffix(".dat").read_bytes()),
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (1 min) before the server starts")
+    cmd = [sys.executable, "-m", "ecgxai.cli", "serve", "--run", args.run, "--results", str(args.results),
+           "--port", str(port), "--configfile", *args.configfile]  # fmt: skip
+    started = time.perf_counter()
+    log_path = REPO / "benchmarks" / "out" / "app_server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log_path.open("w")
+    server = subprocess.Popen(cmd, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    print(f"server log: {log_path}")
+    try:
+        while True:
+            if server.poll() is not None:
+                print(log_path.read_text()[-3000:])
+                return 1
+            try:
+                health = httpx.get(f"{url}/api/health", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        proc = psutil.Process(server.pid)
+        print(
+            f"server: run {health['run']} ({len(health['labels'])} labels, {health['label_set']}), "
+            f"{health['feature_space']} features, ready after {time.perf_counter() - started:.1f} s "
+            f"(model load + warm-up), record {hea} uploaded as .hea + .dat ({sum(len(v[1]) for v in files.values())} bytes)"
+        )
+        top = max(httpx.post(f"{url}/api/predict", files=files).json()["labels"], key=lambda lab: lab["probability"])
+        rss_before = rss_mb(proc)
+
+        def cpu_s() -> float:  # the server's CPU time: what a request costs, whatever else the machine runs
+            return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+
+        alone = []
+        cpu0 = cpu_s()
+        for _ in range(3):
+            t = time.perf_counter()
+            res = httpx.post(f"{url}/api/explain", files=files, data={"label": top["name"]}, timeout=600).json()
+            alone.append(((time.perf_counter() - t) * 1000, res["seconds"] * 1000))
+        print(
+            f"1. one explanation alone (label {top['name']}, SHAP {res['shap']['n_model_calls']} + "
+            f"LIME {res['lime']['n_model_calls']} model calls): "
+            + ", ".join(f"{c:.0f} ms ({s:.0f} ms in the server)" for c, s in alone)
+            + f"; median {np.median([c for c, _ in alone]):.0f} ms   target <= 1000 ms"
+        )
+        print(f"   server CPU time per explanation: {(cpu_s() - cpu0) / 3 * 1000:.0f} ms")
+
+        for phase, explains in (("2. predictions alone", 0), ("3. predictions while explanations run", args.explains)):
+            cpu0 = cpu_s()
+            pred, errors, wall, expl, expl_errors, server_s = asyncio.run(
+                run_phase(url, files, top["name"], args.clients, args.predictions, explains)
+            )
+            cpu = cpu_s() - cpu0
+            print(f"{phase}: {args.clients} clients x {args.predictions}: {percentiles(pred)}, "
+                  f"{len(pred) / wall:.0f} predictions/s, errors {len(errors)}")  # fmt: skip
+            if not explains:
+                per = cpu / max(len(pred), 1) * 1000
+                print(f"   server CPU time per prediction: {per:.1f} ms, i.e. {2000 / per:.0f} predictions/s on 2 idle "
+                      f"cores; {args.clients} closed-loop clients would then wait about {args.clients * per / 2:.0f} "
+                      "ms each (Little's law)")  # fmt: skip
+            if explains:
+                print(f"   {explains} explain clients meanwhile: {percentiles(expl)} (queueing included; in the server "
+                      f"median {np.median(server_s) * 1000 if server_s else float('nan'):.0f} ms), "
+                      f"errors {len(expl_errors)}")  # fmt: skip
+                print(f"   target: predict p99 <= 100 ms -> {np.percentile(pred, 99) if pred else float('nan'):.1f} ms")
+            for e in (errors + expl_errors)[:5]:
+                print("   error:", e)
+        print(f"server RSS: {rss_before:.0f} MB before the load, {rss_mb(proc):.0f} MB after")
+        print(f"machine load average after: {os.getloadavg()[0]:.1f} (1 min)")
+    finally:
+        server.terminate()
+        server.wait(30)
+        log_file.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

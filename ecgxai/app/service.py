@@ -1,0 +1,321 @@
+"""One trained run, loaded once, answering predict and explain requests for single records.
+
+A record comes from an upload (through `ecgxai.data.user_record.prepare_user_record_scaled`, the
+`explain_record` rule's preprocessing) or from the run's test fold (already preprocessed by the
+workflow). Predictions are the `predict` rule's; explanations are `explain_signals`, the
+`explain_record` rule's code path, with the app's budget from config `serve.explain`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from ecgxai.config import SPLITS, FilterSettings
+from ecgxai.data.parquet_io import part_files, read_labels, read_metadata
+from ecgxai.data.ptbxl import LEADS, bundled_statements
+from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
+from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.explain.attention import attention_to_bins, broadcast_leads
+from ecgxai.explain.pipeline import explain_signals, training_reference
+from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.report.render import lead_calibration
+from ecgxai.report.tables import label_descriptions
+from ecgxai.report.viewer import validate_record
+
+log = logging.getLogger(__name__)
+
+UPLOAD_ID = 0  # ecg_id of an uploaded record (as in the explain_record rule); test records keep theirs
+
+
+class RecordError(ValueError):
+    """A record the run cannot predict or explain; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Record:
+    """A conditioned record ready for the model, and where it came from."""
+
+    x: np.ndarray  # [12, samples] float32, the model's input
+    ecg_id: int
+    source: str  # shown to the user: "your upload rec.hea + rec.dat", "test record 123 (fold 10)"
+    notes: list[str]
+    true: np.ndarray | None = None  # reference labels (test records only)
+    lead_scale: np.ndarray | None = None  # mV = x * lead_scale + lead_offset (test records: from the Parquet)
+    lead_offset: np.ndarray | None = None
+
+
+def app_explain_config(explain: dict, serve_explain: dict) -> dict:
+    """The workflow's `explain` config with `serve.explain` merged over it.
+
+    Faithfulness curves and gradient SHAP are off: the page shows SHAP, LIME and attention only,
+    and a request should not pay for what nobody sees.
+    """
+    cfg = {k: v for k, v in explain.items() if k not in ("runs", "n_boot", "records", "strategy")}
+    for section in ("shap", "lime"):
+        cfg[section] = {**explain.get(section, {}), **serve_explain.get(section, {})}
+    cfg["shap"]["gradient"] = False
+    cfg["faithfulness"] = {**explain.get("faithfulness", {}), "enabled": False}
+    return cfg
+
+
+class RunService:
+    """The model, thresholds, label descriptions and training reference of one run, loaded once."""
+
+    def __init__(self, results: str | Path, run: str, config: dict):
+        results = Path(results)
+        model_dir = results / "models" / run
+        weights, thresholds_path = model_dir / "model.pt", model_dir / "thresholds.json"
+        if not weights.is_file() or not thresholds_path.is_file():
+            have = sorted(p.parent.name for p in (results / "models").glob("*/model.pt"))
+            raise FileNotFoundError(
+                f"{model_dir}: no trained run {run!r} (model.pt and thresholds.json); trained runs under "
+                f"{results / 'models'}: {have or 'none'}. Train it with: snakemake {weights}"
+            )
+        rate = int(config["preprocess"]["sampling_rate"])
+        self.data_dir = results / "data" / f"{rate}hz"
+        test_parts = part_files(self.data_dir, SPLITS["test"])
+        if not test_parts:
+            raise FileNotFoundError(f"{self.data_dir}: no preprocessed test fold; run snakemake {self.data_dir}")
+        data_meta = read_metadata(test_parts[0])
+        # The conditioning the model was trained with, as the data Parquet records it.
+        self.settings = FilterSettings(**data_meta["filters"])
+        self.units = "z-score" if self.settings.zscore else "mV"
+
+        self.run = run
+        self.model, meta = load_checkpoint(weights)
+        self.model.eval()
+        self.label_names: list[str] = list(meta["label_names"])
+        self.thresholds = read_thresholds(thresholds_path, self.label_names)
+        self.label_set = json.loads(thresholds_path.read_text()).get("label_set")
+        self.descriptions = label_descriptions(self.label_names, bundled_statements())
+        self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
+        self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
+        self.reference = training_reference(self.data_dir, self.explain_cfg)
+
+        self._test_parts = test_parts
+        self.test_ids = np.sort(
+            np.concatenate([pq.read_table(p, columns=["ecg_id"]).column(0).to_numpy() for p in test_parts])
+        )
+        self._truth: dict[int, np.ndarray] = {}
+        labels_path = results / "data" / "labels.parquet"
+        if labels_path.is_file() and self.label_set:
+            ids, y, names = read_labels(labels_path, self.label_set)
+            if names == self.label_names:
+                keep = np.isin(ids, self.test_ids)
+                self._truth = dict(zip(ids[keep].tolist(), y[keep]))
+        log.info(
+            "run %s: %d labels (%s), %d test records, %s features, SHAP %d permutation(s), LIME %d samples",
+            run,
+            len(self.label_names),
+            self.label_set,
+            len(self.test_ids),
+            self.features,
+            self.explain_cfg["shap"].get("npermutations", 3),
+            self.explain_cfg["lime"].get("num_samples", 1000),
+        )
+
+    # ---- records ------------------------------------------------------------------------------
+    def upload_record(self, header: Path, shown: str) -> Record:
+        """An uploaded WFDB record through the workflow's preprocessing (as the explain_record rule)."""
+        try:
+            x, scale, offset, notes = prepare_user_record_scaled(header, self.settings)
+        except UserRecordError as exc:  # the message names the temp file: name the upload instead
+            raise RecordError(422, str(exc).replace(str(header), shown).replace(str(header.parent) + "/", "")) from None
+        if not np.isfinite(x).all():
+            raise RecordError(422, f"{shown}: the conditioned signal has NaN or infinite values")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return Record(x, UPLOAD_ID, f"your upload {shown}", notes, lead_scale=scale, lead_offset=offset)
+
+    def test_record(self, ecg_id: int) -> Record:
+        """A test-fold record of the run, as the workflow preprocessed it."""
+        if ecg_id not in set(self.test_ids.tolist()):
+            raise RecordError(404, f"ecg_id {ecg_id} is not a test record (fold 10) of run {self.run}")
+        for part in self._test_parts:
+            table = pq.read_table(part, filters=[("ecg_id", "=", ecg_id)], columns=["ecg_id", "signal"])
+            if table.num_rows:
+                flat = table.column("signal").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                x = flat.reshape(len(LEADS), -1).astype(np.float32)
+                calibration = lead_calibration(self.data_dir, SPLITS["test"], [ecg_id])
+                scale, offset = (None, None) if calibration is None else (calibration[0][0], calibration[1][0])
+                source = f"test record {ecg_id} (fold 10)"
+                return Record(x, ecg_id, source, [], self._truth.get(ecg_id), scale, offset)
+        raise RecordError(404, f"ecg_id {ecg_id}: not found in {self.data_dir}")
+
+    def label_index(self, label: str | None) -> int:
+        if not label:
+            raise RecordError(400, f"missing form field `label`: one of {self.label_names}")
+        if label not in self.label_names:
+            raise RecordError(400, f"unknown label {label!r}; run {self.run} has {self.label_names}")
+        return self.label_names.index(label)
+
+    # ---- model calls --------------------------------------------------------------------------
+    def predict(self, rec: Record, include_signal: bool = False) -> dict:
+        """Probabilities, thresholds and decisions per label, and the attention per lead x feature."""
+        probs, att = self._forward(rec.x[None])
+        p = probs[0].astype(float)
+        labels = [
+            {
+                "name": name,
+                "description": self.descriptions.get(name, ""),
+                "probability": float(p[i]),
+                "threshold": float(self.thresholds[i]),
+                "predicted": bool(p[i] >= self.thresholds[i]),
+                **({"true": bool(rec.true[i])} if rec.true is not None else {}),
+            }
+            for i, name in enumerate(self.label_names)
+        ]
+        out = {
+            "run": self.run,
+            "label_set": self.label_set,
+            "ecg_id": rec.ecg_id,
+            "source": rec.source,
+            "sampling_rate": self.settings.rate,
+            "samples": int(rec.x.shape[-1]),
+            "notes": rec.notes,
+            "labels": labels,
+            "attention": self._attention(att[0], rec.x.shape[-1]),
+        }
+        if include_signal:
+            out["record"] = self.viewer_record(rec, p, out["attention"])
+        return out
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sigmoid probabilities, attention), as the predict rule computes them. Not through
+        `training.predict`: it moves the model to its device on every call, and `Module.to`
+        rebuilds the LSTM's weight references, which races with a forward in another thread."""
+        with torch.inference_mode():
+            logits, att = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        return torch.sigmoid(logits.float()).numpy(), att.float().numpy()
+
+    def _attention(self, steps: np.ndarray, samples: int) -> dict | None:
+        """The model's attention over its time steps, mapped to the features (the viewer's grid)."""
+        if not hasattr(self.model, "step_to_sample_edges"):
+            return None
+        n_bins = self.settings.n_bins
+        bins = attention_to_bins(steps, self.model.step_to_sample_edges(samples), samples, n_bins)
+        return {
+            "feature_space": self.features,
+            "features": [str(b) for b in range(n_bins)],
+            "leads": list(LEADS),
+            "values": broadcast_leads(bins, len(LEADS)).tolist(),
+            "note": "weight per time feature (each lead row sums to 1); the model attends over time, not leads",
+        }
+
+    def viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
+        """The record in the viewer's contract, JSON-ready (`validate_record`), for the page's script."""
+        return validate_record(self.raw_viewer_record(rec, probs, attention))
+
+    def page_record(self, rec: Record) -> dict:
+        """The record for the page's embedded data (`viewer_html` validates it itself)."""
+        probs, att = self._forward(rec.x[None])
+        return self.raw_viewer_record(rec, probs[0], self._attention(att[0], rec.x.shape[-1]))
+
+    def raw_viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
+        """The record in the viewer's contract (ecgxai.report.viewer), before validation."""
+        record = {
+            "ecg_id": int(rec.ecg_id),
+            "sampling_rate": int(self.settings.rate),
+            "leads": list(LEADS),
+            "signal": rec.x,
+            "units": self.units,
+            "label_names": self.label_names,
+            "label_descriptions": self.descriptions,
+            "probabilities": np.clip(probs, 0, 1),
+            "true": None if rec.true is None else [int(v) for v in rec.true],
+            "thresholds": np.clip(self.thresholds, 0, 1),
+            "n_bins": int(self.settings.n_bins),
+            "attributions": {},
+        }
+        if attention is not None:
+            record["attributions"]["attention"] = {name: attention["values"] for name in self.label_names}
+        if rec.lead_scale is not None:  # drawn in mV, as the viewer pages of the workflow draw records
+            record["lead_scale"], record["lead_offset"] = rec.lead_scale, rec.lead_offset
+        if rec.notes:
+            record["notes"] = list(rec.notes)
+        return record
+
+    def explain(self, rec: Record, label: int) -> dict:
+        """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""
+        start = time.perf_counter()
+        expl = explain_signals(
+            self.model,
+            rec.x[None],
+            [[label]],
+            self.label_names,
+            [rec.ecg_id],
+            self.data_dir,
+            self.explain_cfg,
+            n_bins=self.settings.n_bins,
+            rate=self.settings.rate,
+            progress=False,
+            reference=self.reference,
+        )
+        seconds = time.perf_counter() - start
+        name = self.label_names[label]
+        attr, meta = expl.attributions, expl.meta.set_index("method")
+        out = {
+            "run": self.run,
+            "ecg_id": rec.ecg_id,
+            "source": rec.source,
+            "label": name,
+            "sampling_rate": self.settings.rate,
+            "notes": rec.notes,
+            "feature_space": self.features,
+            "leads": list(LEADS),
+            "seconds": round(seconds, 4),
+        }
+        for method in ("shap", "lime"):
+            rows = attr[(attr["method"] == method) & (attr["label"] == name)]
+            # feature names in the explainer's order (wave segments or bins), whichever the rows carry
+            col = "feature" if "feature" in rows.columns else "bin"
+            order = list(dict.fromkeys(rows[col]))
+            grid = rows.pivot(index="lead", columns=col, values="value").reindex(index=list(LEADS), columns=order)
+            out["features"] = [str(c) for c in order]
+            if "feature_space" in rows.columns and len(rows):
+                out["feature_space"] = str(rows["feature_space"].iloc[0])
+            m = meta.loc[method]
+            out[method] = {"values": grid.to_numpy().tolist(), "n_model_calls": int(m["n_evals"])}
+        sm, lm = meta.loc["shap"], meta.loc["lime"]
+        out["shap"].update(
+            base=float(sm["base"]),
+            prediction=float(sm["fx"]),
+            additivity_error=float(sm["additivity_error"]),
+            npermutations=int(self.explain_cfg["shap"].get("npermutations", 3)),
+        )
+        out["lime"].update(
+            score=float(lm["score"]),
+            intercept=float(lm["intercept"]),
+            local_prediction=float(lm["fx"]),
+            num_samples=int(self.explain_cfg["lime"].get("num_samples", 1000)),
+        )
+        return out
+
+
+def warm_up(service: RunService) -> float:
+    """Explain one test record once, so the first user does not wait for one-off work; returns seconds.
+
+    shap's masked-model code is compiled by numba on first use (30-60 s on 2 busy cores).
+    """
+    start = time.perf_counter()
+    service.explain(service.test_record(int(service.test_ids[0])), 0)
+    seconds = time.perf_counter() - start
+    log.info("warm-up (shap's numba compilation, once per process): %.1f s", seconds)
+    return seconds
+
+
+def set_torch_threads(threads: int) -> None:
+    """Intra-op threads per model call; requests run in parallel threads on top of this."""
+    torch.set_num_threads(max(1, int(threads)))

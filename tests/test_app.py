@@ -1,0 +1,533 @@
+"""The live app (`ecgxai serve`): API through FastAPI's TestClient, concurrency and the page in Chromium.
+
+One small run is built once for the module with the package's own functions (synthetic PTB-XL,
+preprocess, two training epochs): no Snakemake, about half a minute. The browser test needs the
+Debian `chromium` package and playwright, as tests/test_viewer.py; its screenshot goes to
+tests/artifacts/app/ (and to docs/app.png, the README's, with ECGXAI_UPDATE_SCREENSHOT=1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, ecg_like, write_record
+
+from ecgxai.config import SPLITS, FilterSettings
+from ecgxai.data.parquet_io import load_fold_arrays, load_parquet_records
+from ecgxai.data.preprocess import preprocess
+from ecgxai.data.ptbxl import record_path
+from ecgxai.data.synthetic import generate_ptbxl
+from ecgxai.evaluation.thresholds import tune_thresholds
+from ecgxai.model.checkpoint import save_checkpoint
+from ecgxai.model.hybrid import model_from_config
+from ecgxai.model.training import TrainConfig, predict, train_model
+
+RUN = "live"
+ARTIFACTS = REPO / "tests" / "artifacts" / "app"
+CHROMIUM = Path("/usr/bin/chromium")
+# The quick synthetic configuration, with an even smaller explanation budget: tests check behaviour.
+APP_CONFIG = {"serve": {"explain": {"shap": {"npermutations": 1}, "lime": {"num_samples": 100}}}}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A workflow folder with results/ of one trained run `live` (superdiagnostic labels)."""
+    wd = tmp_path_factory.mktemp("served")
+    ptbxl = generate_ptbxl(wd / "ptbxl", 150, seed=0, rates=(100, 500))
+    data = wd / "results" / "data"
+    settings = FilterSettings()
+    preprocess(ptbxl, data / "100hz", data / "labels.parquet", data / "quality.tsv", settings, progress=False)
+    x_tr, y_tr, _, names = load_fold_arrays(data / "100hz", data / "labels.parquet", SPLITS["train"], "superdiagnostic")
+    x_va, y_va, _, _ = load_fold_arrays(data / "100hz", data / "labels.parquet", SPLITS["val"], "superdiagnostic")
+    hparams = yaml.safe_load((REPO / "config.yaml").read_text())["model"]
+    torch_cfg = TrainConfig(epochs=2, device="cpu", patience=None)
+    model, _ = train_model(model_from_config(hparams, len(names)), x_tr, y_tr, x_va, y_va, torch_cfg, progress=False)
+    probs, _ = predict(model, x_va, device="cpu")
+    run_dir = wd / "results" / "models" / RUN
+    save_checkpoint(run_dir / "model.pt", model, hparams, names)
+    thresholds = dict(zip(names, map(float, tune_thresholds(y_va, probs))))
+    (run_dir / "thresholds.json").write_text(
+        json.dumps({"label_set": "superdiagnostic", "tuned_on_folds": [9], "thresholds": thresholds})
+    )
+    (wd / "app.yaml").write_text(yaml.safe_dump(APP_CONFIG))
+    return wd
+
+
+@pytest.fixture(scope="module")
+def config(workdir) -> dict:
+    from ecgxai.app.settings import load_config
+
+    return load_config([REPO / "config.yaml", REPO / "tests" / "config" / "synthetic.yaml", workdir / "app.yaml"])
+
+
+@pytest.fixture(scope="module")
+def service(workdir, config):
+    from ecgxai.app.service import RunService, set_torch_threads
+
+    set_torch_threads(1)
+    return RunService(workdir / "results", RUN, config)
+
+
+@pytest.fixture(scope="module")
+def tmp_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("requests")
+
+
+def make_app(service, config, tmp_root, warm=True, **overrides):
+    from ecgxai.app.server import create_app
+    from ecgxai.app.settings import ServeSettings
+
+    return create_app(service, ServeSettings.from_config(config["serve"], **overrides), tmp_root=tmp_root, warm=warm)
+
+
+@pytest.fixture(scope="module")
+def client(service, config, tmp_root):
+    from fastapi.testclient import TestClient
+
+    with TestClient(make_app(service, config, tmp_root)) as c:
+        yield c
+
+
+def record_files(workdir, ecg_id: int, rate: int = 100) -> tuple[Path, Path]:
+    hea = workdir / "ptbxl" / (record_path(ecg_id, rate) + ".hea")
+    return hea, hea.with_suffix(".dat")
+
+
+def first_test_id(service) -> int:
+    return int(service.test_ids[0])
+
+
+def upload(hea: Path, dat: Path) -> dict:
+    return {"hea": (hea.name, hea.read_bytes()), "dat": (dat.name, dat.read_bytes())}
+
+
+def zipped(*files: Path, extra: dict | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f"record/{f.name}")
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# API
+# ------------------------------------------------------------------------------------------------
+
+
+def test_health_names_the_run_and_its_labels(client, service):
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok" and body["run"] == RUN
+    assert body["labels"] == service.label_names == ["CD", "HYP", "MI", "NORM", "STTC"]
+
+
+def test_predict_an_uploaded_record_as_the_workflow_predicts_it(client, service, workdir):
+    """The upload goes through the workflow's preprocessing: same probabilities as the test fold's Parquet."""
+    ecg_id = first_test_id(service)
+    res = client.post("/api/predict", files=upload(*record_files(workdir, ecg_id)))
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["sampling_rate"] == 100 and body["notes"] == [] and body["run"] == RUN
+    x, ids, _ = load_parquet_records(workdir / "results" / "data" / "100hz", SPLITS["test"])
+    expected, _ = predict(service.model, x[ids == ecg_id], device="cpu")
+    got = np.array([lab["probability"] for lab in body["labels"]])
+    np.testing.assert_allclose(got, expected[0], atol=1e-5)
+    for lab, thr in zip(body["labels"], service.thresholds):
+        assert lab["threshold"] == pytest.approx(thr)
+        assert lab["predicted"] == (lab["probability"] >= lab["threshold"])
+    attention = np.array(body["attention"]["values"])
+    assert attention.shape == (12, service.settings.n_bins)
+    np.testing.assert_allclose(attention.sum(axis=1), 1, atol=1e-6)  # each lead row: all of the time
+    assert "record" not in body  # the signal only when asked for (include_signal)
+
+
+def test_zip_and_test_record_give_the_same_answer(client, service, workdir):
+    ecg_id = first_test_id(service)
+    hea, dat = record_files(workdir, ecg_id)
+    by_files = client.post("/api/predict", files=upload(hea, dat)).json()
+    by_zip = client.post("/api/predict", files={"zip": ("rec.zip", zipped(hea, dat, extra={"__MACOSX/._x": b""}))})
+    by_id = client.post("/api/predict", data={"ecg_id": str(ecg_id), "include_signal": "true"}, files={})
+    assert by_zip.status_code == 200 and by_id.status_code == 200, by_zip.text + by_id.text
+    assert by_zip.json()["labels"] == by_files["labels"]
+    test = by_id.json()
+    assert [lab["probability"] for lab in test["labels"]] == pytest.approx(
+        [lab["probability"] for lab in by_files["labels"]], abs=1e-5
+    )
+    assert all("true" in lab for lab in test["labels"])  # reference labels of a test record
+    record = test["record"]  # the viewer's record contract, ready to draw
+    assert np.array(record["signal"]).shape == (12, 1000) and record["units"] == "z-score"
+    assert set(record["attributions"]) == {"attention"}
+
+
+def test_a_500_hz_record_is_resampled_with_a_note(client, service, workdir):
+    res = client.post("/api/predict", files=upload(*record_files(workdir, first_test_id(service), rate=500)))
+    assert res.status_code == 200, res.text
+    assert res.json()["notes"] == ["resampled from 500 Hz to 100 Hz (the model was trained at 100 Hz)"]
+
+
+def test_explain_returns_shap_and_lime_per_feature_with_the_additivity_error(client, service, workdir):
+    files = upload(*record_files(workdir, first_test_id(service)))
+    res = client.post("/api/explain", files=files, data={"label": "NORM"})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["label"] == "NORM" and body["feature_space"] == "bins"
+    assert len(body["features"]) == service.settings.n_bins
+    shap_values, lime_values = np.array(body["shap"]["values"]), np.array(body["lime"]["values"])
+    assert shap_values.shape == lime_values.shape == (12, service.settings.n_bins)
+    assert np.abs(shap_values).sum() > 0 and np.abs(lime_values).sum() > 0
+    # Permutation SHAP is exact in its budget: the attributions add up to f(x) - f(background).
+    shap = body["shap"]
+    assert shap["additivity_error"] < 1e-5
+    assert shap_values.sum() + shap["base"] == pytest.approx(shap["prediction"], abs=1e-5)
+    predicted = client.post("/api/predict", files=files).json()
+    norm = next(lab for lab in predicted["labels"] if lab["name"] == "NORM")
+    assert shap["prediction"] == pytest.approx(norm["probability"], abs=1e-5)
+    assert body["lime"]["num_samples"] == 100 and body["shap"]["npermutations"] == 1
+    again = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
+    assert again["shap"]["values"] == body["shap"]["values"]  # seeded: the same answer every time
+
+
+def test_openapi_documents_the_endpoints(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/health", "/api/predict", "/api/explain"} <= set(spec["paths"])
+    form = spec["paths"]["/api/explain"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert {"hea", "dat", "zip", "label"} <= set(form["properties"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_the_page_reuses_the_viewer_and_opens_on_a_test_record(client, service):
+    from importlib import resources
+
+    page = client.get("/").text
+    viewer_js = resources.files("ecgxai.report.viewer").joinpath("viewer.js").read_text()
+    assert viewer_js in page  # the viewer's own script, not a copy that could drift
+    assert 'src="assets/app.js"' in page and "connect-src 'self'" in page
+    assert client.get("/assets/app.js").status_code == 200
+    assert client.get("/assets/viewer.js").status_code == 404  # only the app's own files are assets
+
+
+# ------------------------------------------------------------------------------------------------
+# bad input: a 4xx JSON error that says what is wrong; the server keeps serving and keeps nothing
+# ------------------------------------------------------------------------------------------------
+
+
+def header_text(workdir, ecg_id) -> str:
+    return record_files(workdir, ecg_id)[0].read_text()
+
+
+def bad_uploads(workdir, ecg_id, tmp: Path) -> dict:
+    """name -> (request kwargs, expected status, text the error must contain)."""
+    hea, dat = record_files(workdir, ecg_id)
+    rng = np.random.default_rng(1)
+    three = write_record(tmp, 1, 100, ecg_like(rng, 1000, 100, leads=3), names=["I", "II", "V1"])
+    short = write_record(tmp, 2, 100, ecg_like(rng, 500, 100))
+    three_hea, short_hea = tmp / (three + ".hea"), tmp / (short + ".hea")
+    text = header_text(workdir, ecg_id)
+    first, rest = text.split("\n", 1)
+    fields = first.split()
+
+    def with_rate(rate: str) -> bytes:
+        return (" ".join(fields[:2] + [rate] + fields[3:]) + "\n" + rest).encode()
+
+    return {
+        "nothing": (dict(files={"other": ("x.txt", b"x")}), 400, "unexpected file field `other`"),
+        "no files": (dict(data={"label": "NORM"}, files={}), 400, "missing file `hea` and `dat`"),
+        "header only": (dict(files={"hea": (hea.name, hea.read_bytes())}), 400, "missing file `dat`"),
+        "not multipart": (dict(json={"hea": "x"}), 415, "multipart/form-data"),
+        "unreadable header": (
+            dict(files={"hea": ("x.hea", b"this is not a header\n"), "dat": ("x.dat", dat.read_bytes())}),
+            422,
+            "x.hea: unreadable WFDB header",
+        ),
+        "too few leads": (
+            dict(files=upload(three_hea, three_hea.with_suffix(".dat"))),
+            422,
+            "the model needs the 12 standard leads",
+        ),
+        "too short": (dict(files=upload(short_hea, short_hea.with_suffix(".dat"))), 422, "at least 10 s needed"),
+        "absurd rate": (
+            dict(files={"hea": (hea.name, with_rate("0.4")), "dat": (dat.name, dat.read_bytes())}),
+            422,
+            "sampling rate 0.4 Hz is not a plausible ECG rate",
+        ),
+        "unparseable rate": (
+            dict(files={"hea": (hea.name, with_rate("1e9")), "dat": (dat.name, dat.read_bytes())}),
+            422,
+            "sampling rate '1e9' is not a positive number",
+        ),
+        "truncated signal file": (
+            dict(files={"hea": (hea.name, hea.read_bytes()), "dat": (dat.name, dat.read_bytes()[:1000])}),
+            422,
+            hea.name,
+        ),
+        "not a zip": (dict(files={"zip": ("rec.zip", b"PK but not really a zip")}), 400, "rec.zip: not a zip"),
+        "zip without a header": (dict(files={"zip": ("rec.zip", zipped(dat))}), 400, "no .hea header"),
+        "zip without the signal": (dict(files={"zip": ("rec.zip", zipped(hea))}), 400, "not in the zip"),
+        "zip of two records": (
+            dict(files={"zip": ("two.zip", zipped(hea, dat, three_hea, three_hea.with_suffix(".dat")))}),
+            400,
+            "zip one record at a time",
+        ),
+        "zip and files": (dict(files={**upload(hea, dat), "zip": ("r.zip", zipped(hea, dat))}), 400, "not both"),
+        "unknown test record": (dict(data={"ecg_id": "999999"}, files={}), 404, "not a test record"),
+        "ecg_id not a number": (dict(data={"ecg_id": "12; rm -rf"}, files={}), 400, "whole number"),
+    }
+
+
+def test_every_bad_upload_gets_a_4xx_json_error_naming_the_problem(client, service, workdir, tmp_path, tmp_root):
+    cases = bad_uploads(workdir, first_test_id(service), tmp_path)
+    failures = []
+    for name, (kwargs, status, text) in cases.items():
+        for path in ("/api/predict", "/api/explain"):
+            if path == "/api/explain" and "json" not in kwargs:  # a valid label: the record is what is wrong
+                kwargs = {**kwargs, "data": {**kwargs.get("data", {}), "label": "NORM"}}
+            res = client.post(path, **kwargs)
+            error = res.json().get("error", "") if res.headers.get("content-type") == "application/json" else ""
+            if res.status_code != status or text not in error:
+                failures.append(f"{name} {path}: {res.status_code} {res.text[:300]}")
+    assert not failures, "\n".join(failures)
+    assert client.get("/api/health").json()["status"] == "ok"  # still serving
+    assert list(tmp_root.iterdir()) == []  # every per-request folder removed, no upload kept
+
+
+def test_explain_needs_a_known_label(client, service, workdir):
+    files = upload(*record_files(workdir, first_test_id(service)))
+    missing = client.post("/api/explain", files=files)
+    unknown = client.post("/api/explain", files=files, data={"label": "XYZ"})
+    assert missing.status_code == 400 and "missing form field `label`" in missing.json()["error"]
+    assert unknown.status_code == 400 and "unknown label 'XYZ'" in unknown.json()["error"]
+
+
+def test_uploads_over_the_cap_are_refused_with_413(service, config, workdir, tmp_root):
+    from fastapi.testclient import TestClient
+
+    hea, dat = record_files(workdir, first_test_id(service), rate=500)  # 120 kB of signal
+    with TestClient(make_app(service, config, tmp_root, warm=False, max_upload_mb=0.05)) as small:
+        direct = small.post("/api/predict", files=upload(hea, dat))
+        # a zip that is small itself but unpacks past the cap
+        bomb = zipped(hea, extra={dat.name: b"\0" * 200_000})
+        unpacked = small.post("/api/predict", files={"zip": ("bomb.zip", bomb)})
+        assert len(bomb) < 0.05 * 2**20
+        ok = small.post("/api/predict", files=upload(*record_files(workdir, first_test_id(service))))
+    for res in (direct, unpacked):
+        assert res.status_code == 413 and "upload too large" in res.json()["error"], res.text
+    assert ok.status_code == 200  # a record under the cap still goes through
+    assert list(tmp_root.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# a real server on 127.0.0.1: concurrency, the command line, the browser
+# ------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(service, config, tmp_root):
+    """uvicorn serving the app on 127.0.0.1 in a thread of this process (shares the warmed-up service)."""
+    import uvicorn
+
+    app = make_app(service, config, tmp_root)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_a_running_explanation_does_not_block_predictions(server, service, workdir, monkeypatch):
+    """An explain request held inside the model call; predictions from another client still complete."""
+    import httpx
+
+    url, _ = server
+    started, release = threading.Event(), threading.Event()
+    real = service.explain
+
+    def held(*args):
+        started.set()
+        assert release.wait(60), "never released"
+        return real(*args)
+
+    monkeypatch.setattr(service, "explain", held)
+    files = upload(*record_files(workdir, first_test_id(service)))
+    result = {}
+    explainer = threading.Thread(
+        target=lambda: result.update(
+            res=httpx.post(f"{url}/api/explain", files=files, data={"label": "MI"}, timeout=120)
+        )
+    )
+    explainer.start()
+    try:
+        assert started.wait(60), "the explanation never started"
+        for _ in range(3):
+            res = httpx.post(f"{url}/api/predict", files=files, timeout=30)
+            assert res.status_code == 200
+        assert explainer.is_alive() and "res" not in result  # predictions answered while it ran
+    finally:
+        release.set()
+        explainer.join(120)
+    assert result["res"].status_code == 200 and result["res"].json()["label"] == "MI"
+
+
+def test_many_concurrent_predictions_all_succeed(server, service, workdir):
+    """16 clients at once: every answer 200 and the same (the model is shared by the worker threads)."""
+    import httpx
+
+    url, _ = server
+    files = upload(*record_files(workdir, first_test_id(service)))
+    answers, failures = [], []
+
+    def client():
+        with httpx.Client(base_url=url, timeout=120) as c:
+            for _ in range(5):
+                res = c.post("/api/predict", files=files)
+                (answers if res.status_code == 200 else failures).append(res.text)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not failures, failures[:3]
+    assert len(answers) == 80 and len(set(answers)) == 1
+
+
+def test_serve_command_refuses_an_unknown_run(workdir):
+    res = subprocess.run(
+        [sys.executable, "-m", "ecgxai.cli", "serve", "--run", "nosuch", "--results", str(workdir / "results")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert "no trained run 'nosuch'" in res.stderr and f"{RUN}" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need the playwright Python package")
+    from test_viewer import CHROMIUM_FLAGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+# Share of overlay-coloured (not white, not grid-pink, not trace) pixels on the ECG canvas.
+OVERLAY_PIXELS_JS = """() => {
+  const c = document.querySelector('[data-testid="ecg-canvas"]'), geo = window.viewerGeometry();
+  const d = c.getContext('2d').getImageData(geo.plotX, 0, geo.plotW, geo.footerY).data;
+  let blue = 0, red = 0, orange = 0, n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+    n++;
+    if (b > r + 30 && b > g) blue++;
+    else if (r > 180 && g < 150 && b < 150) red++;
+    else if (r - b > 60 && g - b > 20) orange++;   // attention's oranges, not the pink grid
+  }
+  return {blue: blue / n, red: red / n, orange: orange / n};
+}"""
+
+
+def test_browser_upload_shows_predictions_then_the_overlays(browser, server, service, workdir):
+    url, _ = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS.parent / ".gitignore").write_text("*\n")
+    ecg_id = int(service.test_ids[-1])
+    hea, dat = record_files(workdir, ecg_id)
+    expected = service.predict(service.upload_record(hea, hea.name))
+
+    context = browser.new_context(
+        viewport={"width": 1500, "height": 1000}, device_scale_factor=1, accept_downloads=True
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.goto(url + "/")
+    page.wait_for_selector("html[data-ready=true]")
+    # the page opens on a test record; its explanation arrives by itself
+    page.wait_for_function("() => window.liveApp.explained[0] && Object.keys(window.liveApp.explained[0]).length")
+
+    page.set_input_files('[data-testid="file-input"]', [str(hea), str(dat)])
+    page.wait_for_function("() => window.liveApp.sources.length === 2 && window.viewerState.recordIndex === 1")
+    status = page.inner_text('[data-testid="live-status"]')
+    assert f"your upload {hea.name} + {dat.name}" in status
+
+    # predicted labels, as the page shows them, are the server's
+    rows = page.eval_on_selector_all(
+        "#label-rows tr", "rows => rows.map(r => [r.dataset.label, r.children[4].dataset.value])"
+    )
+    shown = sorted(label for label, predicted in rows if predicted == "1")
+    assert shown == sorted(lab["name"] for lab in expected["labels"] if lab["predicted"])
+    assert len(rows) == len(service.label_names)
+    assert page.inner_text("#record-select option:checked") == f"Your ECG: {hea.name}"
+
+    # attention first; then SHAP arrives for the shown label and becomes the overlay
+    label = page.evaluate("() => window.viewerState.label")
+    page.wait_for_function(
+        "(label) => window.liveApp.explained[1][label] && window.viewerState.overlay === 'shap'", arg=label
+    )
+    shap = page.evaluate("(label) => window.ecgViewer.records[1].attributions.shap[label]", label)
+    assert np.array(shap).shape == (12, service.settings.n_bins)
+    colours = page.evaluate(OVERLAY_PIXELS_JS)
+    assert colours["blue"] + colours["red"] > 0.02, colours  # SHAP's diverging colours are on the ECG
+    assert "SHAP for " + label in page.inner_text('[data-testid="legend"]')
+    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=False)
+    if os.environ.get("ECGXAI_UPDATE_SCREENSHOT"):
+        (REPO / "docs").mkdir(exist_ok=True)
+        shutil.copy(ARTIFACTS / "app.png", REPO / "docs" / "app.png")
+
+    # export as in the static viewer: the attributions the server sent, as CSV
+    with page.expect_download() as download:
+        page.click('[data-testid="export-csv"]')
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    methods = [row["method"] for row in rows]
+    n_cells = 12 * service.settings.n_bins
+    assert methods.count("shap") == methods.count("lime") == methods.count("attention") == n_cells
+    assert {row["label"] for row in rows} == {label}
+    shap_export = [float(row["attribution"]) for row in rows if row["method"] == "shap"]
+    np.testing.assert_allclose(shap_export, np.ravel(shap), rtol=1e-3, atol=1e-9)
+
+    # the attention overlay of the same record, on request
+    page.select_option('[data-testid="overlay-select"]', "attention")
+    assert page.evaluate(OVERLAY_PIXELS_JS)["orange"] > 0.02
+
+    # a bad upload: the error is shown, the page keeps working
+    page.set_input_files('[data-testid="file-input"]', [str(hea)])
+    page.wait_for_function("() => window.liveApp.errors.length > 0")
+    assert "missing file `dat`" in page.inner_text('[data-testid="live-status"]')
+    context.close()
+    # the browser logs the refused upload's answer as a failed load; nothing else may go wrong
+    errors = [e for e in errors if "status of 400 (Bad Request)" not in e]
+    assert not errors, errors
