@@ -89,8 +89,8 @@ def in_space(frame: pd.DataFrame, kind: str = "bins") -> pd.DataFrame:
 
 
 def signals_in_mv(x: np.ndarray, ids: np.ndarray, data_dir, folds) -> tuple[np.ndarray, str]:
-    """The records in mV where the signal Parquet carries lead_scale/lead_offset (mV = signal * scale +
-    offset), else unchanged with units 'z-score'."""
+    """Records x [n, 12, T] (ecg_ids `ids`) in mV where the signal Parquet of `folds` carries
+    lead_scale/lead_offset (mV = signal * scale + offset), else unchanged with units 'z-score'."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -100,11 +100,13 @@ def signals_in_mv(x: np.ndarray, ids: np.ndarray, data_dir, folds) -> tuple[np.n
     if not files or "lead_scale" not in pq.read_schema(files[0]).names:
         return x, "z-score"
     t = pa.concat_tables([pq.read_table(f, columns=["ecg_id", "lead_scale", "lead_offset"]) for f in files])
-    order = np.argsort(t.column("ecg_id").to_numpy(), kind="stable")
-    scale = np.stack(t.column("lead_scale").to_pylist())[order].astype(np.float32)
-    offset = np.stack(t.column("lead_offset").to_pylist())[order].astype(np.float32)
-    if len(scale) != len(x):
-        raise ValueError(f"{data_dir}: {len(scale)} lead scales for {len(x)} records")
+    all_ids = t.column("ecg_id").to_numpy()
+    order = np.argsort(all_ids, kind="stable")
+    pos = order[np.searchsorted(all_ids[order], np.asarray(ids))]
+    if not np.array_equal(all_ids[pos], np.asarray(ids)):
+        raise ValueError(f"{data_dir}: lead scales missing for some of the {len(ids)} records")
+    scale = np.stack(t.column("lead_scale").to_pylist())[pos].astype(np.float32)
+    offset = np.stack(t.column("lead_offset").to_pylist())[pos].astype(np.float32)
     return x * scale[:, :, None] + offset[:, :, None], "mV"
 
 
