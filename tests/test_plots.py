@@ -178,7 +178,7 @@ def test_every_figure(data, tmp_path):
         "error_analysis",
         len(LABELS),
     )
-    assert set(plots.CAPTIONS) == set(plots.FIGSIZES)  # every figure has a caption
+    assert set(plots.FIGSIZES) <= set(plots.CAPTIONS)  # every figure has a caption (tables of the checks too)
 
 
 def test_figure_inputs_variants(data, tmp_path):
