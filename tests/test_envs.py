@@ -27,7 +27,10 @@ ENV_FILES = {p.stem: p for p in sorted((REPO / "envs").glob("*.yaml"))}
 STANDALONE = {"app": "ecgxai serve, the live app (tests/test_app.py runs it in the main install)"}
 
 # Rules the staged run leaves out, and why that is safe.
-NOT_RUN = {"pool_cv": "needs all ten fold models (minutes); its script imports only numpy and pyarrow"}
+NOT_RUN = {
+    "pool_cv": "needs all ten fold models (minutes); its script imports only numpy and pyarrow",
+    "seed_consistency": "needs checks.seed_runs (several trained seeds); imports what sanity imports, which runs here",
+}
 
 
 def rule_envs() -> dict[str, str]:
@@ -99,6 +102,12 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
             + [f"results/predictions/{runs[0]}/cv/fold1_test.parquet"]  # train_cv, predict_cv: one fold model
             + [f"results/predictions/{r}/test.parquet" for r in ablation_runs]
             + [f"results/explain/{r}/correlation.tsv" for r in explained]
+            + [f"results/explain/{r}/backgrounds_per_record.parquet" for r in explained]
+            + [
+                f"results/explain/{r}/checks/{f}"
+                for r in explained
+                for f in ("expert_rule_alignment.tsv", "method_flags.tsv")
+            ]
             + ["results/explain_record/mine/index.html"],
         ),
         ("report", ["all"] + [f"results/metrics/{r}/overall.tsv" for r in ablation_runs]),
