@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.core import explain_records
 from ecgxai.explain.correlation import spearman
 
 
@@ -25,6 +24,8 @@ def compare_backgrounds(predict_proba, x, labels, label_names, ecg_ids, spaces, 
     kwargs go to `explain_records` (template, lead_means, blur_sigma_s, rate). The first background is
     the reference of the rank agreement.
     """
+    from ecgxai.explain.core import explain_records  # here: background_summary runs in the report env
+
     rows, ref_maps = [], {}
     for bg in backgrounds:
         ex = explain_records(

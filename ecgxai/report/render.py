@@ -136,9 +136,10 @@ def render_explanations(
     waves = in_space(attributions, "waves")
     beat_tables = {}
     if beats and len(waves):
-        from ecgxai.explain.pipeline import read_beats_by_record
+        from ecgxai.data.delineation import read_beats  # not explain.pipeline: the report env has no torch
 
-        beat_tables = read_beats_by_record(beats, waves["ecg_id"].unique())
+        table = read_beats(beats, ecg_ids=[int(e) for e in waves["ecg_id"].unique()])
+        beat_tables = {int(e): g.reset_index(drop=True) for e, g in table.groupby("ecg_id", sort=False)}
     on_waves = np.isin(ids, waves["ecg_id"].unique())
     x_mv, units = signals_in_mv(x[on_waves], ids[on_waves], data, folds) if on_waves.any() else (x[:0], "mV")
     signals = {int(e): s for e, s in zip(ids[on_waves], x_mv)}
