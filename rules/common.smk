@@ -189,3 +189,60 @@ def rendered(names, category, figures=True):
         for ext in others:
             out[f"{name}_{ext[1:]}"] = stem + ext
     return out
+
+
+# Checks of the explanations (rules/checks.smk): constants and input functions.
+CHECKS = "results/explain/{run}/checks"
+SEED_RUNS = config["checks"]["seed_runs"]
+_unknown_seed_runs = sorted(set(SEED_RUNS) - set(config["runs"]))
+if _unknown_seed_runs:
+    raise WorkflowError(f"config checks.seed_runs names undefined runs {_unknown_seed_runs}")
+if len(SEED_RUNS) == 1:
+    raise WorkflowError("config checks.seed_runs needs at least two runs (one per training seed), or none")
+
+
+def checks_outputs():
+    """The check files `snakemake` builds by default for the explained runs."""
+    out = []
+    if config["checks"]["expert_rules"]:
+        out += expand(
+            "results/explain/{run}/checks/{f}",
+            run=EXPLAIN_RUNS,
+            f=["expert_rule_alignment.tsv", "rule_deletion_probe.tsv", "background_check.tsv"],
+        )
+    if config["checks"]["sanity"]:
+        out += expand("results/explain/{run}/checks/method_flags.tsv", run=EXPLAIN_RUNS)
+    if SEED_RUNS:
+        out.append("results/explain/seed_consistency/summary.tsv")
+    return out
+
+
+def checks_delineation(wildcards):
+    """The beat tables where the workflow delineates; without them every record is on time bins."""
+    try:
+        rules.delineate
+    except (AttributeError, WorkflowError):
+        return {}
+    return {"beats": rules.delineate.output.beats}
+
+
+def checks_template(wildcards, run=None):
+    """The run's NORM template where a compared background needs it and the workflow can build it."""
+    if "normal_template" not in config["checks"]["backgrounds"]:
+        return {}
+    try:
+        rules.normal_template
+    except (AttributeError, WorkflowError):
+        return {}
+    if not checks_delineation(wildcards):
+        return {}
+    return {"template": f"results/explain/{run or wildcards.run}/template.npz"}
+
+
+def checks_report(path, name, figure=False):
+    return report(
+        path,
+        caption=f"../report/{name}.rst",
+        category="Explanation checks",
+        subcategory="{run}",
+    )
