@@ -1,6 +1,6 @@
 """Seconds per record of SHAP and LIME on wave features and on time bins, each against its model-call floor.
 
-    python benchmarks/explain.py [--records 10] [--threads 2] [--batch 512] [--full]
+    python benchmarks/explain.py [--records 10] [--threads 2] [--batch 64] [--no-fuse] [--full]
 
 Builds the default `ecgxai.model.hybrid.HybridECGNet` (random weights are fine for timing; a small
 conv net stands in if the model module is missing), explains each record for its top-3
@@ -11,8 +11,8 @@ unmasked signals) and their ratio, then the projection for 100 records x top-3 l
 Targets on 2 CPU cores (issue 10): waves SHAP + LIME <= 0.2 s per record, 100 records x top-3
 labels <= 1 minute.
 
-Defaults being timed (ecgxai.explain): SHAP npermutations=3 (435 calls/record on 72 features,
-1443 on 240 bins), LIME num_samples=1000; with --full also gradient SHAP and the whole
+Defaults being timed (ecgxai.explain): SHAP npermutations=2 (291 calls/record on 72 features,
+962 on 240 bins), LIME num_samples=1000; with --full also gradient SHAP and the whole
 `explain_records` on waves + bins (attention, faithfulness curves).
 """
 
@@ -31,6 +31,7 @@ from ecgxai.explain.features import FIDUCIALS, bin_space, wave_space
 from ecgxai.explain.lime_explain import explain_lime
 from ecgxai.explain.masking import Masker
 from ecgxai.explain.shap_explain import explain_shap, gradient_shap
+from ecgxai.model.inference import INFERENCE_BATCH, Probabilities, model_functions
 
 
 def build_model(n_classes: int):
@@ -61,22 +62,12 @@ def build_model(n_classes: int):
         return Small().eval(), "small conv (fallback)"
 
 
-class Probs(torch.nn.Module):
-    """x -> sigmoid(logits): the single-tensor model GradientExplainer needs."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return torch.sigmoid(self.model(x)[0])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=512, help="forward-pass batch size")
+    ap.add_argument("--batch", type=int, default=INFERENCE_BATCH, help="forward-pass batch size")
+    ap.add_argument("--no-fuse", action="store_true", help="keep Conv1d and BatchNorm1d apart (the unfused model)")
     ap.add_argument("--classes", type=int, default=5)
     ap.add_argument("--samples", type=int, default=1000)
     ap.add_argument("--n-bins", type=int, default=20)
@@ -88,14 +79,9 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model, name = build_model(args.classes)
-    probs_model = Probs(model).eval()
-
-    def predict_proba(x):
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(x), args.batch):
-                out.append(probs_model(torch.from_numpy(np.ascontiguousarray(x[i : i + args.batch]))).numpy())
-        return np.concatenate(out)
+    probs_model = Probabilities(model).eval()
+    # the explainers' own model calls: Conv-BN folded, batches of --batch records
+    predict_proba, attention_fn = model_functions(model, args.batch, fuse=not args.no_fuse)
 
     rng = np.random.default_rng(args.seed)
     t = np.arange(args.samples) / 100.0
@@ -185,10 +171,6 @@ def main():
             gradient_shap(probs_model, X[i], labels[i], bg, spaces["waves"], shap_cfg, seed=i)
         g = (time.perf_counter() - t0) / n
         print(f"{'shap_gradient':<14}{shap_cfg.gradient_nsamples * 3:>10}{g:>9.2f}{'':>13}{'':>8}{100 * g:>13.0f}")
-
-        def attention_fn(x):
-            with torch.inference_mode():
-                return model(torch.from_numpy(np.ascontiguousarray(x)))[1].numpy()
 
         edges = (
             model.step_to_sample_edges

@@ -28,9 +28,9 @@ from scipy.stats import spearmanr
 
 from ecgxai.config import SPLITS
 from ecgxai.data.parquet_io import load_fold_arrays
-from ecgxai.explain.pipeline import _Probabilities
 from ecgxai.explain.shap_explain import ShapConfig, gradient_shap, sample_background
 from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.model.inference import Probabilities
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     res = Path(a.results)
     rate_dir = next((res / "data").glob("*hz"))
     model, _ = load_checkpoint(a.model or res / "models" / a.run / "model.pt")
-    probs_model = _Probabilities(model).eval()
+    probs_model = Probabilities(model).eval()
     x_te, _, ids, names = load_fold_arrays(rate_dir, res / "data" / "labels.parquet", SPLITS["test"], a.label_set)
     x_tr, _, _, _ = load_fold_arrays(rate_dir, res / "data" / "labels.parquet", SPLITS["train"], a.label_set)
     bg = sample_background(x_tr, a.background, seed=0)

@@ -116,3 +116,28 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     sidecar_path(junk).write_text(sidecar_path(other).read_text())
     with pytest.raises(ValueError, match="junk.pt"):
         load_checkpoint(junk)
+
+
+def test_inference_functions_fold_batchnorm_without_changing_outputs_or_the_model():
+    """The explainers' fast path (Conv-BN folded, small batches) gives the model's own probabilities and
+    attention, and leaves the caller's model (e.g. one being randomised by the sanity check) untouched."""
+    from ecgxai.model.inference import fuse_for_inference, model_functions
+
+    torch.manual_seed(0)
+    model = HybridECGNet(n_classes=4)
+    with torch.no_grad():  # non-trivial running statistics, so folding has something to fold
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x = np.random.default_rng(0).standard_normal((70, 12, 1000)).astype(np.float32)
+    with torch.inference_mode():
+        logits, att = model(torch.from_numpy(x))
+    predict, attention = model_functions(model, batch_size=32)  # 3 batches, the last partial
+    np.testing.assert_allclose(predict(x), torch.sigmoid(logits).numpy(), atol=1e-5)
+    np.testing.assert_allclose(attention(x), att.numpy(), atol=1e-5)
+    assert predict(x[:0]).shape == (0, 4)
+    fused = fuse_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()) == 3

@@ -134,7 +134,7 @@ class RunService:
             self.label_set,
             len(self.test_ids),
             self.features,
-            self.explain_cfg["shap"].get("npermutations", 3),
+            self.explain_cfg["shap"].get("npermutations", 2),
             self.explain_cfg["lime"].get("num_samples", 1000),
         )
 
@@ -307,7 +307,7 @@ class RunService:
             base=float(sm["base"]),
             prediction=float(sm["fx"]),
             additivity_error=float(sm["additivity_error"]),
-            npermutations=int(self.explain_cfg["shap"].get("npermutations", 3)),
+            npermutations=int(self.explain_cfg["shap"].get("npermutations", 2)),
         )
         out["lime"].update(
             score=float(lm["score"]),

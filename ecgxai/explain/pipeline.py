@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ecgxai.config import SPLITS
 from ecgxai.data.parquet_io import load_parquet_records, read_labels
@@ -24,34 +23,10 @@ from ecgxai.explain.select import labels_to_explain, select_records
 from ecgxai.explain.shap_explain import sample_background
 from ecgxai.explain.template import NormalTemplate, build_normal_template
 from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.model.inference import Probabilities, model_functions
 from ecgxai.outputs import write_tsv
 
 log = logging.getLogger(__name__)
-
-
-class _Probabilities(torch.nn.Module):
-    """x -> sigmoid probabilities: what gradient SHAP differentiates."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return torch.sigmoid(self.model(x)[0])
-
-
-def model_callables(model: torch.nn.Module, batch_size: int = 512):
-    """Batched numpy -> numpy probability and attention functions (no autograd)."""
-
-    def run(x: np.ndarray, which: int) -> np.ndarray:
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(x), batch_size):
-                res = model(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])))
-                out.append((torch.sigmoid(res[0]) if which == 0 else res[1]).float().numpy())
-        return np.concatenate(out)
-
-    return (lambda x: run(x, 0)), (lambda x: run(x, 1))
 
 
 def rows_of(ids_all: np.ndarray, wanted) -> np.ndarray:
@@ -167,7 +142,7 @@ def explain_backgrounds_run(
     if "mean" in compare:
         x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
         lead_means = x_train.mean(axis=(0, 2))
-    predict_proba, _ = model_callables(s["model"])
+    predict_proba, _ = model_functions(s["model"])
     log.info("comparing backgrounds %s on %d records", compare, n)
     return compare_backgrounds(
         predict_proba,
@@ -242,7 +217,7 @@ def explain_signals(
     ]
     lead_means, grad_bg = reference if reference is not None else training_reference(data_dir, cfg)
 
-    predict_proba, attention = model_callables(model)
+    predict_proba, attention = model_functions(model)
     return explain_records(
         predict_proba,
         x,
@@ -260,7 +235,7 @@ def explain_signals(
         lead_means=lead_means,
         blur_sigma_s=cfg["blur_sigma_s"],
         rate=rate,
-        gradient_model=_Probabilities(model) if cfg["shap"]["gradient"] else None,
+        gradient_model=Probabilities(model) if cfg["shap"]["gradient"] else None,
         gradient_background=grad_bg,
         faithfulness_cfg=cfg["faithfulness"],
         correlations=False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from ecgxai.explain.sanity import (
     summarize_correlations,
 )
 from ecgxai.explain.shap_explain import ShapConfig, explain_shap, gradient_shap
+from ecgxai.model.inference import Probabilities, model_functions
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +57,6 @@ class CheckConfig:
     n_boot: int = 2000
     shap: dict = field(default_factory=dict)
     lime: dict = field(default_factory=dict)
-
-
-class _Probabilities(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return torch.sigmoid(self.model(x)[0])
-
-
-def model_functions(model: torch.nn.Module, batch_size: int = 512) -> tuple[Callable, Callable]:
-    """(predict_proba, attention): numpy [m, leads, T] -> probabilities [m, C] / attention [m, T']."""
-
-    def run(x, which):
-        out = []
-        with torch.inference_mode():
-            for s in range(0, len(x), batch_size):
-                res = model(torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size], dtype=np.float32)))
-                out.append((torch.sigmoid(res[0]) if which == 0 else res[1]).float().numpy())
-        return np.concatenate(out)
-
-    return (lambda x: run(x, 0)), (lambda x: run(x, 1))
 
 
 def attention_features(attention: np.ndarray, step_edges, space: FeatureSpace, as_density: bool = False) -> np.ndarray:
@@ -127,7 +105,7 @@ def explain_maps(
             )
     if "shap_gradient" in cfg.methods and gradient_background is not None:
         # per-sample expected gradients (one "bin" per sample), summed into the record's features
-        g = gradient_shap(_Probabilities(model), x, labels, gradient_background, space.T, shap_cfg, seed).values
+        g = gradient_shap(Probabilities(model), x, labels, gradient_background, space.T, shap_cfg, seed).values
         out[("shap_gradient", "-")] = space.sum_samples(g)
     if "attention" in cfg.methods and hasattr(model, "step_to_sample_edges"):
         att = attend(np.asarray(x, dtype=np.float32)[None])[0]
