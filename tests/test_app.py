@@ -32,6 +32,8 @@ from ecgxai.data.preprocess import preprocess
 from ecgxai.data.ptbxl import record_path
 from ecgxai.data.synthetic import generate_ptbxl
 from ecgxai.evaluation.thresholds import tune_thresholds
+from ecgxai.explain.attention import attention_to_space
+from ecgxai.explain.features import FIDUCIALS, SEGMENTS, bin_space
 from ecgxai.model.checkpoint import save_checkpoint
 from ecgxai.model.hybrid import model_from_config
 from ecgxai.model.training import TrainConfig, predict, train_model
@@ -151,8 +153,12 @@ def test_predict_an_uploaded_record_as_the_workflow_predicts_it(client, service,
         assert lab["threshold"] == pytest.approx(thr)
         assert lab["predicted"] == (lab["probability"] >= lab["threshold"])
     attention = np.array(body["attention"]["values"])
-    assert attention.shape == (12, service.settings.n_bins)
-    np.testing.assert_allclose(attention.sum(axis=1), 1, atol=1e-6)  # each lead row: all of the time
+    assert attention.shape == (12, service.settings.n_bins) and body["attention"]["feature_space"] == "bins"
+    # mapped onto the bins as the explain stage maps it: the mean weight of the steps covering each bin
+    _, steps = predict(service.model, x[ids == ecg_id], device="cpu")
+    T = x.shape[-1]
+    mapped = attention_to_space(steps[0], service.model.step_to_sample_edges(T), bin_space(T, service.settings.n_bins))
+    np.testing.assert_allclose(attention, np.broadcast_to(mapped, attention.shape), atol=1e-6)
     assert "record" not in body  # the signal only when asked for (include_signal)
 
 
@@ -185,10 +191,13 @@ def test_explain_returns_shap_and_lime_per_feature_with_the_additivity_error(cli
     res = client.post("/api/explain", files=files, data={"label": "NORM"})
     assert res.status_code == 200, res.text
     body = res.json()
-    assert body["label"] == "NORM" and body["feature_space"] == "bins"
-    assert len(body["features"]) == service.settings.n_bins
+    # the run explains on waves (config explain.features): the upload is delineated as the workflow does it
+    assert body["label"] == "NORM" and body["feature_space"] == "waves"
+    assert body["features"] == list(SEGMENTS)
+    beats = np.array(body["beats"]["samples"])
+    assert beats.shape[1] == len(FIDUCIALS) and len(beats) >= 5  # ~10 synthetic beats in 10 s
     shap_values, lime_values = np.array(body["shap"]["values"]), np.array(body["lime"]["values"])
-    assert shap_values.shape == lime_values.shape == (12, service.settings.n_bins)
+    assert shap_values.shape == lime_values.shape == (12, len(SEGMENTS))
     assert np.abs(shap_values).sum() > 0 and np.abs(lime_values).sum() > 0
     # Permutation SHAP is exact in its budget: the attributions add up to f(x) - f(background).
     shap = body["shap"]
@@ -200,6 +209,32 @@ def test_explain_returns_shap_and_lime_per_feature_with_the_additivity_error(cli
     assert body["lime"]["num_samples"] == 100 and body["shap"]["npermutations"] == 1
     again = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
     assert again["shap"]["values"] == body["shap"]["values"]  # seeded: the same answer every time
+
+
+def test_a_record_that_cannot_be_delineated_is_explained_on_time_bins_with_the_reason(service):
+    from ecgxai.app.service import Record
+
+    rng = np.random.default_rng(0)
+    noise = (0.01 * rng.standard_normal((12, 1000))).astype(np.float32)  # no beats to find
+    rec = Record(noise, 0, "noise", [])
+    page = service.predict(rec, include_signal=True)
+    assert page["attention"]["feature_space"] == "bins" and page["record"]["features"]["kind"] == "bins"
+    assert any("time bins" in note for note in page["notes"]), page["notes"]
+    body = service.explain(Record(noise, 0, "noise", []), 0)
+    assert body["feature_space"] == "bins" and np.array(body["shap"]["values"]).shape == (12, service.settings.n_bins)
+    assert any("time bins" in note for note in body["notes"]) and "beats" not in body
+
+
+def test_the_page_record_and_its_explanation_share_the_wave_space(service, workdir):
+    hea, _ = record_files(workdir, first_test_id(service))
+    page = service.predict(service.upload_record(hea, hea.name), include_signal=True)
+    record = page["record"]
+    assert record["features"]["kind"] == "waves" and record["features"]["segment_names"] == list(SEGMENTS)
+    assert page["attention"]["features"] == list(SEGMENTS)
+    assert len(record["beats"]) >= 5 and record["median_beat"] is not None  # bands, fiducials, median beat
+    body = service.explain(service.upload_record(hea, hea.name), 0)
+    assert body["features"] == record["features"]["segment_names"]
+    assert body["beats"]["samples"] == np.asarray(record["beats"]).tolist()
 
 
 def test_openapi_documents_the_endpoints(client):
@@ -499,7 +534,8 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
         "(label) => window.liveApp.explained[1][label] && window.viewerState.overlay === 'shap'", arg=label
     )
     shap = page.evaluate("(label) => window.ecgViewer.records[1].attributions.shap[label]", label)
-    assert np.array(shap).shape == (12, service.settings.n_bins)
+    assert np.array(shap).shape == (12, len(SEGMENTS))  # P, PR, QRS, ST, T, TP per lead
+    assert page.evaluate("() => window.ecgViewer.records[1].features.kind") == "waves"
     colours = page.evaluate(OVERLAY_PIXELS_JS)
     assert colours["blue"] + colours["red"] > 0.02, colours  # SHAP's diverging colours are on the ECG
     assert "SHAP for " + label in page.inner_text('[data-testid="legend"]')
@@ -513,7 +549,7 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
         page.click('[data-testid="export-csv"]')
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     methods = [row["method"] for row in rows]
-    n_cells = 12 * service.settings.n_bins
+    n_cells = 12 * len(SEGMENTS)
     assert methods.count("shap") == methods.count("lime") == methods.count("attention") == n_cells
     assert {row["label"] for row in rows} == {label}
     shap_export = [float(row["attribution"]) for row in rows if row["method"] == "shap"]

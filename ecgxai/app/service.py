@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
 from ecgxai.config import SPLITS, FilterSettings
+from ecgxai.data.conditioning import to_mv
 from ecgxai.data.parquet_io import part_files, read_labels, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.attention import attention_to_bins, broadcast_leads
+from ecgxai.explain.attention import attention_to_space, broadcast_leads
+from ecgxai.explain.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
 from ecgxai.explain.pipeline import explain_signals, training_reference
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.report.render import lead_calibration
@@ -55,6 +58,8 @@ class Record:
     true: np.ndarray | None = None  # reference labels (test records only)
     lead_scale: np.ndarray | None = None  # mV = x * lead_scale + lead_offset (test records: from the Parquet)
     lead_offset: np.ndarray | None = None
+    space: FeatureSpace | None = None  # the explanation space, once `RunService.feature_space` decided it
+    beats: np.ndarray | None = None  # [beats, 7] global fiducials (FIDUCIALS order) where delineated
 
 
 def app_explain_config(explain: dict, serve_explain: dict) -> dict:
@@ -104,6 +109,7 @@ class RunService:
         self.descriptions = label_descriptions(self.label_names, bundled_statements())
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
         self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
+        self.delineation_method = config.get("delineate", {}).get("method", "neurokit_prominence")
         self.reference = training_reference(self.data_dir, self.explain_cfg)
         self.template = None
         if self.explain_cfg["background"] == "normal_template":
@@ -173,8 +179,33 @@ class RunService:
         return self.label_names.index(label)
 
     # ---- model calls --------------------------------------------------------------------------
+    def feature_space(self, rec: Record) -> FeatureSpace:
+        """The record's explanation space, decided once per request as the explain stage decides it: the
+        run's `explain.features`, so wave segments from the record's own beats (the workflow's
+        delineation method, on its mV signal), or time bins with the reason where it cannot be delineated."""
+        if rec.space is None:
+            table = None
+            if self.features == "waves":
+                from ecgxai.data.delineation import DelineationError, delineate_record
+
+                x_mv = rec.x if rec.lead_scale is None else to_mv(rec.x, rec.lead_scale, rec.lead_offset)
+                try:
+                    rec.beats = delineate_record(x_mv, self.settings.rate, self.delineation_method)
+                    table = pd.DataFrame(rec.beats, columns=list(FIDUCIALS))
+                except DelineationError as exc:
+                    rec.beats = np.empty((0, len(FIDUCIALS)), dtype=np.int32)
+                    log.info("%s: not delineated (%s)", rec.source, exc)
+            rec.space = space_for_record(self.features, rec.x.shape[-1], self.settings.n_bins, table)
+            rec.notes = list(dict.fromkeys(rec.notes + list(rec.space.notes)))
+        return rec.space
+
     def predict(self, rec: Record, include_signal: bool = False) -> dict:
-        """Probabilities, thresholds and decisions per label, and the attention per lead x feature."""
+        """Probabilities, thresholds and decisions per label, and the attention per lead x feature.
+
+        The JSON answer maps attention onto time bins (no delineation: predictions stay fast); with
+        `include_signal` (the page) the record is delineated and everything is in its explanation space,
+        the one `explain` will use."""
+        space = self.feature_space(rec) if include_signal else None  # first: it may add a note
         probs, att = self._forward(rec.x[None])
         p = probs[0].astype(float)
         labels = [
@@ -197,7 +228,7 @@ class RunService:
             "samples": int(rec.x.shape[-1]),
             "notes": rec.notes,
             "labels": labels,
-            "attention": self._attention(att[0], rec.x.shape[-1]),
+            "attention": self._attention(att[0], space, rec.x.shape[-1]),
         }
         if include_signal:
             out["record"] = self.viewer_record(rec, p, out["attention"])
@@ -211,18 +242,21 @@ class RunService:
             logits, att = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
         return torch.sigmoid(logits.float()).numpy(), att.float().numpy()
 
-    def _attention(self, steps: np.ndarray, samples: int) -> dict | None:
-        """The model's attention over its time steps, mapped to the features (the viewer's grid)."""
+    def _attention(self, steps: np.ndarray, space: FeatureSpace | None, samples: int) -> dict | None:
+        """The model's attention over its time steps, mapped onto the features of `space` (None: time bins)
+        by overlap, normalised by how many steps cover each feature, as the explain stage maps it."""
         if not hasattr(self.model, "step_to_sample_edges"):
             return None
-        n_bins = self.settings.n_bins
-        bins = attention_to_bins(steps, self.model.step_to_sample_edges(samples), samples, n_bins)
+        space = space or bin_space(samples, self.settings.n_bins)
+        values = attention_to_space(steps, self.model.step_to_sample_edges(samples), space)
         return {
-            "feature_space": self.features,
-            "features": [str(b) for b in range(n_bins)],
+            "feature_space": space.kind,
+            "features": list(space.segment_names)
+            if space.kind == "waves"
+            else [str(b) for b in range(space.n_segments)],
             "leads": list(LEADS),
-            "values": broadcast_leads(bins, len(LEADS)).tolist(),
-            "note": "weight per time feature (each lead row sums to 1); the model attends over time, not leads",
+            "values": broadcast_leads(values, len(LEADS)).tolist(),
+            "note": "mean attention per step covering each feature; the model attends over time, not leads",
         }
 
     def viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
@@ -232,7 +266,7 @@ class RunService:
     def page_record(self, rec: Record) -> dict:
         """The record for the page's embedded data (`viewer_html` validates it itself)."""
         probs, att = self._forward(rec.x[None])
-        return self.raw_viewer_record(rec, probs[0], self._attention(att[0], rec.x.shape[-1]))
+        return self.raw_viewer_record(rec, probs[0], self._attention(att[0], self.feature_space(rec), rec.x.shape[-1]))
 
     def raw_viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
         """The record in the viewer's contract (ecgxai.report.viewer), before validation."""
@@ -247,9 +281,14 @@ class RunService:
             "probabilities": np.clip(probs, 0, 1),
             "true": None if rec.true is None else [int(v) for v in rec.true],
             "thresholds": np.clip(self.thresholds, 0, 1),
-            "n_bins": int(self.settings.n_bins),
             "attributions": {},
         }
+        if rec.space is None:
+            record["n_bins"] = int(self.settings.n_bins)
+        else:  # the explanation space; beats (none where delineation failed) give bands and the median beat
+            record["features"] = rec.space
+            if rec.beats is not None:
+                record["beats"] = rec.beats
         if attention is not None:
             record["attributions"]["attention"] = {name: attention["values"] for name in self.label_names}
         if rec.lead_scale is not None:  # drawn in mV, as the viewer pages of the workflow draw records
@@ -261,8 +300,12 @@ class RunService:
     def explain(self, rec: Record, label: int) -> dict:
         """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""
         start = time.perf_counter()
-        # The page draws attributions on time bins only (its wave overlay is not wired yet), so uploads
-        # are explained on bins even where the run's config names waves; the answer says which space.
+        self.feature_space(rec)  # delineates the record where the run explains on waves
+        beats = (
+            None
+            if rec.beats is None or not len(rec.beats)
+            else {rec.ecg_id: pd.DataFrame(rec.beats, columns=list(FIDUCIALS))}
+        )
         expl = explain_signals(
             self.model,
             rec.x[None],
@@ -276,6 +319,7 @@ class RunService:
             progress=False,
             reference=self.reference,
             template=self.template,
+            beats=beats,
         )
         seconds = time.perf_counter() - start
         name = self.label_names[label]
@@ -291,6 +335,8 @@ class RunService:
             "leads": list(LEADS),
             "seconds": round(seconds, 4),
         }
+        if rec.beats is not None and rec.space is not None and rec.space.kind == "waves":
+            out["beats"] = {"fiducials": list(FIDUCIALS), "samples": rec.beats.tolist()}  # the segments' source
         for method in ("shap", "lime"):
             rows = attr[(attr["method"] == method) & (attr["label"] == name)]
             # feature names in the explainer's order (wave segments or bins), whichever the rows carry
