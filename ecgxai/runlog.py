@@ -30,6 +30,8 @@ def logged(log_path: str | Path, level: int = logging.INFO, brief: tuple[type[Ba
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(level)
+        # matplotlib's PDF backend subsets fonts through fontTools, which logs every table it prunes at INFO
+        logging.getLogger("fontTools").setLevel(max(level, logging.WARNING))
         logging.captureWarnings(True)
         try:
             yield logging.getLogger("workflow")

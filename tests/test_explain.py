@@ -385,6 +385,7 @@ def test_explain_records_end_to_end(tmp_path):
         X[:1],
         [[0, 1]],
         n_bins=N_BINS,
+        background="zero",
         shap_cfg={"npermutations": 1},
         lime_cfg={"num_samples": 300},
         seed=0,
@@ -396,4 +397,6 @@ def test_explain_records_end_to_end(tmp_path):
     a1 = at[(at.ecg_id == 101) & at.method.isin(["shap", "lime"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(a1, again.attributions.reset_index(drop=True))
     with pytest.raises(ValueError):
-        explain_records(predict_proba, X, [[0], [0]], n_bins=N_BINS, attention_fn=attention_fn, progress=False)
+        explain_records(
+            predict_proba, X, [[0], [0]], n_bins=N_BINS, background="zero", attention_fn=attention_fn, progress=False
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import ecg_like, write_record
@@ -33,6 +35,30 @@ def test_scaled_record_maps_back_to_the_filtered_millivolts(tmp_path, rng):
     assert scale.shape == offset.shape == (12,) and notes == []
     np.testing.assert_allclose(to_mv(x, scale, offset), mv, atol=1e-4)
     np.testing.assert_allclose(x, prepare_user_record(tmp_path / rel, FilterSettings(rate=100))[0])
+
+
+def test_train_standard_runs_pass_a_user_record_through_the_stored_training_scaler(tmp_path, rng):
+    """Under normalize: train_standard the model never saw per-record z-scores: a user's record must go
+    through the scaler of folds 1-8 (normalization.json), keeping its absolute amplitude."""
+    from ecgxai.data.normalization import STATS_FILE, load_lead_stats, training_scaler
+
+    rel = write_record(tmp_path, 1, 100, ecg_like(rng, 1000, 100))
+    mean, std = rng.uniform(-0.1, 0.1, 12), rng.uniform(0.1, 0.4, 12)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / STATS_FILE).write_text(json.dumps({"scheme": "train_standard", "mean": mean.tolist(), "std": std.tolist()}))
+    settings = FilterSettings(rate=100, normalize="train_standard")
+    stats = training_scaler(data, settings)
+    assert stats == load_lead_stats(data) and training_scaler(data, FilterSettings(rate=100)) is None
+    x, scale, offset, _ = prepare_user_record_scaled(tmp_path / rel, settings, stats)
+    mv, _ = prepare_user_record(tmp_path / rel, FilterSettings(rate=100, zscore=False))
+    np.testing.assert_allclose(x, (mv - mean[:, None]) / std[:, None], atol=1e-4)
+    np.testing.assert_allclose(to_mv(x, scale, offset), mv, atol=1e-4)
+    with pytest.raises(ValueError, match="normalization.json"):
+        prepare_user_record_scaled(tmp_path / rel, settings)
+    (data / STATS_FILE).write_text(json.dumps({"mean": [0.0] * 12, "std": [0.0] * 12}))
+    with pytest.raises(ValueError, match=STATS_FILE):
+        load_lead_stats(data)
 
 
 def test_leads_are_matched_by_name_whatever_their_order(tmp_path, rng):

@@ -21,6 +21,7 @@ import torch
 
 from ecgxai.config import SPLITS, FilterSettings
 from ecgxai.data.conditioning import to_mv
+from ecgxai.data.normalization import training_scaler
 from ecgxai.data.parquet_io import part_files, read_labels, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
@@ -99,6 +100,7 @@ class RunService:
         # The conditioning the model was trained with, as the data Parquet records it.
         self.settings = FilterSettings(**data_meta["filters"])
         self.units = "z-score" if self.settings.zscore else "mV"
+        self.lead_stats = training_scaler(self.data_dir, self.settings)  # train_standard: the stored scaler
 
         self.run = run
         self.model, meta = load_checkpoint(weights)
@@ -148,7 +150,7 @@ class RunService:
     def upload_record(self, header: Path, shown: str) -> Record:
         """An uploaded WFDB record through the workflow's preprocessing (as the explain_record rule)."""
         try:
-            x, scale, offset, notes = prepare_user_record_scaled(header, self.settings)
+            x, scale, offset, notes = prepare_user_record_scaled(header, self.settings, self.lead_stats)
         except UserRecordError as exc:  # the message names the temp file: name the upload instead
             raise RecordError(422, str(exc).replace(str(header), shown).replace(str(header.parent) + "/", "")) from None
         if not np.isfinite(x).all():

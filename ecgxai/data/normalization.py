@@ -52,14 +52,11 @@ def standardize_parts(data_dir: str | Path, train_folds) -> dict:
     """Fit the scaler on `train_folds`, rewrite every signals and bins part with it, write the stats file."""
     data_dir = Path(data_dir)
     stats = fit_lead_stats(data_dir, train_folds)
-    mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
     folds = sorted(int(p.name.split("=")[1]) for p in data_dir.glob("fold=*"))
     for path in dataset.part_files(data_dir, folds, "signals"):
         x, ids, fold_col, meta = dataset.read_part_mv(path)
         patients = pq.read_table(path, columns=["patient_id"]).column(0).to_numpy()
-        z = ((x - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
-        n = len(ids)
-        scale, offset = np.broadcast_to(std, (n, len(std))), np.broadcast_to(mean, (n, len(mean)))
+        z, scale, offset = standardize(x, stats)
         meta = {k: v for k, v in meta.items() if k not in ("leads", "shape", "ecgxai_version")}
         units = "standardised per lead (mean and std of training folds %s)" % stats["fitted_on_folds"]
         dataset.write_part(
@@ -73,3 +70,40 @@ def standardize_parts(data_dir: str | Path, train_folds) -> dict:
                                lead_scale=scale, lead_offset=offset)  # fmt: skip
     (data_dir / STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
     return stats
+
+
+def load_lead_stats(data_dir: str | Path) -> dict:
+    """The scaler that `standardize_parts` stored beside the data; every problem names the file."""
+    path = Path(data_dir) / STATS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; preprocess with normalize: train_standard writes it")
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+        mean, std = np.asarray(stats["mean"], np.float64), np.asarray(stats["std"], np.float64)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a train_standard scaler ({type(exc).__name__}: {exc})") from None
+    if mean.ndim != 1 or mean.shape != std.shape or not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        raise ValueError(f"{path}: mean and std must be finite per-lead lists of one length")
+    if (std <= 0).any():
+        raise ValueError(f"{path}: std must be > 0 for every lead")
+    return stats
+
+
+def standardize(x_mv: np.ndarray, stats: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Records [..., leads, samples] in mV through the training folds' scaler, as preprocess applies it.
+
+    Returns (standardised float32, lead_scale [..., leads], lead_offset [..., leads]) with
+    mV = standardised * lead_scale + lead_offset: the scaler's std and mean.
+    """
+    mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    z = ((np.asarray(x_mv, np.float32) - mean[:, None]) / std[:, None]).astype(np.float32)
+    shape = z.shape[:-1]
+    return z, np.broadcast_to(std, shape).copy(), np.broadcast_to(mean, shape).copy()
+
+
+def training_scaler(data_dir: str | Path, settings) -> dict | None:
+    """The scaler a new record needs under `settings` (FilterSettings): the stored one for train_standard,
+    None for per-record z-scoring (each record is its own scaler)."""
+    if settings.zscore and getattr(settings, "normalize", "record") == "train_standard":
+        return load_lead_stats(data_dir)
+    return None

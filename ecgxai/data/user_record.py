@@ -19,6 +19,7 @@ import numpy as np
 from scipy import signal as sps
 
 from ecgxai.data import conditioning as signal
+from ecgxai.data.normalization import standardize
 from ecgxai.data.ptbxl import LEADS
 from ecgxai.data.wfdb_io import (
     Header,
@@ -108,17 +109,23 @@ def _window(n: int, fs: float, settings: signal.FilterSettings) -> tuple[int, in
     return start - margin, start + keep + margin
 
 
-def prepare_user_record(path: str | Path, settings: signal.FilterSettings) -> tuple[np.ndarray, list[str]]:
+def prepare_user_record(
+    path: str | Path, settings: signal.FilterSettings, lead_stats: dict | None = None
+) -> tuple[np.ndarray, list[str]]:
     """The conditioned record [12, samples] the model expects, and notes on what was changed."""
-    x, _scale, _offset, notes = prepare_user_record_scaled(path, settings)
+    x, _scale, _offset, notes = prepare_user_record_scaled(path, settings, lead_stats)
     return x, notes
 
 
 def prepare_user_record_scaled(
-    path: str | Path, settings: signal.FilterSettings
+    path: str | Path, settings: signal.FilterSettings, lead_stats: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """`prepare_user_record` plus lead_scale and lead_offset [12]: mV = x * lead_scale + lead_offset
-    (what the viewer draws, and what delineation reads)."""
+    (what the viewer draws, and what delineation reads). With `normalize: train_standard` the record goes
+    through the training folds' scaler, `lead_stats` (`ecgxai.data.normalization.load_lead_stats`)."""
+    standard = settings.zscore and getattr(settings, "normalize", "record") == "train_standard"
+    if standard and lead_stats is None:
+        raise ValueError("normalize: train_standard needs the training folds' scaler (normalization.json)")
     base, header, _ = read_user_header(path)
     hea = header_path(base)
     try:
@@ -140,6 +147,8 @@ def prepare_user_record_scaled(
     if flat.any():
         raise UserRecordError(f"{hea}: flat lead(s) {[lead for lead, f in zip(LEADS, flat) if f]}")
     out, scale, offset = (a[0] for a in signal.condition_scaled(x[None].astype(np.float32), settings))
+    if standard:  # condition_scaled keeps mV (and pads with 0 mV) under train_standard, as preprocess does
+        out, scale, offset = standardize(out, lead_stats)
     if not np.isfinite(out).all():  # e.g. values beyond float32 after scaling: never explained as an ECG
         bad = [lead for lead, row in zip(LEADS, out) if not np.isfinite(row).all()]
         raise UserRecordError(f"{hea}: the conditioned signal is not finite in lead(s) {bad}")

@@ -124,7 +124,7 @@ def explain_records(
     X_records: np.ndarray,
     labels_per_record: Sequence[Sequence[int]],
     n_bins: int = 20,
-    background: str = "zero",
+    background: str = "normal_template",
     shap_cfg=None,
     lime_cfg=None,
     attention_fn: Callable | None = None,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ecgxai.config import FilterSettings
 from ecgxai.data.conditioning import to_mv
+from ecgxai.data.normalization import training_scaler
 from ecgxai.data.ptbxl import bundled_statements
 from ecgxai.data.user_record import prepare_user_record_scaled
 from ecgxai.evaluation.thresholds import read_thresholds
@@ -78,7 +79,7 @@ def explain_user_record(
     from ecgxai.report.viewer import render_viewer
 
     settings = FilterSettings(**filters)
-    x, lead_scale, lead_offset, notes = prepare_user_record_scaled(record, settings)
+    x, lead_scale, lead_offset, notes = prepare_user_record_scaled(record, settings, training_scaler(data, settings))
     model, meta = load_checkpoint(weights)
     names = meta["label_names"]
     thr = read_thresholds(thresholds, names)
