@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,3 +50,18 @@ def write_json(path, obj) -> Path:
 def write_tsv(df, path) -> Path:
     """A table with a header, tab-separated, floats at reading precision (pandas.DataFrame.to_csv)."""
     return _atomic(path, lambda f: df.to_csv(f, sep="\t", index=False, float_format=reading_precision))
+
+
+def replace_dir(tmp, final) -> Path:
+    """Put a finished folder `tmp` in place of `final`: the old one is moved aside first and removed only
+    once the new one is in place, so an interruption never leaves a half-written `final`."""
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.with_name(final.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(final)
+    return final

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from ecgxai import __version__
 from ecgxai.data.parquet_io import part_files, read_part_mv
+from ecgxai.outputs import replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -320,17 +321,6 @@ def delineate_part(signals_path: str, out_path: str, method: str) -> list[dict]:
     return rows
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
-
-
 def delineate(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -380,7 +370,7 @@ def delineate(
         raise
     finally:
         bar.close()
-    _replace_dir(tmp_dir, out_dir)
+    replace_dir(tmp_dir, out_dir)
     failed = summary[summary["status"] == "failed"]
     log.info("delineated %d of %d records; %d failed", len(summary) - len(failed), len(summary), len(failed))
     for reason, n in failed["reason"].str.replace(r"\d+", "N", regex=True).value_counts().items():

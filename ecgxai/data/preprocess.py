@@ -24,6 +24,7 @@ from ecgxai.data.labels import labels_table, read_statements
 from ecgxai.data.metadata import InputError, read_database
 from ecgxai.data.ptbxl import DATABASE_CSV, LEADS, RATES, STATEMENTS_CSV
 from ecgxai.data.wfdb_io import RecordError, read_wfdb_record
+from ecgxai.outputs import replace_dir, write_tsv
 from ecgxai.tempdirs import owned_temp, remove_stale
 
 log = logging.getLogger(__name__)
@@ -121,23 +122,6 @@ def process_part(
     return result
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(final.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
-
-
-def _write_tsv_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    tmp.replace(path)
-
-
 def preprocess(
     root: str | Path,
     out_dir: str | Path,
@@ -228,9 +212,9 @@ def preprocess(
 
     tmp_labels = labels_path.with_name(labels_path.name + ".tmp")
     pq.write_table(table, tmp_labels)
-    _replace_dir(tmp_dir, out_dir)
+    replace_dir(tmp_dir, out_dir)
     tmp_labels.replace(labels_path)
-    _write_tsv_atomic(quality_df, quality_path)
+    write_tsv(quality_df, quality_path)
 
     summary = (
         pd.DataFrame(

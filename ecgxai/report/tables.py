@@ -18,6 +18,7 @@ import pandas as pd
 
 from ecgxai.data.ptbxl import bundled_statements
 from ecgxai.evaluation import bootstrap
+from ecgxai.evaluation.reference import COLUMNS as REFERENCE_COLUMNS
 from ecgxai.outputs import write_tsv
 
 __all__ = [
@@ -273,18 +274,7 @@ def table1_overall(overall: pd.DataFrame, comparison: pd.DataFrame, out_stem) ->
     )
     model = ours_rows["model"].iloc[0] if len(ours_rows) else "hybrid"
     ours = overall.assign(source=OURS, model=model, label_set=label_set, comparable=True)
-    cols = [
-        "source",
-        "model",
-        "label_set",
-        "metric",
-        "value",
-        "ci_low",
-        "ci_high",
-        "n_labels_used",
-        "comparable",
-        "note",
-    ]
+    cols = REFERENCE_COLUMNS
     ctx_cols = [c for c in CONTEXT_KEYS if c in comparison.columns and c != "label_set"]
     tidy = pd.concat([ours.reindex(columns=cols), others.reindex(columns=cols)], ignore_index=True)
     for c in ctx_cols:
