@@ -189,7 +189,7 @@ def expand_runs(ablation: dict) -> dict[str, dict]:
         raise ValueError(f"ablation.grid names undefined variants {unknown}; defined: {sorted(variants)}")
     for variant in ablation["grid"]:
         overrides = variants[variant] or {}
-        for seed in ablation["seeds"]:
+        for seed in overrides.get("seeds") or ablation["seeds"]:  # a variant may train fewer seeds
             train = {**(overrides.get("train") or {}), "label_set": ablation["label_set"], "seed": int(seed)}
             runs[run_name(variant, seed)] = {"model": dict(overrides.get("model") or {}), "train": train}
             if ablation.get("scheme"):

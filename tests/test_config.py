@@ -98,3 +98,18 @@ def test_conda_envs_pin_what_pyproject_pins():
         for line in pip:
             name, version = line.split("==")
             assert pins.get(name) == version, f"{env.name}: {line} differs from pyproject.toml"
+
+
+def test_ablation_runs_are_variants_times_seeds_unless_a_variant_names_its_own(schema, config):
+    """A costly baseline can train one seed while the hybrid family trains three (issue: numbers)."""
+    from ecgxai.config import expand_runs
+
+    ablation = copy.deepcopy(config["ablation"])
+    ablation.update(grid=["hybrid", "inception1d"], seeds=[0, 1, 2], scheme="crossval")
+    ablation["variants"]["inception1d"]["seeds"] = [0]
+    jsonschema.validate({**config, "ablation": ablation}, schema)
+    runs = expand_runs(ablation)
+    assert list(runs) == ["abl-hybrid-s0", "abl-hybrid-s1", "abl-hybrid-s2", "abl-inception1d-s0"]
+    assert runs["abl-inception1d-s0"]["model"]["architecture"] == "inception1d"
+    assert {r["train"]["seed"] for r in runs.values()} == {0, 1, 2} and runs["abl-hybrid-s2"]["scheme"] == "crossval"
+    assert all(r["train"]["label_set"] == ablation["label_set"] for r in runs.values())
