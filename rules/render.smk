@@ -73,6 +73,8 @@ rule viewer:
         data=DATA,
         # wave bands, fiducial marks, median beats and wave features in the page
         beats=rules.delineate.output.beats,
+        # the line under the title: data source, records, labels, split
+        context="results/metrics/{run}/context.json",
     output:
         viewer=report(
             "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"

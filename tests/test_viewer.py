@@ -296,6 +296,27 @@ def test_fallback_and_legacy_records_carry_their_feature_space():
         validate_record({**RECORDS[0], "features": fallback_record()["features"]})
 
 
+def test_the_page_says_what_its_numbers_come_from_under_the_title():
+    ctx = {
+        "data_source": "local: <my> PTB-XL copy",
+        "records_used": 878,
+        "records_of_ptbxl": 21799,
+        "test_records": 108,
+        "label_set": "superdiagnostic",
+        "labels_in_set": 5,
+        "labels_with_test_positives": 5,
+        "split": "holdout: train folds 1-8, validation fold 9, test fold 10",
+    }
+    from ecgxai.evaluation.context import context_sentence
+
+    line = context_sentence(ctx)
+    page = viewer_html([make_record(1)], "run x", line)
+    shown = re.search(r'<p id="page-context"[^>]*>(.*?)</p>', page).group(1)
+    assert "878 of 21,799 PTB-XL records" in shown and "test fold 10" in shown and "5 with test positives" in shown
+    assert "&lt;my&gt;" in shown  # escaped: a path is text, not markup
+    assert re.search(r'<p id="page-context"[^>]*></p>', viewer_html([make_record(1)], "run x"))  # none given: empty
+
+
 def test_method_flags_from_the_sanity_table():
     table = pd.DataFrame(
         {

@@ -55,7 +55,7 @@ def app_page(service, first_record: dict, settings) -> str:
         "npermutations": service.explain_cfg["shap"].get("npermutations"),
         "lime_samples": service.explain_cfg["lime"].get("num_samples"),
     }
-    page = viewer_html([first_record], title)
+    page = viewer_html([first_record], title, service.context)
     page = re.sub(
         r'<meta http-equiv="Content-Security-Policy"[^>]*>',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',

@@ -25,6 +25,7 @@ from ecgxai.data.normalization import training_scaler
 from ecgxai.data.parquet_io import part_files, read_labels, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
+from ecgxai.evaluation.context import context_sentence
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.attention import attention_to_space, broadcast_leads
 from ecgxai.explain.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
@@ -109,6 +110,8 @@ class RunService:
         self.thresholds = read_thresholds(thresholds_path, self.label_names)
         self.label_set = json.loads(thresholds_path.read_text()).get("label_set")
         self.descriptions = label_descriptions(self.label_names, bundled_statements())
+        context = results / "metrics" / run / "context.json"  # the evaluate rule's: data, records, labels, split
+        self.context = context_sentence(json.loads(context.read_text())) if context.is_file() else ""
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
         self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
         self.delineation_method = config.get("delineate", {}).get("method", "neurokit_prominence")

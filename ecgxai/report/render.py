@@ -6,6 +6,7 @@ function names, so `plots.caption()` and the report captions find them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Mapping
 
@@ -308,8 +309,11 @@ def render_run_viewer(
     sanity=None,
     feature_kind: str | None = None,
     notes: list[str] | None = None,
+    context=None,
 ) -> Path:
     """The viewer page (one self-contained HTML file) for a run's explained test records.
+
+    `context`: the run's context.json (evaluate rule), shown under the title (data, records, labels, split).
 
     In mV where the signals Parquet carries lead_scale/lead_offset, on the features each record was
     explained in. Optional inputs: `beats`, the delineation folder (wave bands, fiducials, median
@@ -345,7 +349,12 @@ def render_run_viewer(
         method_flags=None if sanity is None else method_flags_from_table(_tsv(sanity)),
         notes=notes,
     )
-    return render_viewer(records, viewer, title=title)
+    line = ""
+    if context is not None:
+        from ecgxai.evaluation.context import context_sentence
+
+        line = context_sentence(json.loads(Path(context).read_text(encoding="utf-8")))
+    return render_viewer(records, viewer, title=title, context=line)
 
 
 def render_delineation(data_dir, delineation_dir, out_stem, n_examples: int = 4) -> list[str]:

@@ -451,17 +451,20 @@ def _asset(name: str) -> str:
     return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _page(title: str, data_json: str) -> str:
+def _page(title: str, data_json: str, context: str = "") -> str:
     css, js = _asset("viewer.css"), _asset("viewer.js")
     if re.search(r"</style", css, re.I) or re.search(r"</script", js, re.I):
         raise RuntimeError("viewer.css/viewer.js must not contain '</style' or '</script'")
-    parts = {"title": html.escape(title), "css": css, "js": js, "data": data_json}
+    parts = {"title": html.escape(title), "context": html.escape(context), "css": css, "js": js, "data": data_json}
     # One pass: inserted text is never scanned again, so data containing "{{js}}" is inert.
-    return re.sub(r"\{\{(title|css|js|data)\}\}", lambda m: parts[m.group(1)], _asset("template.html"))
+    return re.sub(r"\{\{(title|context|css|js|data)\}\}", lambda m: parts[m.group(1)], _asset("template.html"))
 
 
-def viewer_html(records: list[dict], title: str = "ECG explanations") -> str:
+def viewer_html(records: list[dict], title: str = "ECG explanations", context: str = "") -> str:
     """The self-contained page for `records` (validated, JSON-ready) as a string.
+
+    `context` is the line under the title that says what the numbers on the page come from: data
+    source, records used, label set, split (`ecgxai.evaluation.context.context_sentence`).
 
     With no records the page waits for its records from script: `ECGViewer.setRecords([...])` or
     `ECGViewer.upsertRecord(record)` with records as `validate_record` returns them (the live app).
@@ -478,10 +481,12 @@ def viewer_html(records: list[dict], title: str = "ECG explanations") -> str:
                 f"record {i} (ecg_id {record['ecg_id']}): field 'ecg_id': duplicate of record {seen[record['ecg_id']]}"
             )
         seen[record["ecg_id"]] = i
-    return _page(title, _json_for_script({"title": title, "records": clean}))
+    if not isinstance(context, str):
+        raise ValueError(f"context: expected a string, got {context!r}")
+    return _page(title, _json_for_script({"title": title, "records": clean}), context)
 
 
-def render_viewer(records: list[dict], out_path, title: str = "ECG explanations") -> Path:
+def render_viewer(records: list[dict], out_path, title: str = "ECG explanations", context: str = "") -> Path:
     """Write the viewer for `records` and return the path of the HTML file.
 
     `out_path` is a folder (the page is written as `<out_path>/index.html`) or a path ending in
@@ -489,7 +494,7 @@ def render_viewer(records: list[dict], out_path, title: str = "ECG explanations"
     """
     if isinstance(records, Mapping) or not isinstance(records, Sequence) or not records:
         raise ValueError("records: expected a non-empty list of record dicts")
-    page = viewer_html(records, title)
+    page = viewer_html(records, title, context)
     out = Path(out_path)
     target = out if out.suffix.lower() in (".html", ".htm") else out / "index.html"
     target.parent.mkdir(parents=True, exist_ok=True)
