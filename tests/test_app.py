@@ -42,7 +42,11 @@ RUN = "live"
 ARTIFACTS = REPO / "tests" / "artifacts" / "app"
 CHROMIUM = Path("/usr/bin/chromium")
 # The quick synthetic configuration, with an even smaller explanation budget: tests check behaviour.
-APP_CONFIG = {"serve": {"explain": {"shap": {"npermutations": 1}, "lime": {"num_samples": 100}}}}
+# Explanations in threads of the test process (monkeypatchable); the worker processes of
+# `serve.explain_process` have their own test.
+APP_CONFIG = {
+    "serve": {"explain_process": False, "explain": {"shap": {"npermutations": 1}, "lime": {"num_samples": 100}}}
+}
 
 
 @pytest.fixture(scope="module")
@@ -346,6 +350,31 @@ def test_explain_needs_a_known_label(client, service, workdir):
     unknown = client.post("/api/explain", files=files, data={"label": "XYZ"})
     assert missing.status_code == 400 and "missing form field `label`" in missing.json()["error"]
     assert unknown.status_code == 400 and "unknown label 'XYZ'" in unknown.json()["error"]
+
+
+def test_explanations_in_reniced_worker_processes_answer_as_in_process(client, service, config, workdir, tmp_root):
+    """serve.explain_process (the default): the same answer from a worker process of lower priority, and
+    a record error raised there reaches the client as its 4xx."""
+    import pickle
+
+    from fastapi.testclient import TestClient
+
+    from ecgxai.app.service import RecordError
+
+    files = upload(*record_files(workdir, first_test_id(service)))
+    in_process = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
+    app = make_app(service, config, tmp_root, warm=False, explain_process=True, explain_nice=5)
+    with TestClient(app) as c:
+        pool = app.state.explain_pool
+        assert pool is not None and pool.niceness() == min(19, os.nice(0) + 5)
+        res = c.post("/api/explain", files=files, data={"label": "NORM"})
+        assert res.status_code == 200, res.text
+        assert c.post("/api/predict", files=files).status_code == 200
+    body = res.json()
+    assert body["shap"]["values"] == in_process["shap"]["values"] and body["features"] == in_process["features"]
+    assert app.state.explain_pool.closed  # stopped with the app
+    err = pickle.loads(pickle.dumps(RecordError(422, "rec.hea: too short")))
+    assert (err.status, err.message) == (422, "rec.hea: too short")
 
 
 def test_uploads_over_the_cap_are_refused_with_413(service, config, workdir, tmp_root):

@@ -9,6 +9,7 @@ gets a 4xx JSON answer `{"error": "..."}` naming what is wrong, and the server k
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from functools import partial
 from importlib import resources
 
@@ -57,8 +58,38 @@ class ClientError(Exception):
 
 def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm: bool = True) -> FastAPI:
     """The app for one loaded run. `tmp_root`: where the per-request folders go (system temp by default);
-    `warm`: explain a test record once before serving, so the first request is as fast as the others."""
+    `warm`: explain a test record once before serving, so the first request is as fast as the others.
+    With `settings.explain_process`, explanations run in reniced worker processes (`ExplainPool`),
+    started with the app and stopped with it."""
+    pool = None
+
+    @asynccontextmanager
+    async def lifespan(app):
+        nonlocal pool
+        if settings.explain_process:
+            from ecgxai.app.explain_pool import ExplainPool
+
+            pool = await anyio.to_thread.run_sync(
+                partial(
+                    ExplainPool,
+                    service.results,
+                    service.run,
+                    service.config,
+                    settings.explain_workers,
+                    settings.threads,
+                    settings.explain_nice,
+                    warm,
+                )
+            )
+        app.state.explain_pool = pool
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await anyio.to_thread.run_sync(pool.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title=f"ecgxai serve: run {service.run}",
         version=__version__,
         description=(
@@ -160,6 +191,11 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         label = _check(service.label_index, upload.fields.get("label"))
         # Preparing the record is cheap; only the explanation itself waits for an explain worker.
         record = await anyio.to_thread.run_sync(with_record, upload, lambda r: r)
+        if pool is not None:
+            try:
+                return await pool.explain(record, label)
+            except RecordError as exc:
+                raise ClientError(exc.status, exc.message) from None
         return await anyio.to_thread.run_sync(partial(_check, service.explain, record, label), limiter=explain_limiter)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -179,7 +215,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
     # The first test record, predicted at start-up, so the page opens with an ECG on it.
     first = service.test_record(int(service.test_ids[0]))
     page_html = app_page(service, service.page_record(first), settings)
-    if warm:
+    if warm and not settings.explain_process:  # the workers warm up themselves
         warm_up(service)
     return app
 

@@ -48,6 +48,9 @@ class RecordError(ValueError):
         self.status = status
         self.message = message
 
+    def __reduce__(self):  # raised in an explain worker process, re-raised in the server
+        return (RecordError, (self.status, self.message))
+
 
 @dataclass
 class Record:
@@ -84,6 +87,7 @@ class RunService:
 
     def __init__(self, results: str | Path, run: str, config: dict):
         results = Path(results)
+        self.results, self.config = results, config  # what an explain worker process needs to load the same run
         model_dir = results / "models" / run
         weights, thresholds_path = model_dir / "model.pt", model_dir / "thresholds.json"
         if not weights.is_file() or not thresholds_path.is_file():

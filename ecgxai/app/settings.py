@@ -64,6 +64,8 @@ class ServeSettings:
     max_upload_mb: float
     explain_workers: int
     threads: int
+    explain_process: bool
+    explain_nice: int
 
     @property
     def max_upload_bytes(self) -> int:
@@ -71,7 +73,7 @@ class ServeSettings:
 
     @classmethod
     def from_config(cls, serve: dict, **overrides) -> ServeSettings:
-        keys = ("host", "port", "max_upload_mb", "explain_workers", "threads")
+        keys = ("host", "port", "max_upload_mb", "explain_workers", "threads", "explain_process", "explain_nice")
         values = {k: serve[k] for k in keys}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
