@@ -340,3 +340,24 @@ def test_faithfulness_table_says_which_space_is_more_faithful(data, tmp_path):
     assert set(out.feature_space) == {"waves", "bins"}
     md = (tmp_path / "faith2.md").read_text()
     assert "shap: waves is the more faithful space" in md
+
+
+def test_median_beats_are_referred_to_each_records_pr_baseline():
+    """Pooled beats show ST/T relative to the isoelectric PR segment, whatever offset a record carries."""
+    from ecgxai.explain.features import FIDUCIALS
+    from ecgxai.report.plots.beats import BEFORE_S, record_median_beat
+
+    rate, T = 100, 1000
+    r = np.arange(50, 950, 80)
+    beats = np.stack([r + d for d in (-20, -12, -4, 0, 4, 14, 30)], axis=1)  # FIDUCIALS order
+    x = np.zeros((12, T), np.float32)
+    for k in r:
+        x[:, k - 4 : k + 5] += 1.0  # QRS
+        x[:, k + 8 : k + 14] += 0.2  # ST elevation of 0.2 mV
+    offset = np.linspace(-0.5, 0.5, 12, dtype=np.float32)[:, None]
+    clean, fid = record_median_beat(x, beats, rate)
+    shifted, _ = record_median_beat(x + offset, beats, rate)
+    np.testing.assert_allclose(shifted, clean, atol=1e-6)
+    pre = int(round(BEFORE_S * rate))
+    st = pre + 10  # 100 ms after R
+    assert clean[:, st] == pytest.approx(np.full(12, 0.2)) and fid[FIDUCIALS.index("r")] == pre

@@ -31,6 +31,9 @@ def record_median_beat(x: np.ndarray, beats, rate: int) -> tuple[np.ndarray, np.
     """(median beat [leads, W], median fiducials [7] relative to the window start, -1 if absent) or None.
 
     Windows run BEFORE_S before to AFTER_S after each R; beats whose window leaves the record are skipped.
+    Each lead's beat is referred to its isoelectric PR segment (P offset to QRS onset; without them,
+    the 40 ms ending 60 ms before R), as an ECG is read: ST and T deviations are then relative to the
+    baseline of that record, not to whatever offset the filtered record has, before records are pooled.
     """
     b = _beat_array(beats)
     pre, post = int(round(BEFORE_S * rate)), int(round(AFTER_S * rate))
@@ -46,7 +49,13 @@ def record_median_beat(x: np.ndarray, beats, rate: int) -> tuple[np.ndarray, np.
     enough = np.mean(np.isfinite(rel), axis=0) >= 0.5
     if enough.any():
         fid[enough] = np.nanmedian(rel[:, enough], axis=0)
-    return beat, fid
+    p_off, qrs_on = fid[FIDUCIALS.index("p_off")], fid[FIDUCIALS.index("qrs_on")]
+    if 0 <= p_off < qrs_on:
+        lo, hi = int(round(p_off)), int(round(qrs_on)) + 1
+    else:
+        hi = pre - int(round(0.06 * rate)) + 1
+        lo = max(0, hi - max(1, int(round(0.04 * rate))))
+    return beat - np.median(beat[:, lo:hi], axis=1, keepdims=True), fid
 
 
 def label_beat_profiles(
