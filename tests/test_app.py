@@ -535,6 +535,7 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
         viewport={"width": 1500, "height": 1000}, device_scale_factor=1, accept_downloads=True
     )
     page = context.new_page()
+    page.set_default_timeout(120_000)  # waits for real explanations: generous on a loaded 2-core CI machine
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
