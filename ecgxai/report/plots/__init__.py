@@ -100,7 +100,8 @@ CAPTIONS = {
     **{
         f"beat_attribution_{m}": f"Figure 2 on the beat ({label}). For each label (rows, most often explained first; n: "
         "test records explained for it on wave features) and lead (columns): the median beat of those records "
-        "(R-aligned, median over beats then records; in mV where the data carry the scale), each wave segment "
+        "(R-aligned, median over beats then records; in mV where the data carry the scale; each record's beat "
+        "referred to its PR segment, the dotted 0 line; one amplitude scale per row), each wave segment "
         f"(P, PR, QRS, ST, T, TP) shaded by the mean {label} of that lead and segment over the records. "
         + (
             "Red raises, blue lowers the label's probability (scale symmetric around 0)."

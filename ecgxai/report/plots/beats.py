@@ -142,7 +142,8 @@ def beat_attribution(
             norm, cmap = TwoSlopeNorm(0.0, -lim, lim), colormaps["RdBu_r"]
         else:
             norm, cmap = Normalize(0.0, lim), colormaps["Greens"]
-        axes = fig.subplots(len(profiles), len(LEADS), sharex=True, squeeze=False)
+        # one amplitude scale per row, as on ECG paper: leads are compared in mV, not each stretched to fit
+        axes = fig.subplots(len(profiles), len(LEADS), sharex=True, sharey="row", squeeze=False)
         for row, p in zip(axes, profiles):
             seg = p["segment_of_sample"]
             t = p["t_s"]
@@ -155,11 +156,12 @@ def beat_attribution(
                         v = p["values"][li, seg[a]]
                         if np.isfinite(v):
                             ax.axvspan(t[a] - half, t[b - 1] + half, color=cmap(norm(v)), lw=0)
+                ax.axhline(0.0, color="0.55", lw=0.5, ls=":")  # the PR-segment baseline
                 ax.plot(t, p["beat"][li], color="black", lw=0.8)
                 ax.set_xticks([0.0])
                 ax.tick_params(labelsize=6)
                 if li:
-                    ax.set_yticklabels([])
+                    ax.tick_params(labelleft=False)
                 if p is profiles[0]:
                     ax.set_title(LEADS[li], fontsize=8)
             row[0].set_ylabel(f"{p['label']}\n(n={p['n_records']})\n{units}", fontsize=7)
