@@ -334,8 +334,14 @@ def test_faithfulness_table_says_which_space_is_more_faithful(data, tmp_path):
     aucs = pd.concat([waves, bins], ignore_index=True)
     comp = tables.space_comparison(aucs)
     assert set(comp.method) == set(bins.method) - {"random"}
-    assert (comp.more_faithful == "waves").all()
+    assert (comp.more_faithful == "waves").all() and (comp.ci_low > 0).all()
     np.testing.assert_allclose(comp.difference, 0.1, rtol=1e-9)
+    # a difference that averages to 0 over records (+0.05 on half of them, -0.05 on the others) names no winner
+    ids = np.sort(bins.ecg_id.unique())
+    sign = np.where(np.isin(bins.ecg_id, ids[::2]), 1.0, -1.0)
+    bump = np.where((bins.kind == "insertion") & (bins.method != "random"), 0.05 * sign, 0.0)
+    tie = tables.space_comparison(pd.concat([bins.assign(feature_space="waves", auc=bins.auc + bump), bins]))
+    assert (tie.ci_low < 0).all() and (tie.ci_high > 0).all() and (tie.more_faithful == "neither").all()
     out = check_table(tables.faithfulness_table(aucs, tmp_path / "faith2"), "faith2")
     assert set(out.feature_space) == {"waves", "bins"}
     md = (tmp_path / "faith2.md").read_text()

@@ -467,13 +467,15 @@ def faithfulness_summary(aucs: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     return out[["feature_space"] + [c for c in out.columns if c != "feature_space"]]
 
 
-def space_comparison(aucs: pd.DataFrame) -> pd.DataFrame:
+def space_comparison(aucs: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Which feature space is the more faithful, per method, on record-label pairs explained in both.
 
     gain = (insertion - deletion) of the method minus that of the random ranking in the same space and
     record-label: AUCs over a fraction of features are not on the same footing in two spaces (72 wave
     features vs 240 bins, unequal segment lengths), their advantage over chance is.
-    Returns method, space_a, space_b, n, gain_a, gain_b, difference (a - b), ci_low, ci_high, more_faithful.
+    The interval resamples records whole (the labels of one record share its explanation); `more_faithful`
+    names a space only where it excludes 0, else "neither".
+    Returns method, space_a, space_b, n, gain_a, gain_b, difference (a - b), ci_low, ci_high, p, more_faithful.
     """
     aucs = _with_space(aucs).dropna(subset=["auc"])
     wide = aucs.pivot_table(index=["ecg_id", "label", "feature_space", "method"], columns="kind", values="auc")
@@ -492,8 +494,11 @@ def space_comparison(aucs: pd.DataFrame) -> pd.DataFrame:
         paired = g.pivot_table(index=["ecg_id", "label"], columns="feature_space", values="gain").dropna()
         if paired.empty or a not in paired or b not in paired:
             continue
-        d = paired[a] - paired[b]
-        half = 1.96 * d.std() / np.sqrt(len(d)) if len(d) > 1 else np.nan
+        d = (paired[a] - paired[b]).to_numpy(dtype=np.float64)
+        clusters = paired.index.get_level_values("ecg_id").to_numpy()
+        rng = np.random.default_rng(seed)
+        reps = np.concatenate([(w @ d) / w.sum(1) for w in bootstrap.cluster_weights(clusters, n_boot, rng)])
+        lo, hi = bootstrap.percentile_ci(reps)
         rows.append(
             dict(
                 method=method,
@@ -503,9 +508,10 @@ def space_comparison(aucs: pd.DataFrame) -> pd.DataFrame:
                 gain_a=paired[a].mean(),
                 gain_b=paired[b].mean(),
                 difference=d.mean(),
-                ci_low=d.mean() - half,
-                ci_high=d.mean() + half,
-                more_faithful=a if d.mean() > 0 else b,
+                ci_low=lo,
+                ci_high=hi,
+                p=bootstrap.paired_p_value(reps, float(d.mean())),
+                more_faithful=a if lo > 0 else (b if hi < 0 else "neither"),
             )
         )
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
@@ -554,10 +560,15 @@ def faithfulness_table(aucs: pd.DataFrame, out_stem) -> list[str]:
         )
     comp = space_comparison(aucs)
     for r in comp.itertuples(index=False):
+        verdict = (
+            f"{r.more_faithful} is the more faithful space"
+            if r.more_faithful != "neither"
+            else "neither space is significantly more faithful"
+        )
         notes.append(
-            f"{r.method}: {r.more_faithful} is the more faithful space (gain over random {r.space_a} "
+            f"{r.method}: {verdict} (gain over random {r.space_a} "
             f"{_num(r.gain_a)} vs {r.space_b} {_num(r.gain_b)}, difference {_with_ci(r.difference, r.ci_low, r.ci_high)}, "
-            f"{r.n} record-label pairs explained in both)."
+            f"p = {r.p:.3f}, {r.n} record-label pairs explained in both)."
         )
     notes.append("Intervals: 95% bootstrap resampling records (all explained labels of a record together).")
     if "shap_gradient" in set(tidy["method"]):
