@@ -1110,7 +1110,7 @@ def test_label_table_is_not_clipped(browser, tmp_path, width):
     """71 labels (the 'all' set) with long names: the table fits its panel (no hidden columns) and
     scrolls vertically under a sticky header."""
     record = make_record(1)
-    names = [f"LABEL_{i:02d}_WITH_A_LONG_NAME" for i in range(71)]
+    names = ["NORM"] + [f"LABEL_{i:02d}_WITH_A_LONG_NAME" for i in range(70)]
     probs = np.linspace(0.01, 0.99, 71)
     record.update(
         label_names=names,
@@ -1136,6 +1136,8 @@ def test_label_table_is_not_clipped(browser, tmp_path, width):
     assert fit["scrollW"] <= fit["clientW"], fit
     assert fit["right"] <= fit["panelRight"], fit
     assert fit["scrollH"] > fit["clientH"]  # 71 rows scroll inside the panel
+    # long names wrap to fit, a statement code does not: one line box for NORM
+    assert pg.evaluate("() => document.querySelector('#label-rows label.code').getClientRects().length") == 1
     pg.locator('[data-testid="label-table-wrap"]').evaluate("w => { w.scrollTop = w.scrollHeight; }")
     header = pg.locator("#label-table thead th").nth(1).bounding_box()
     wrap = pg.locator('[data-testid="label-table-wrap"]').bounding_box()

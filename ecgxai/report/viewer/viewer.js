@@ -666,7 +666,8 @@
       const predicted = p >= thr;
       body.append(el('tr', { 'data-testid': `label-row-${name}`, 'data-label': name, 'data-outcome': res.code }, [
         el('td', {}, [radio]),
-        el('td', {}, [el('label', { for: id, title: description, text: name })]),
+        // a statement code (NORM, LAO/LAE) stays whole; only long names may wrap anywhere
+        el('td', {}, [el('label', { for: id, title: description, text: name, className: name.length <= 8 ? 'code' : '' })]),
         el('td', {}, [el('span', { className: 'prob', title: `probability ${p.toFixed(3)}` },
           [el('span', { className: 'bar-bg', 'aria-hidden': 'true' }, [bar]), p.toFixed(2)])]),
         el('td', { text: thr.toFixed(2) }),
