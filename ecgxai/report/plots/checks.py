@@ -53,7 +53,7 @@ CHECK_CAPTIONS = {
     "to that step re-initialised and the trained model's, for signed and absolute attributions.",
     "method_flags": "Sanity flag of each explanation method from the fully randomised model: fail when the "
     "signed explanations still correlate with the trained model's (interval above checks.max_rank_correlation), "
-    "caution when only the absolute values do (statistics of |attribution| are then partly input-driven), "
+    "caution when only the absolute values do (statistics of absolute attributions are then partly input-driven), "
     "pass otherwise. The viewer shows these flags in its method description.",
     "seed_consistency": "Self-consistency across training seeds: the same test records and labels explained by "
     "the runs of checks.seed_runs; mean pairwise Spearman rank correlation (95% bootstrap interval over "
