@@ -138,6 +138,8 @@ def test_report_is_generated(workdir):
     assert run.returncode == 0, run.stderr[-3000:]
     html = (workdir / "results" / "report.html").read_text(errors="replace")
     assert "fig2_shap_heatmap" in html and "table1_overall" in html
+    assert "expert_rule_alignment" in html and "method_flags" in html  # the checks, with their captions
+    assert "(ERROR/" not in run.stdout + run.stderr  # every caption is valid reStructuredText
 
 
 def test_rerun_is_a_no_op(workdir):
