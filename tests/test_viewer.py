@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecgxai.explain.features import FIDUCIALS, SEGMENTS, wave_space
 from ecgxai.explain.median_beat import median_beat
@@ -423,6 +425,31 @@ def test_json_round_trip_and_rounding(tmp_path):
     # rendering is deterministic: the same records give the same page
     again = render_viewer(RECORDS, tmp_path / "again")
     assert again.read_text(encoding="utf-8") == (tmp_path / "index.html").read_text(encoding="utf-8")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=len(LABELS), max_size=len(LABELS)),
+    st.lists(st.floats(-1e-4, 1e-4), min_size=len(LABELS), max_size=len(LABELS)),
+)
+def test_the_page_shows_the_models_decision_however_close_to_the_threshold(probabilities, gaps):
+    """The page decides on `predicted`; rounding probability and threshold apart must not flip it."""
+    record = copy.deepcopy(RECORDS[0])
+    thresholds = np.clip(np.array(probabilities) + np.array(gaps), 0, 1)
+    record["probabilities"], record["thresholds"] = probabilities, thresholds.tolist()
+    out = validate_record(record)
+    assert out["predicted"] == [int(p >= t) for p, t in zip(probabilities, thresholds)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
+def test_rounding_keeps_every_finite_value_finite_and_close(values):
+    """Subnormal probabilities or attributions must not turn into NaN (10**exp overflows there)."""
+    from ecgxai.report.viewer import _round_sig
+
+    rounded = _round_sig(np.array(values))
+    assert np.isfinite(rounded).all()
+    np.testing.assert_allclose(rounded, values, rtol=5e-4, atol=1e-320)
 
 
 def test_numpy_inputs_accepted(tmp_path):

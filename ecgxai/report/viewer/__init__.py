@@ -1,7 +1,8 @@
 """Interactive explanation viewer: one self-contained HTML page a clinician opens in a browser.
 
-`render_viewer(records, out_path)` validates the records, rounds every float to 4 significant
-digits, embeds them as JSON in `<script type="application/json" id="data">` and inlines
+`render_viewer(records, out_path)` validates the records, decides each label (probability >=
+threshold, on the full-precision values: the page shows that decision), rounds every float to 4
+significant digits, embeds them as JSON in `<script type="application/json" id="data">` and inlines
 `template.html`, `viewer.css` and `viewer.js` (package data next to this file), so the page
 needs no server, no network and no other file: it works from file://. `validate_record` gives
 the same JSON-ready record to other pages that reuse viewer.js (the live app).
@@ -106,8 +107,14 @@ def _round_sig(values: np.ndarray, digits: int = SIGNIFICANT_DIGITS) -> np.ndarr
     exp[nonzero] = digits - 1 - np.floor(np.log10(np.abs(a[nonzero]))).astype(int)
     up = nonzero & (exp >= 0)
     down = nonzero & (exp < 0)
+    tiny = up & (exp > 300)  # 10**exp overflows near float64's smallest values: round via the decimal string
+    up &= ~tiny
     out[up] = np.round(a[up] * 10.0 ** exp[up]) / 10.0 ** exp[up]
-    out[down] = np.round(a[down] / 10.0 ** -exp[down]) * 10.0 ** -exp[down]
+    with np.errstate(over="ignore"):
+        out[down] = np.round(a[down] / 10.0 ** -exp[down]) * 10.0 ** -exp[down]
+    out[tiny] = [float(f"{v:.{digits}g}") for v in a[tiny]]
+    overflow = ~np.isfinite(out) & np.isfinite(a)  # 1.7975e308 rounds past the largest float: keep it
+    out[overflow] = a[overflow]
     return out
 
 
@@ -408,6 +415,9 @@ def _check_fields(record) -> dict:
     out["method_flags"] = _flags(record["method_flags"]) if record.get("method_flags") is not None else {}
     out["notes"] = _texts(record["notes"], "notes") if record.get("notes") is not None else []
 
+    # The decision is the model's, made on full-precision values: rounded independently, a probability
+    # within 1e-4 of its threshold could flip (0.30004 < 0.30005, both "0.3000").
+    out["predicted"] = [int(p >= t) for p, t in zip(out["probabilities"], out["thresholds"])]
     out["signal"] = _round_sig(signal).tolist()
     out["probabilities"] = _round_sig(out["probabilities"]).tolist()
     out["thresholds"] = _round_sig(out["thresholds"]).tolist()

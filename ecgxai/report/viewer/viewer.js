@@ -632,7 +632,7 @@
   }
 
   function outcome(rec, i) {
-    const predicted = rec.probabilities[i] >= rec.thresholds[i];
+    const predicted = rec.predicted[i] === 1;
     if (rec.true === null) return { code: predicted ? 'pred' : 'neg', text: '', title: 'no reference labels' };
     const truth = rec.true[i] === 1;
     if (predicted && truth) return { code: 'tp', text: 'TP', title: 'true positive' };
@@ -663,7 +663,7 @@
       const bar = el('span', { className: 'bar' });
       bar.style.width = `${Math.round(p * 100)}%`;
       bar.style.background = `rgb(${r},${g},${b})`;
-      const predicted = p >= thr;
+      const predicted = rec.predicted[i] === 1;
       body.append(el('tr', { 'data-testid': `label-row-${name}`, 'data-label': name, 'data-outcome': res.code }, [
         el('td', {}, [radio]),
         // a statement code (NORM, LAO/LAE) stays whole; only long names may wrap anywhere
@@ -947,7 +947,7 @@
       if (!values) return;
       rec.leads.forEach((lead, l) => values[l].forEach((v, k) => rows.push([
         rec.ecg_id, state.label, rec.probabilities[i], rec.thresholds[i],
-        rec.probabilities[i] >= rec.thresholds[i] ? 1 : 0, rec.true === null ? '' : rec.true[i],
+        rec.predicted[i], rec.true === null ? '' : rec.true[i],
         rec.features.kind, m, lead, rec.features.segment_names[k],
         bins ? +(extent[k][0] / fs).toFixed(4) : '', bins ? +(extent[k][1] / fs).toFixed(4) : '',
         +(extent[k][2] / fs).toFixed(4), v])));
@@ -965,7 +965,7 @@
       ecg_id: rec.ecg_id, sampling_rate: rec.sampling_rate, units: rec.units, leads: rec.leads,
       label_names: rec.label_names, label_descriptions: rec.label_descriptions,
       probabilities: rec.probabilities, thresholds: rec.thresholds, true: rec.true,
-      predicted: rec.probabilities.map((p, i) => (p >= rec.thresholds[i] ? 1 : 0)),
+      predicted: rec.predicted,
       lead_scale: rec.lead_scale, lead_offset: rec.lead_offset, features: rec.features, n_bins: rec.n_bins,
       beats: rec.beats, method_flags: rec.method_flags, notes: rec.notes, attributions: rec.attributions,
       view: Object.assign({}, state),
@@ -979,7 +979,7 @@
       const res = outcome(rec, i);
       return el('tr', {}, [el('td', { text: name }), el('td', { text: rec.label_descriptions[name] || '' }),
         el('td', { text: rec.probabilities[i].toFixed(3) }), el('td', { text: rec.thresholds[i].toFixed(2) }),
-        el('td', { text: rec.probabilities[i] >= rec.thresholds[i] ? 'yes' : 'no' }),
+        el('td', { text: rec.predicted[i] ? 'yes' : 'no' }),
         el('td', { text: rec.true === null ? 'unknown' : (rec.true[i] ? 'yes' : 'no') }),
         el('td', { text: res.text ? res.title : '' })]);
     });
