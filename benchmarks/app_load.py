@@ -197,11 +197,11 @@ def main() -> int:
         print(f"   server CPU time per explanation: {(cpu_s() - cpu0) / 3 * 1000:.0f} ms")
 
         for phase, explains in (("2. predictions alone", 0), ("3. predictions while explanations run", args.explains)):
-            cpu0 = cpu_s()
+            cpu0, client0 = cpu_s(), time.process_time()
             pred, errors, wall, expl, expl_errors, server_s = asyncio.run(
                 run_phase(url, files, top["name"], args.clients, args.predictions, explains)
             )
-            cpu = cpu_s() - cpu0
+            cpu, client_cpu = cpu_s() - cpu0, time.process_time() - client0
             print(f"{phase}: {args.clients} clients x {args.predictions}: {percentiles(pred)}, "
                   f"{len(pred) / wall:.0f} predictions/s, errors {len(errors)}")  # fmt: skip
             if not explains:
@@ -209,6 +209,8 @@ def main() -> int:
                 print(f"   server CPU time per prediction: {per:.1f} ms, i.e. {2000 / per:.0f} predictions/s on 2 idle "
                       f"cores; {args.clients} closed-loop clients would then wait about {args.clients * per / 2:.0f} "
                       "ms each (Little's law)")  # fmt: skip
+                print(f"   load generator CPU time per prediction: {client_cpu / max(len(pred), 1) * 1000:.1f} ms "
+                      "(on the same 2 cores as the server)")  # fmt: skip
             if explains:
                 print(f"   {explains} explain clients meanwhile: {percentiles(expl)} (queueing included; in the server "
                       f"median {np.median(server_s) * 1000 if server_s else float('nan'):.0f} ms), "

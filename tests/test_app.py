@@ -45,7 +45,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Explanations in threads of the test process (monkeypatchable); the worker processes of
 # `serve.explain_process` have their own test.
 APP_CONFIG = {
-    "serve": {"explain_process": False, "explain": {"shap": {"npermutations": 1}, "lime": {"num_samples": 100}}}
+    "serve": {
+        "explain_process": False,
+        "predict_process": False,
+        "explain": {"shap": {"npermutations": 1}, "lime": {"num_samples": 100}},
+    }
 }
 
 
@@ -117,8 +121,9 @@ def first_test_id(service) -> int:
     return int(service.test_ids[0])
 
 
-def upload(hea: Path, dat: Path) -> dict:
-    return {"hea": (hea.name, hea.read_bytes()), "dat": (dat.name, dat.read_bytes())}
+def upload(hea: Path, dat: Path | None = None) -> dict:
+    files = {"hea": (hea.name, hea.read_bytes())}
+    return files if dat is None else {**files, "dat": (dat.name, dat.read_bytes())}
 
 
 def zipped(*files: Path, extra: dict | None = None) -> bytes:
@@ -352,27 +357,38 @@ def test_explain_needs_a_known_label(client, service, workdir):
     assert unknown.status_code == 400 and "unknown label 'XYZ'" in unknown.json()["error"]
 
 
-def test_explanations_in_reniced_worker_processes_answer_as_in_process(client, service, config, workdir, tmp_root):
-    """serve.explain_process (the default): the same answer from a worker process of lower priority, and
-    a record error raised there reaches the client as its 4xx."""
+def test_worker_processes_answer_as_in_process(client, service, config, workdir, tmp_root):
+    """serve.explain_process and serve.predict_process (the defaults): the same answers from worker
+    processes (explanations at lower priority), and a record error raised there reaches the client as its 4xx."""
     import pickle
 
     from fastapi.testclient import TestClient
 
     from ecgxai.app.service import RecordError
 
-    files = upload(*record_files(workdir, first_test_id(service)))
+    hea, dat = record_files(workdir, first_test_id(service))
+    files = upload(hea, dat)
     in_process = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
-    app = make_app(service, config, tmp_root, warm=False, explain_process=True, explain_nice=5)
+    predicted = client.post("/api/predict", files=files, data={"include_signal": "1"}).json()
+    app = make_app(service, config, tmp_root, warm=False, explain_process=True, explain_nice=5, predict_process=True)
     with TestClient(app) as c:
         pool = app.state.explain_pool
         assert pool is not None and pool.niceness() == min(19, os.nice(0) + 5)
+        assert app.state.predict_pool.niceness() == os.nice(0)  # predictions keep the server's priority
         res = c.post("/api/explain", files=files, data={"label": "NORM"})
         assert res.status_code == 200, res.text
-        assert c.post("/api/predict", files=files).status_code == 200
+        pred = c.post("/api/predict", files=files, data={"include_signal": "1"})
+        assert pred.status_code == 200, pred.text
+        by_id = c.post("/api/predict", data={"ecg_id": str(first_test_id(service))})
+        assert by_id.status_code == 200 and by_id.json()["ecg_id"] == first_test_id(service)
+        bad = c.post("/api/predict", files=upload(hea))  # raised in the worker, answered by the server
+        assert bad.status_code == 400 and "missing file `dat`" in bad.json()["error"]
+        assert c.get("/api/health").status_code == 200  # and it keeps serving
     body = res.json()
     assert body["shap"]["values"] == in_process["shap"]["values"] and body["features"] == in_process["features"]
-    assert app.state.explain_pool.closed  # stopped with the app
+    assert pred.json() == predicted
+    assert app.state.explain_pool.closed and app.state.predict_pool.closed  # stopped with the app
+    assert not list(Path(tmp_root).iterdir())  # the worker removed its upload folders
     err = pickle.loads(pickle.dumps(RecordError(422, "rec.hea: too short")))
     assert (err.status, err.message) == (422, "rec.hea: too short")
 

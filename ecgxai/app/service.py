@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
+from ecgxai.app.uploads import UploadError, upload_folder, write_record_files
 from ecgxai.config import SPLITS, FilterSettings
 from ecgxai.data.conditioning import to_mv
 from ecgxai.data.normalization import training_scaler
@@ -27,7 +28,7 @@ from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ecgxai.evaluation.context import context_sentence
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.attention import attention_to_space, broadcast_leads
+from ecgxai.explain.attention import attention_to_space, broadcast_leads, pool_by_overlap, step_segment_overlap
 from ecgxai.explain.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
 from ecgxai.explain.pipeline import explain_signals, training_reference
 from ecgxai.model.checkpoint import load_checkpoint
@@ -132,6 +133,7 @@ class RunService:
                 self.explain_cfg["background"] = "zero"
 
         self._test_parts = test_parts
+        self._bin_overlaps: dict[int, tuple[FeatureSpace, np.ndarray]] = {}
         self.test_ids = np.sort(
             np.concatenate([pq.read_table(p, columns=["ecg_id"]).column(0).to_numpy() for p in test_parts])
         )
@@ -164,6 +166,22 @@ class RunService:
             raise RecordError(422, f"{shown}: the conditioned signal has NaN or infinite values")
         x = np.ascontiguousarray(x, dtype=np.float32)
         return Record(x, UPLOAD_ID, f"your upload {shown}", notes, lead_scale=scale, lead_offset=offset)
+
+    def form_record(self, upload, cap: int, tmp_root=None) -> Record:
+        """The record a parsed form (`ecgxai.app.uploads.Upload`) names: its uploaded files, written into
+        a fresh folder removed afterwards, or the test record of field `ecg_id`. Bad input: RecordError."""
+        if "ecg_id" in upload.fields:
+            if upload.files:
+                raise RecordError(400, "send either a record (files) or `ecg_id`, not both")
+            text = upload.fields["ecg_id"]
+            if not text.isdigit():
+                raise RecordError(400, f"ecg_id must be a whole number, not {text!r}")
+            return self.test_record(int(text))
+        try:
+            with upload_folder(tmp_root) as folder:
+                return self.upload_record(write_record_files(upload, folder, cap), upload.names)
+        except UploadError as exc:
+            raise RecordError(exc.status, exc.message) from None
 
     def test_record(self, ecg_id: int) -> Record:
         """A test-fold record of the run, as the workflow preprocessed it."""
@@ -256,8 +274,11 @@ class RunService:
         by overlap, normalised by how many steps cover each feature, as the explain stage maps it."""
         if not hasattr(self.model, "step_to_sample_edges"):
             return None
-        space = space or bin_space(samples, self.settings.n_bins)
-        values = attention_to_space(steps, self.model.step_to_sample_edges(samples), space)
+        if space is None:  # time bins: the same for every record of this length
+            space, overlap = self._bin_overlap(samples)
+            values = pool_by_overlap(steps, overlap)
+        else:
+            values = attention_to_space(steps, self.model.step_to_sample_edges(samples), space)
         return {
             "feature_space": space.kind,
             "features": list(space.segment_names)
@@ -267,6 +288,14 @@ class RunService:
             "values": broadcast_leads(values, len(LEADS)).tolist(),
             "note": "mean attention per step covering each feature; the model attends over time, not leads",
         }
+
+    def _bin_overlap(self, samples: int) -> tuple[FeatureSpace, np.ndarray]:
+        """(time-bin space, step-to-bin overlap) of records with `samples` samples, computed once per
+        length (0.8 ms per prediction otherwise); the model sees one length, so the cache stays small."""
+        if samples not in self._bin_overlaps:
+            space = bin_space(samples, self.settings.n_bins)
+            self._bin_overlaps[samples] = space, step_segment_overlap(self.model.step_to_sample_edges(samples), space)
+        return self._bin_overlaps[samples]
 
     def viewer_record(self, rec: Record, probs: np.ndarray, attention: dict | None) -> dict:
         """The record in the viewer's contract, JSON-ready (`validate_record`), for the page's script."""

@@ -66,6 +66,7 @@ class ServeSettings:
     threads: int
     explain_process: bool
     explain_nice: int
+    predict_process: bool
 
     @property
     def max_upload_bytes(self) -> int:
@@ -73,7 +74,16 @@ class ServeSettings:
 
     @classmethod
     def from_config(cls, serve: dict, **overrides) -> ServeSettings:
-        keys = ("host", "port", "max_upload_mb", "explain_workers", "threads", "explain_process", "explain_nice")
+        keys = (
+            "host",
+            "port",
+            "max_upload_mb",
+            "explain_workers",
+            "threads",
+            "explain_process",
+            "explain_nice",
+            "predict_process",
+        )
         values = {k: serve[k] for k in keys}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -86,6 +86,11 @@ def read_user_record(path: str | Path, start: int = 0, stop: int | None = None) 
     Only samples [start, stop) are read (all of them by default).
     """
     base, header, order = read_user_header(path)
+    return _read_leads(base, header, order, start, stop), header.fs, list(header.sig_name)
+
+
+def _read_leads(base: Path, header: Header, order: list[int], start: int, stop: int | None) -> np.ndarray:
+    """Samples [start, stop) in mV [12, n], PTB-XL lead order, of a record whose header is parsed."""
     hea = header_path(base)
     try:
         d = read_digital(base, header, start, stop)
@@ -95,7 +100,7 @@ def read_user_record(path: str | Path, start: int = 0, stop: int | None = None) 
     if not np.isfinite(x).all():
         bad = [lead for lead, row in zip(LEADS, x) if not np.isfinite(row).all()]
         raise UserRecordError(f"{hea}: NaN or infinite samples in lead(s) {bad}")
-    return x, header.fs, list(header.sig_name)
+    return x
 
 
 def _window(n: int, fs: float, settings: signal.FilterSettings) -> tuple[int, int]:
@@ -126,7 +131,7 @@ def prepare_user_record_scaled(
     standard = settings.zscore and getattr(settings, "normalize", "record") == "train_standard"
     if standard and lead_stats is None:
         raise ValueError("normalize: train_standard needs the training folds' scaler (normalization.json)")
-    base, header, _ = read_user_header(path)
+    base, header, order = read_user_header(path)  # parsed once per record
     hea = header_path(base)
     try:
         n = signal_length(base, header)
@@ -138,7 +143,7 @@ def prepare_user_record_scaled(
     lo, hi = _window(n, fs, settings)
     if n > hi - lo:
         notes.append(f"{n / fs:.1f} s long: the {settings.crop} {settings.length_s:g} s are used")
-    x, _, _ = read_user_record(base, lo, hi)
+    x = _read_leads(base, header, order, lo, hi)
     if abs(fs - settings.rate) > 1e-9 * settings.rate:
         ratio = (Fraction(settings.rate) / Fraction(fs)).limit_denominator(1000)
         x = sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)

@@ -87,8 +87,13 @@ def attention_to_space(attention: np.ndarray, step_edges, space: FeatureSpace) -
     value(segment) = sum_s a_s * share(s, segment) / sum_s share(s, segment), where share(s, segment)
     is the fraction of step s's span inside the segment; a segment the record lacks gets 0.
     """
+    return pool_by_overlap(attention, step_segment_overlap(step_edges, space))
+
+
+def pool_by_overlap(attention: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """`attention_to_space` with the overlap `W` (`step_segment_overlap`) computed beforehand, for
+    callers that map many records of one length onto the same time bins."""
     a = np.asarray(attention, dtype=np.float64)
-    W = step_segment_overlap(step_edges, space)
     if a.shape[-1] != W.shape[0]:
         raise ValueError(f"attention has {a.shape[-1]} steps but step_edges describe {W.shape[0]}")
     coverage = W.sum(0)  # steps' worth of span covering each segment

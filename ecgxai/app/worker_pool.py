@@ -1,0 +1,86 @@
+"""Model calls in worker processes, so the server process only speaks HTTP.
+
+The server process is bound by the GIL: parsing HTTP and multipart, preparing a record and calling the
+model all take turns on one core while the second waits. Measured with benchmarks/app_load.py
+(16 clients, 2 cores), in-process predictions cost 4-5 ms of server CPU each and the server used one
+core; see the README for the figures with these pools.
+
+Two pools of spawned processes, each worker with the run loaded once (its own `RunService`):
+- predictions (`serve.predict_process`): one worker at normal priority, fed by the server while it
+  parses the next request, so the two processes use both cores;
+- explanations (`serve.explain_process`): on 2 cores a SHAP + LIME request is ~450 model calls plus
+  Python-heavy bookkeeping (shap's permutation loop, LIME's ridge fits). Reniced
+  (`serve.explain_nice`), the scheduler runs it only on CPU time the predictions leave: predictions
+  come first, as the page promises. Its workers compile shap's numba code at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+log = logging.getLogger(__name__)
+
+_SERVICE = None  # the worker process's own RunService
+
+
+def _init_worker(results: str, run: str, config: dict, threads: int, nice: int, warm: str | None) -> None:
+    global _SERVICE
+    from ecgxai.app.service import RunService, set_torch_threads, warm_up
+
+    if nice:
+        os.nice(nice)
+    set_torch_threads(threads)
+    _SERVICE = RunService(results, run, config)
+    if warm == "explain":
+        warm_up(_SERVICE)
+    elif warm == "predict":  # first-call costs of torch and the filters, off the first user's request
+        _SERVICE.predict(_SERVICE.test_record(int(_SERVICE.test_ids[0])), include_signal=True)
+
+
+def _explain(record, label: int) -> dict:
+    return _SERVICE.explain(record, label)
+
+
+def _predict(upload, include_signal: bool, cap: int, tmp_root) -> dict:
+    return _SERVICE.predict(_SERVICE.form_record(upload, cap, tmp_root), include_signal)
+
+
+class ServicePool:
+    """`workers` spawned processes at niceness `nice`, each with the run loaded:
+    `await pool.explain(record, label)`, `await pool.predict(upload, include_signal, cap, tmp_root)`.
+    A RecordError raised in a worker is raised again in the caller."""
+
+    def __init__(
+        self, results, run: str, config: dict, workers: int, threads: int, nice: int, warm: str | None, role: str
+    ):
+        # spawn, not fork: the server process has threads (uvicorn, torch) that a fork would copy mid-flight
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(str(results), run, config, threads, nice, warm),
+        )
+        self.workers, self.role = workers, role
+        self.closed = False
+        # start every worker now (loading the run, compiling shap), not on the first user's request
+        for future in [self._pool.submit(os.getpid) for _ in range(workers)]:
+            future.result()
+        log.info("%d %s worker process(es) ready (nice +%d, %d torch thread(s) each)", workers, role, nice, threads)
+
+    def niceness(self) -> int:
+        """A worker's niceness (what the scheduler sees)."""
+        return self._pool.submit(os.nice, 0).result()
+
+    async def explain(self, record, label: int) -> dict:
+        return await asyncio.wrap_future(self._pool.submit(_explain, record, label))
+
+    async def predict(self, upload, include_signal: bool, cap: int, tmp_root=None) -> dict:
+        return await asyncio.wrap_future(self._pool.submit(_predict, upload, include_signal, cap, tmp_root))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.closed = True
