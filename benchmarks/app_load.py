@@ -179,8 +179,15 @@ def main() -> int:
         top = max(httpx.post(f"{url}/api/predict", files=files).json()["labels"], key=lambda lab: lab["probability"])
         rss_before = rss_mb(proc)
 
+        def cpu_by_process() -> dict[str, float]:  # CPU seconds of the server and its worker processes
+            out = {"server": sum(proc.cpu_times()[:2])}
+            for child in proc.children(recursive=True):  # workers: predictions at the server's nice, explanations above
+                role = "explain workers" if child.nice() > proc.nice() else "predict worker"
+                out[role] = out.get(role, 0.0) + sum(child.cpu_times()[:2])
+            return out
+
         def cpu_s() -> float:  # the server's CPU time: what a request costs, whatever else the machine runs
-            return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+            return sum(cpu_by_process().values())
 
         alone = []
         cpu0 = cpu_s()
@@ -197,11 +204,13 @@ def main() -> int:
         print(f"   server CPU time per explanation: {(cpu_s() - cpu0) / 3 * 1000:.0f} ms")
 
         for phase, explains in (("2. predictions alone", 0), ("3. predictions while explanations run", args.explains)):
-            cpu0, client0 = cpu_s(), time.process_time()
+            split0, client0 = cpu_by_process(), time.process_time()
+            cpu0 = sum(split0.values())
             pred, errors, wall, expl, expl_errors, server_s = asyncio.run(
                 run_phase(url, files, top["name"], args.clients, args.predictions, explains)
             )
-            cpu, client_cpu = cpu_s() - cpu0, time.process_time() - client0
+            split, client_cpu = cpu_by_process(), time.process_time() - client0
+            cpu = sum(split.values()) - cpu0
             print(f"{phase}: {args.clients} clients x {args.predictions}: {percentiles(pred)}, "
                   f"{len(pred) / wall:.0f} predictions/s, errors {len(errors)}")  # fmt: skip
             if not explains:
@@ -209,6 +218,8 @@ def main() -> int:
                 print(f"   server CPU time per prediction: {per:.1f} ms, i.e. {2000 / per:.0f} predictions/s on 2 idle "
                       f"cores; {args.clients} closed-loop clients would then wait about {args.clients * per / 2:.0f} "
                       "ms each (Little's law)")  # fmt: skip
+                print("   of which " + ", ".join(f"{role} {(v - split0.get(role, 0.0)) / max(len(pred), 1) * 1000:.1f} ms"
+                                             for role, v in split.items()))  # fmt: skip
                 print(f"   load generator CPU time per prediction: {client_cpu / max(len(pred), 1) * 1000:.1f} ms "
                       "(on the same 2 cores as the server)")  # fmt: skip
             if explains:

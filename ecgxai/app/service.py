@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
-from ecgxai.app.uploads import UploadError, upload_folder, write_record_files
+from ecgxai.app.uploads import UploadError, parse_form, upload_folder, write_record_files
 from ecgxai.config import SPLITS, FilterSettings
 from ecgxai.data.conditioning import to_mv
 from ecgxai.data.normalization import training_scaler
@@ -182,6 +182,16 @@ class RunService:
                 return self.upload_record(write_record_files(upload, folder, cap), upload.names)
         except UploadError as exc:
             raise RecordError(exc.status, exc.message) from None
+
+    def predict_form(self, body: bytes, content_type: str | None, cap: int, tmp_root=None) -> bytes:
+        """`POST /api/predict` from the raw request body to the JSON answer, so that a worker process does
+        all of it (parse, prepare, predict, encode) and the server only passes bytes. Bad input: RecordError."""
+        try:
+            upload = parse_form(body, content_type)
+        except UploadError as exc:
+            raise RecordError(exc.status, exc.message) from None
+        include = upload.fields.get("include_signal", "").lower() in ("1", "true", "yes", "on")
+        return json_bytes(self.predict(self.form_record(upload, cap, tmp_root), include))
 
     def test_record(self, ecg_id: int) -> Record:
         """A test-fold record of the run, as the workflow preprocessed it."""
@@ -400,6 +410,11 @@ class RunService:
             num_samples=int(self.explain_cfg["lime"].get("num_samples", 1000)),
         )
         return out
+
+
+def json_bytes(answer: dict) -> bytes:
+    """The answer as the server sends it (Starlette's JSONResponse encoding: compact, UTF-8, no NaN)."""
+    return json.dumps(answer, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 def warm_up(service: RunService) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import jsonschema
@@ -67,6 +67,7 @@ class ServeSettings:
     explain_process: bool
     explain_nice: int
     predict_process: bool
+    predict_workers: int
 
     @property
     def max_upload_bytes(self) -> int:
@@ -74,16 +75,7 @@ class ServeSettings:
 
     @classmethod
     def from_config(cls, serve: dict, **overrides) -> ServeSettings:
-        keys = (
-            "host",
-            "port",
-            "max_upload_mb",
-            "explain_workers",
-            "threads",
-            "explain_process",
-            "explain_nice",
-            "predict_process",
-        )
+        keys = [f.name for f in fields(cls)]  # every setting is a `serve` key of the config
         values = {k: serve[k] for k in keys}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

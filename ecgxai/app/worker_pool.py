@@ -6,8 +6,9 @@ model all take turns on one core while the second waits. Measured with benchmark
 core; see the README for the figures with these pools.
 
 Two pools of spawned processes, each worker with the run loaded once (its own `RunService`):
-- predictions (`serve.predict_process`): one worker at normal priority, fed by the server while it
-  parses the next request, so the two processes use both cores;
+- predictions (`serve.predict_process`): one worker at normal priority. It gets the raw request body
+  and returns the JSON answer (multipart parsing, WFDB reading, conditioning, the model, encoding),
+  while the server reads the next request: the two processes use both cores;
 - explanations (`serve.explain_process`): on 2 cores a SHAP + LIME request is ~450 model calls plus
   Python-heavy bookkeeping (shap's permutation loop, LIME's ridge fits). Reniced
   (`serve.explain_nice`), the scheduler runs it only on CPU time the predictions leave: predictions
@@ -17,6 +18,7 @@ Two pools of spawned processes, each worker with the run loaded once (its own `R
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -39,19 +41,27 @@ def _init_worker(results: str, run: str, config: dict, threads: int, nice: int, 
         warm_up(_SERVICE)
     elif warm == "predict":  # first-call costs of torch and the filters, off the first user's request
         _SERVICE.predict(_SERVICE.test_record(int(_SERVICE.test_ids[0])), include_signal=True)
+    freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Move everything allocated so far (torch, shap, the run) out of the garbage collector's sight:
+    a full collection over it takes ~190 ms here, a pause a request would wait out at random."""
+    gc.collect()
+    gc.freeze()
 
 
 def _explain(record, label: int) -> dict:
     return _SERVICE.explain(record, label)
 
 
-def _predict(upload, include_signal: bool, cap: int, tmp_root) -> dict:
-    return _SERVICE.predict(_SERVICE.form_record(upload, cap, tmp_root), include_signal)
+def _predict(body: bytes, content_type: str | None, cap: int, tmp_root) -> bytes:
+    return _SERVICE.predict_form(body, content_type, cap, tmp_root)
 
 
 class ServicePool:
     """`workers` spawned processes at niceness `nice`, each with the run loaded:
-    `await pool.explain(record, label)`, `await pool.predict(upload, include_signal, cap, tmp_root)`.
+    `await pool.explain(record, label)`, `await pool.predict(body, content_type, cap, tmp_root)`.
     A RecordError raised in a worker is raised again in the caller."""
 
     def __init__(
@@ -75,11 +85,16 @@ class ServicePool:
         """A worker's niceness (what the scheduler sees)."""
         return self._pool.submit(os.nice, 0).result()
 
+    def frozen_objects(self) -> int:
+        """Objects a worker keeps out of the garbage collector's full collections (`freeze_heap`)."""
+        return self._pool.submit(gc.get_freeze_count).result()
+
     async def explain(self, record, label: int) -> dict:
         return await asyncio.wrap_future(self._pool.submit(_explain, record, label))
 
-    async def predict(self, upload, include_signal: bool, cap: int, tmp_root=None) -> dict:
-        return await asyncio.wrap_future(self._pool.submit(_predict, upload, include_signal, cap, tmp_root))
+    async def predict(self, body: bytes, content_type: str | None, cap: int, tmp_root=None) -> bytes:
+        """`RunService.predict_form` in a worker: the request body in, the JSON answer out."""
+        return await asyncio.wrap_future(self._pool.submit(_predict, body, content_type, cap, tmp_root))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
