@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -386,6 +387,12 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
         bad = c.post("/api/predict", files=upload(hea))  # raised in the worker, answered by the server
         assert bad.status_code == 400 and "missing file `dat`" in bad.json()["error"]
         assert c.get("/api/health").status_code == 200  # and it keeps serving
+        # a worker that dies (killed, out of memory): that request gets a 503, a new worker the next ones
+        os.kill(app.state.predict_pool.worker_pid(), signal.SIGKILL)
+        lost = c.post("/api/predict", files=files)
+        assert lost.status_code == 503 and "worker process stopped" in lost.json()["error"]
+        again = c.post("/api/predict", files=files, data={"include_signal": "1"})
+        assert again.status_code == 200 and again.json() == predicted
     body = res.json()
     assert body["shap"]["values"] == in_process["shap"]["values"] and body["features"] == in_process["features"]
     assert pred.json() == predicted

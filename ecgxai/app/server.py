@@ -174,7 +174,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         "/api/predict",
         summary="Probabilities, thresholds, decisions and attention for one record",
         openapi_extra={"requestBody": UPLOAD_FORM},
-        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR},
+        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
     )
     async def api_predict(request: Request):
         body, content_type = await read_body(request), request.headers.get("content-type")
@@ -195,7 +195,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         openapi_extra={
             "requestBody": _with_label(UPLOAD_FORM, service.label_names),
         },
-        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR},
+        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
     )
     async def api_explain(request: Request):
         upload = await read_form(request)

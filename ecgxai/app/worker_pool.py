@@ -23,6 +23,10 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+
+from ecgxai.app.service import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +72,14 @@ class ServicePool:
         self, results, run: str, config: dict, workers: int, threads: int, nice: int, warm: str | None, role: str
     ):
         # spawn, not fork: the server process has threads (uvicorn, torch) that a fork would copy mid-flight
-        self._pool = ProcessPoolExecutor(
+        self._new_executor = partial(
+            ProcessPoolExecutor,
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(str(results), run, config, threads, nice, warm),
         )
+        self._pool = self._new_executor()
         self.workers, self.role = workers, role
         self.closed = False
         # start every worker now (loading the run, compiling shap), not on the first user's request
@@ -85,16 +91,37 @@ class ServicePool:
         """A worker's niceness (what the scheduler sees)."""
         return self._pool.submit(os.nice, 0).result()
 
+    def worker_pid(self) -> int:
+        """The process id of a worker (tests stop one to see the pool recover)."""
+        return self._pool.submit(os.getpid).result()
+
     def frozen_objects(self) -> int:
         """Objects a worker keeps out of the garbage collector's full collections (`freeze_heap`)."""
         return self._pool.submit(gc.get_freeze_count).result()
 
     async def explain(self, record, label: int) -> dict:
-        return await asyncio.wrap_future(self._pool.submit(_explain, record, label))
+        return await self._call(_explain, record, label)
 
     async def predict(self, body: bytes, content_type: str | None, cap: int, tmp_root=None) -> bytes:
         """`RunService.predict_form` in a worker: the request body in, the JSON answer out."""
-        return await asyncio.wrap_future(self._pool.submit(_predict, body, content_type, cap, tmp_root))
+        return await self._call(_predict, body, content_type, cap, tmp_root)
+
+    async def _call(self, fn, *args):
+        """fn(*args) in a worker. A worker that dies (killed, out of memory) breaks the whole executor:
+        this request gets a 503, and a fresh executor takes the next ones, so the server keeps serving."""
+        pool = self._pool
+        try:
+            return await asyncio.wrap_future(pool.submit(fn, *args))
+        except BrokenProcessPool:
+            if pool is self._pool and not self.closed:
+                log.error("a %s worker process stopped; starting a new one", self.role)
+                self._pool = self._new_executor()
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise RecordError(
+                503,
+                f"the {self.role} worker process stopped while handling this request (see the server log); "
+                "a new one is starting: try again in a few seconds",
+            ) from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
