@@ -1265,8 +1265,7 @@ def test_lead_calibration_read_from_the_signals_parquet(tmp_path):
     """mV calibration per record from the parts' lead_scale/lead_offset columns; None for older parts."""
     import pyarrow.parquet as pq
 
-    from ecgxai.data.parquet_io import write_part
-    from ecgxai.report.render import lead_calibration
+    from ecgxai.data.parquet_io import lead_calibration, write_part
 
     x = np.zeros((3, 12, 10), np.float32)
     scale = np.arange(36, dtype=np.float32).reshape(3, 12) + 1

@@ -23,16 +23,14 @@ from ecgxai.app.uploads import UploadError, parse_form, upload_folder, write_rec
 from ecgxai.config import SPLITS, FilterSettings
 from ecgxai.data.conditioning import to_mv
 from ecgxai.data.normalization import training_scaler
-from ecgxai.data.parquet_io import part_files, read_labels, read_metadata
+from ecgxai.data.parquet_io import lead_calibration, part_files, read_labels, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ecgxai.evaluation.context import context_sentence
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.attention import attention_to_space, broadcast_leads, pool_by_overlap, step_segment_overlap
 from ecgxai.explain.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
-from ecgxai.explain.pipeline import explain_signals, training_reference
 from ecgxai.model.checkpoint import load_checkpoint
-from ecgxai.report.render import lead_calibration
 from ecgxai.report.tables import label_descriptions
 from ecgxai.report.viewer import validate_record
 
@@ -120,17 +118,12 @@ class RunService:
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
         self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
         self.delineation_method = config.get("delineate", {}).get("method", "neurokit_prominence")
-        self.reference = training_reference(self.data_dir, self.explain_cfg)
-        self.template = None
-        if self.explain_cfg["background"] == "normal_template":
-            path = results / "explain" / run / "template.npz"
-            if path.is_file():
-                from ecgxai.explain.template import NormalTemplate
-
-                self.template = NormalTemplate.load(path)
-            else:  # the workflow builds it (rule normal_template); without it, the zero background
-                log.warning("%s missing: explanations use the zero background", path)
-                self.explain_cfg["background"] = "zero"
+        self._template_path = results / "explain" / run / "template.npz"
+        if self.explain_cfg["background"] == "normal_template" and not self._template_path.is_file():
+            # the workflow builds it (rule normal_template); without it, the zero background
+            log.warning("%s missing: explanations use the zero background", self._template_path)
+            self.explain_cfg["background"] = "zero"
+        self._explain_inputs = None  # (reference, template), loaded by the first explanation
 
         self._test_parts = test_parts
         self._bin_overlaps: dict[int, tuple[FeatureSpace, np.ndarray]] = {}
@@ -345,6 +338,19 @@ class RunService:
             record["notes"] = list(rec.notes)
         return record
 
+    def explanation_inputs(self) -> tuple:
+        """(training reference, normal template) of the explanations, loaded on first use: a prediction
+        worker never needs them, nor shap, lime and matplotlib (~220 MB of its memory)."""
+        if self._explain_inputs is None:
+            from ecgxai.explain.pipeline import training_reference
+            from ecgxai.explain.template import NormalTemplate
+
+            template = None
+            if self.explain_cfg["background"] == "normal_template":
+                template = NormalTemplate.load(self._template_path)
+            self._explain_inputs = training_reference(self.data_dir, self.explain_cfg), template
+        return self._explain_inputs
+
     def explain(self, rec: Record, label: int) -> dict:
         """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""
         start = time.perf_counter()
@@ -354,6 +360,9 @@ class RunService:
             if rec.beats is None or not len(rec.beats)
             else {rec.ecg_id: pd.DataFrame(rec.beats, columns=list(FIDUCIALS))}
         )
+        from ecgxai.explain.pipeline import explain_signals  # shap, lime: not in a process that only predicts
+
+        reference, template = self.explanation_inputs()
         expl = explain_signals(
             self.model,
             rec.x[None],
@@ -365,8 +374,8 @@ class RunService:
             n_bins=self.settings.n_bins,
             rate=self.settings.rate,
             progress=False,
-            reference=self.reference,
-            template=self.template,
+            reference=reference,
+            template=template,
             beats=beats,
         )
         seconds = time.perf_counter() - start

@@ -178,3 +178,20 @@ def load_fold_arrays(
         keep = y.any(axis=1)
         x, y, ids = x[keep], y[keep], ids[keep]
     return x, y, ids, names
+
+
+def lead_calibration(data_dir, folds, ids) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lead_scale, lead_offset) [n, 12] for `ids` from the signals Parquet (mV = signal * scale +
+    offset), or None where the parts predate those columns."""
+    files = part_files(Path(data_dir), folds, "signals")
+    if not files or "lead_scale" not in pq.read_schema(files[0]).names:
+        return None
+    table = pa.concat_tables([pq.read_table(f, columns=["ecg_id", "lead_scale", "lead_offset"]) for f in files])
+    order = {int(e): i for i, e in enumerate(table.column("ecg_id").to_numpy())}
+    rows = np.array([order[int(e)] for e in ids])
+    n = table.num_rows
+
+    def column(name):
+        return table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, -1)[rows]
+
+    return column("lead_scale"), column("lead_offset")

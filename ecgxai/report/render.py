@@ -21,7 +21,7 @@ from ecgxai.config import (  # noqa: F401  (re-exported)
     PERFORMANCE_FIGURES,
     PERFORMANCE_TABLES,
 )
-from ecgxai.data.parquet_io import load_parquet_records, load_signals_mv, part_files, read_metadata
+from ecgxai.data.parquet_io import lead_calibration, load_parquet_records, load_signals_mv, part_files, read_metadata
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
@@ -92,11 +92,6 @@ def in_space(frame: pd.DataFrame, kind: str = "bins") -> pd.DataFrame:
 def signals_in_mv(x: np.ndarray, ids: np.ndarray, data_dir, folds) -> tuple[np.ndarray, str]:
     """Records x [n, 12, T] (ecg_ids `ids`) in mV where the signal Parquet of `folds` carries
     lead_scale/lead_offset (mV = signal * scale + offset), else unchanged with units 'z-score'."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ecgxai.data.parquet_io import part_files
-
     files = part_files(Path(data_dir), folds)
     if not files or "lead_scale" not in pq.read_schema(files[0]).names:
         return x, "z-score"
@@ -275,23 +270,6 @@ def viewer_records(
             record["notes"] = list(notes)
         records.append(record)
     return records
-
-
-def lead_calibration(data_dir, folds, ids) -> tuple[np.ndarray, np.ndarray] | None:
-    """(lead_scale, lead_offset) [n, 12] for `ids` from the signals Parquet (mV = signal * scale +
-    offset), or None where the parts predate those columns."""
-    files = part_files(Path(data_dir), folds, "signals")
-    if not files or "lead_scale" not in pq.read_schema(files[0]).names:
-        return None
-    table = pa.concat_tables([pq.read_table(f, columns=["ecg_id", "lead_scale", "lead_offset"]) for f in files])
-    order = {int(e): i for i, e in enumerate(table.column("ecg_id").to_numpy())}
-    rows = np.array([order[int(e)] for e in ids])
-    n = table.num_rows
-
-    def column(name):
-        return table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(n, -1)[rows]
-
-    return column("lead_scale"), column("lead_offset")
 
 
 def render_run_viewer(
