@@ -6,9 +6,10 @@ model all take turns on one core while the second waits. Measured with benchmark
 core; see the README for the figures with these pools.
 
 Two pools of spawned processes, each worker with the run loaded once (its own `RunService`):
-- predictions (`serve.predict_process`): one worker at normal priority. It gets the raw request body
-  and returns the JSON answer (multipart parsing, WFDB reading, conditioning, the model, encoding),
-  while the server reads the next request: the two processes use both cores;
+- predictions (`serve.predict_process`): `serve.predict_workers` (1) workers at the server's priority.
+  A worker gets the raw request body and returns the JSON answer (multipart parsing, WFDB reading,
+  conditioning, the model, encoding) while the server reads the next request: the processes use both
+  cores. Its workers import neither shap nor lime;
 - explanations (`serve.explain_process`): on 2 cores a SHAP + LIME request is ~450 model calls plus
   Python-heavy bookkeeping (shap's permutation loop, LIME's ridge fits). Reniced
   (`serve.explain_nice`), the scheduler runs it only on CPU time the predictions leave: predictions
