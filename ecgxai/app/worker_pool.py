@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
-from ecgxai.app.service import RecordError
+from ecgxai.app.service import RecordError, RunService, set_torch_threads, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ _SERVICE = None  # the worker process's own RunService
 
 def _init_worker(results: str, run: str, config: dict, threads: int, nice: int, warm: str | None) -> None:
     global _SERVICE
-    from ecgxai.app.service import RunService, set_torch_threads, warm_up
-
     if nice:
         os.nice(nice)
     set_torch_threads(threads)
