@@ -29,6 +29,10 @@ EXPLANATION_FIGURES = (
 EXPLANATION_TABLES = ("correlation_table", "faithfulness_table", "background_table")
 
 
+# preprocess.normalize: per-record z-score, or one per-lead scaler fitted on the training folds
+NORMALIZATIONS = ("record", "train_standard")
+
+
 @dataclass(frozen=True)
 class FilterSettings:
     """What preprocessing does to each record; written into the Parquet schema metadata."""
@@ -57,8 +61,8 @@ class FilterSettings:
             )
         if self.baseline and not 0 < self.baseline_hz < nyquist:
             raise ValueError(f"baseline cut-off {self.baseline_hz} Hz must lie in (0, {nyquist}) Hz")
-        if self.normalize not in ("record", "train_standard"):
-            raise ValueError(f"normalize must be 'record' or 'train_standard', not {self.normalize!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, not {self.normalize!r}")
         if self.crop not in ("center", "start"):
             raise ValueError(f"crop must be 'center' or 'start', not {self.crop!r}")
         if self.samples % self.n_bins:
@@ -161,6 +165,39 @@ def run_scheme(config: dict, run: str) -> str:
     return (config["runs"].get(run) or {}).get("scheme") or config["evaluate"].get("scheme", "holdout")
 
 
+def run_normalize(config: dict, run: str) -> str:
+    """The input normalisation a run trains on: its own `normalize`, else `preprocess.normalize`.
+    An ablation run (abl-<variant>-s<seed>) is found from the `ablation` section where `runs` lacks it
+    (the Snakefile adds them to `runs`; the app reads the config file as written)."""
+    spec = (config.get("runs") or {}).get(run)
+    if spec is None and str(run).startswith(PREFIX + "-") and config.get("ablation", {}).get("grid"):
+        try:
+            spec = expand_runs(config["ablation"]).get(run)
+        except (ValueError, KeyError, TypeError):
+            spec = None
+    own = (spec or {}).get("normalize")
+    return own or config["preprocess"].get("normalize", "record")
+
+
+def data_path(config: dict, run: str | None = None, results: str = "results") -> str:
+    """The preprocessed data folder a run reads (`results/data/<rate>hz`, the `preprocess` rule's).
+
+    A run whose `normalize` differs from `preprocess.normalize` reads the same records renormalised
+    (`results/data/<rate>hz-<normalize>`, the `renormalize` rule's), so an ablation of the
+    normalisation compares models on identical records. Without z-scoring there is nothing to vary.
+    """
+    pre = config["preprocess"]
+    base = os.path.join(results, "data", f"{int(pre['sampling_rate'])}hz")
+    wanted = run_normalize(config, run) if run is not None else pre.get("normalize", "record")
+    if wanted == pre.get("normalize", "record"):
+        return base
+    if wanted not in NORMALIZATIONS:
+        raise ValueError(f"run {run!r}: normalize must be one of {NORMALIZATIONS}, not {wanted!r}")
+    if not pre.get("zscore", True):
+        raise ValueError(f"run {run!r} sets normalize: {wanted}, which needs preprocess.zscore: true")
+    return f"{base}-{wanted}"
+
+
 def run_config(config: dict, run: str) -> dict:
     """The effective `model` and `train` sections of a named run: defaults with its overrides."""
     if run not in config["runs"]:
@@ -182,7 +219,7 @@ def run_name(variant: str, seed: int) -> str:
 
 
 def expand_runs(ablation: dict) -> dict[str, dict]:
-    """{run name: {"model": {...}, "train": {...}}} for every variant and seed."""
+    """{run name: {"model": {...}, "train": {...}}} (and the variant's `normalize`) for every variant and seed."""
     runs, variants = {}, ablation.get("variants") or {}
     unknown = [v for v in ablation["grid"] if v not in variants]
     if unknown:
@@ -192,6 +229,8 @@ def expand_runs(ablation: dict) -> dict[str, dict]:
         for seed in overrides.get("seeds") or ablation["seeds"]:  # a variant may train fewer seeds
             train = {**(overrides.get("train") or {}), "label_set": ablation["label_set"], "seed": int(seed)}
             runs[run_name(variant, seed)] = {"model": dict(overrides.get("model") or {}), "train": train}
+            if overrides.get("normalize"):
+                runs[run_name(variant, seed)]["normalize"] = overrides["normalize"]
             if ablation.get("scheme"):
                 runs[run_name(variant, seed)]["scheme"] = ablation["scheme"]
     return runs

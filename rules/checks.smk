@@ -14,7 +14,7 @@ rule expert_rules:
         weights=rules.train.output.weights,
         thresholds=rules.train.output.thresholds,
         predictions="results/predictions/{run}/test.parquet",
-        data=DATA,
+        data=run_data,
     output:
         shares=f"{CHECKS}/rule_shares.parquet",
         alignment=checks_report(f"{CHECKS}/expert_rule_alignment.tsv", "expert_rule_alignment_table"),
@@ -53,7 +53,7 @@ rule sanity:
         weights=rules.train.output.weights,
         thresholds=rules.train.output.thresholds,
         predictions="results/predictions/{run}/test.parquet",
-        data=DATA,
+        data=run_data,
     output:
         records=f"{CHECKS}/randomisation_records.tsv",
         summary=checks_report(f"{CHECKS}/randomisation.tsv", "randomisation_table"),
@@ -85,7 +85,7 @@ rule seed_consistency:
         weights=expand("results/models/{run}/model.pt", run=SEED_RUNS),
         thresholds=expand("results/models/{run}/thresholds.json", run=SEED_RUNS[:1]),
         predictions=expand("results/predictions/{run}/test.parquet", run=SEED_RUNS[:1]),
-        data=DATA,
+        data=data_path(config, SEED_RUNS[0]) if SEED_RUNS else DATA,
     output:
         records="results/explain/seed_consistency/records.tsv",
         summary=report(

@@ -2,7 +2,7 @@ import re
 from pathlib import Path
 
 # Shared values and input functions for the rules.
-from ecgxai.config import FOLDS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
+from ecgxai.config import FOLDS, NORMALIZATIONS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
 from ecgxai.config import (
     EXPLANATION_FIGURES,
     EXPLANATION_TABLES,
@@ -67,6 +67,20 @@ def user_record_header(wildcards):
         raise WorkflowError(f"no record named {wildcards.name!r} under explain_record.records in the config")
     path = USER_RECORDS[wildcards.name]
     return path if path.endswith(".hea") else f"{path}.hea"
+
+
+from ecgxai.config import data_path, run_normalize
+
+for _run in config["runs"]:  # a run asking for a normalisation without z-scoring fails here, naming it
+    try:
+        data_path(config, _run)
+    except ValueError as exc:
+        raise WorkflowError(f"config runs: {exc}")
+
+
+def run_data(wildcards):
+    """The data folder a run trains and predicts on: DATA, or its records renormalised (rule renormalize)."""
+    return data_path(config, wildcards.run)
 
 
 def crossval(run):

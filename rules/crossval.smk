@@ -5,7 +5,7 @@
 
 rule train_cv:
     input:
-        data=DATA,
+        data=run_data,
         labels="results/data/labels.parquet",
     output:
         weights="results/models/{run}/cv/fold{fold}/model.pt",
@@ -33,7 +33,7 @@ rule train_cv:
 
 rule predict_cv:
     input:
-        data=DATA,
+        data=run_data,
         labels="results/data/labels.parquet",
         weights=rules.train_cv.output.weights,
         sidecar=rules.train_cv.output.sidecar,

@@ -2,7 +2,7 @@ rule normal_template:
     # The normal_template background: per lead and wave segment, the median shape of NORM-only
     # training records (folds 1-8) and the median segment durations.
     input:
-        data=DATA,
+        data=run_data,
         labels="results/data/labels.parquet",
         beats=DELINEATION,
     output:
@@ -32,7 +32,7 @@ rule explain:
         sidecar=rules.train.output.sidecar,
         thresholds=rules.train.output.thresholds,
         predictions="results/predictions/{run}/test.parquet",
-        data=DATA,
+        data=run_data,
     output:
         shap="results/explain/{run}/shap.parquet",
         lime="results/explain/{run}/lime.parquet",
@@ -67,7 +67,7 @@ rule explain_backgrounds:
         weights=rules.train.output.weights,
         thresholds=rules.train.output.thresholds,
         predictions="results/predictions/{run}/test.parquet",
-        data=DATA,
+        data=run_data,
     output:
         per_record="results/explain/{run}/backgrounds_per_record.parquet",
     log:
@@ -124,7 +124,7 @@ rule explain_record:
         weights=f"results/models/{config['explain_record']['run']}/model.pt",
         thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
         sidecar=f"results/models/{config['explain_record']['run']}/model.json",
-        data=DATA,
+        data=data_path(config, config["explain_record"]["run"]),
         record=user_record_header,
         signals=user_record_data,
     output:
@@ -147,7 +147,7 @@ rule explain_record:
         mem_mb=4000,
         runtime=30,
     params:
-        filters=FILTERS.as_dict(),
+        filters={**FILTERS.as_dict(), "normalize": run_normalize(config, config["explain_record"]["run"])},
         explain={**EXPLAIN_PARAMS, "compare_features": False},  # the run's space: waves where delineated
         delineation_method=config["delineate"]["method"],
     script:

@@ -24,3 +24,29 @@ rule preprocess:
         labels=config["labels"],
     script:
         "../workflow_scripts/preprocess.py"
+
+
+# A run (or ablation variant) whose `normalize` differs from preprocess.normalize reads the same
+# records renormalised from the stored mV scales: no filtering again, identical records to pair.
+rule renormalize:
+    input:
+        signals=DATA,
+    output:
+        signals=directory(f"{DATA}-{{normalize}}"),
+    log:
+        "results/logs/renormalize/{normalize}.log",
+    benchmark:
+        "results/benchmarks/renormalize/{normalize}.tsv"
+    wildcard_constraints:
+        normalize="|".join(n for n in NORMALIZATIONS if n != FILTERS.normalize),
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        # one part at a time: ~ part_size x 12 leads x samples x 4 bytes, a few copies
+        mem_mb=lambda wc: 1000 + config["preprocess"]["part_size"] * 12 * FILTERS.samples * 32 // 2**20,
+        runtime=60,
+    params:
+        train_folds=SPLITS["train"],
+    script:
+        "../workflow_scripts/renormalize.py"

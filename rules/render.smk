@@ -39,7 +39,7 @@ rule render_explanations:
         faithfulness=rules.explain.output.faithfulness,
         correlations=rules.correlate.output.per_record,
         correlation_summary=rules.correlate.output.summary,
-        data=DATA,
+        data=run_data,
     output:
         **rendered(EXPLANATION_FIGURES, "Explanations"),
         **rendered(EXPLANATION_TABLES, "Explanations", figures=False),
@@ -70,7 +70,7 @@ rule viewer:
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
-        data=DATA,
+        data=run_data,
         # wave bands, fiducial marks, median beats and wave features in the page
         beats=rules.delineate.output.beats,
         # the line under the title: data source, records, labels, split

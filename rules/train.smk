@@ -1,7 +1,7 @@
 rule train:
     # Folds 1-8 train, 9 validation (early stopping, LR schedule, thresholds); 10 is never read.
     input:
-        data=DATA,
+        data=run_data,
         labels="results/data/labels.parquet",
     output:
         weights="results/models/{run}/model.pt",
@@ -30,7 +30,7 @@ rule train:
 
 rule predict:
     input:
-        data=DATA,
+        data=run_data,
         labels="results/data/labels.parquet",
         weights=rules.train.output.weights,
         sidecar=rules.train.output.sidecar,

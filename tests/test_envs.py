@@ -86,7 +86,7 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
     import numpy as np
     from conftest import ecg_like
 
-    from ecgxai.config import expand_runs
+    from ecgxai.config import data_path, expand_runs
 
     wd = tmp_path_factory.mktemp("envs")
     record = wd / "own" / write_record(wd / "own", 7, 100, ecg_like(np.random.default_rng(7), 1000, 100))
@@ -95,7 +95,11 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
     cfg = _config(quick_config)
     runs, ablation_runs, explained = list(cfg["runs"]), list(expand_runs(cfg["ablation"])), cfg["explain"]["runs"]
     stages = [
-        ("data", ["results/data/labels.parquet", "results/data/quality.tsv", "results/delineation/100hz"]),
+        (
+            "data",
+            ["results/data/labels.parquet", "results/data/quality.tsv", "results/delineation/100hz"]
+            + sorted({data_path({**cfg, "runs": expand_runs(cfg["ablation"])}, r) for r in ablation_runs}),
+        ),
         (
             "torch",
             [f"results/predictions/{r}/{s}.parquet" for r in runs for s in ("val", "test")]

@@ -58,3 +58,69 @@ def test_normalize_must_be_a_known_scheme():
     assert FilterSettings(normalize="train_standard").normalize == "train_standard"
     with pytest.raises(ValueError, match="normalize"):
         FilterSettings(normalize="global")
+
+
+@pytest.mark.parametrize("built, wanted", [("record", "train_standard"), ("train_standard", "record")])
+def test_renormalised_tree_equals_preprocessing_with_the_other_scheme(tiny_ptbxl, tmp_path, built, wanted):
+    """What an ablation variant with its own `normalize` trains on (rule renormalize) is what preprocessing
+    with that scheme writes: same records, same values, filters metadata and scaler file to match."""
+    from ecgxai.data.normalization import renormalize_tree
+    from ecgxai.data.preprocess import preprocess
+
+    def prep(scheme):
+        out = tmp_path / scheme
+        settings = FilterSettings(rate=100, normalize=scheme)
+        preprocess(tiny_ptbxl, out / "100hz", out / "labels.parquet", out / "quality.tsv", settings, progress=False)
+        return out / "100hz"
+
+    source, direct = prep(built), prep(wanted)
+    derived = tmp_path / "derived"
+    renormalize_tree(source, derived, wanted, SPLITS["train"])
+    for kind in ("signals", "bins"):
+        a, ids_a, meta_a = dataset.load_parquet_records(direct, range(1, 11), kind=kind)
+        b, ids_b, meta_b = dataset.load_parquet_records(derived, range(1, 11), kind=kind)
+        np.testing.assert_array_equal(ids_a, ids_b)
+        np.testing.assert_allclose(b, a, atol=2e-4)
+        assert meta_b["filters"] == meta_a["filters"] and meta_b["filters"]["normalize"] == wanted
+        assert meta_b["units"] == meta_a["units"]
+    np.testing.assert_allclose(
+        dataset.load_signals_mv(derived, [10])[0], dataset.load_signals_mv(direct, [10])[0], atol=1e-4
+    )
+    assert (derived / STATS_FILE).exists() == (wanted == "train_standard")
+    if wanted == "train_standard":
+        a, b = (json.loads((d / STATS_FILE).read_text()) for d in (direct, derived))
+        np.testing.assert_allclose(b["mean"], a["mean"], atol=1e-5)
+        np.testing.assert_allclose(b["std"], a["std"], rtol=1e-5)
+        assert b["fitted_on_folds"] == list(SPLITS["train"])
+    assert not (tmp_path / "derived.tmp").exists() and (source / "fold=1").is_dir()  # source untouched
+
+
+def test_renormalise_refuses_an_unknown_scheme_or_an_empty_source(tmp_path):
+    from ecgxai.data.normalization import renormalize_tree
+
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        renormalize_tree(tmp_path / "src", tmp_path / "dst", "global", SPLITS["train"])
+    with pytest.raises(FileNotFoundError, match="src: no preprocessed signals"):
+        renormalize_tree(tmp_path / "src", tmp_path / "dst", "record", SPLITS["train"])
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_run_reads_the_data_of_its_own_normalisation():
+    from ecgxai.config import data_path, expand_runs
+
+    ablation = {
+        "label_set": "superdiagnostic", "seeds": [0], "grid": ["hybrid", "hybrid_train_standard"],
+        "variants": {"hybrid": {}, "hybrid_train_standard": {"normalize": "train_standard"}},
+    }  # fmt: skip
+    config = {"preprocess": {"sampling_rate": 100, "zscore": True, "normalize": "record"}, "ablation": ablation,
+              "runs": {"main": {}, "std": {"normalize": "train_standard"}, "same": {"normalize": "record"}}}  # fmt: skip
+    assert data_path(config, "main") == data_path(config, "same") == data_path(config) == "results/data/100hz"
+    assert data_path(config, "std") == "results/data/100hz-train_standard"
+    assert expand_runs(ablation)["abl-hybrid_train_standard-s0"]["normalize"] == "train_standard"
+    # the app reads the config file as written, where ablation runs are not under `runs`
+    assert data_path(config, "abl-hybrid_train_standard-s0", results="r") == "r/data/100hz-train_standard"
+    assert data_path(config, "abl-hybrid-s0") == "results/data/100hz"
+    config["preprocess"]["zscore"] = False
+    with pytest.raises(ValueError, match="run 'std' sets normalize: train_standard, which needs preprocess.zscore"):
+        data_path(config, "std")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -188,7 +189,7 @@ def test_ablation_target_renders_the_grid(workdir):
     run = snakemake(workdir, "ablation")
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(workdir / "results" / "tables" / "ablation.tsv", sep="\t")
-    assert table.variant.tolist() == ["cnn", "hybrid"]  # the synthetic config's reduced grid
+    assert table.variant.tolist() == ["cnn", "hybrid", "hybrid_train_standard"]  # the synthetic config's reduced grid
     per_run = pd.read_csv(workdir / "results" / "tables" / "ablation_per_run.tsv", sep="\t")
     for _, row in per_run.iterrows():
         overall = pd.read_csv(workdir / "results" / "metrics" / row.run / "overall.tsv", sep="\t")
@@ -197,7 +198,17 @@ def test_ablation_target_renders_the_grid(workdir):
     assert table.set_index("variant").at["cnn", "parameters"] < table.set_index("variant").at["hybrid", "parameters"]
     assert (workdir / "results" / "figures" / "ablation.png").stat().st_size > 10_000
     paired = pd.read_csv(workdir / "results" / "tables" / "ablation_paired.tsv", sep="\t")
-    assert set(paired.variant) == {"cnn"} and (paired.reference_run == "abl-hybrid-s0").all()
+    assert set(paired.variant) == {"cnn", "hybrid_train_standard"} and (paired.reference_run == "abl-hybrid-s0").all()
+    # the normalisation variant trained on the same records, renormalised with the training folds' scaler
+    other = workdir / "results" / "data" / "100hz-train_standard"
+    assert json.loads((other / "normalization.json").read_text())["fitted_on_folds"] == list(range(1, 9))
+    ids = {
+        run: set(pd.read_parquet(workdir / "results" / "predictions" / run / "test.parquet").ecg_id)
+        for run in ("abl-hybrid-s0", "abl-hybrid_train_standard-s0")
+    }
+    assert ids["abl-hybrid-s0"] == ids["abl-hybrid_train_standard-s0"]
+    log = (workdir / "results" / "logs" / "train" / "abl-hybrid_train_standard-s0.log").read_text()
+    assert "100hz-train_standard" in log
     assert (
         table.set_index("variant").at["cnn", "delta_macro_auc"] == paired.set_index("metric").at["macro_auc", "delta"]
     )

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ecgxai.app.uploads import UploadError, parse_form, upload_folder, write_record_files
-from ecgxai.config import SPLITS, FilterSettings
+from ecgxai.config import SPLITS, FilterSettings, data_path
 from ecgxai.data.conditioning import to_mv
 from ecgxai.data.normalization import training_scaler
 from ecgxai.data.parquet_io import lead_calibration, part_files, read_labels, read_metadata
@@ -95,8 +95,8 @@ class RunService:
                 f"{model_dir}: no trained run {run!r} (model.pt and thresholds.json); trained runs under "
                 f"{results / 'models'}: {have or 'none'}. Train it with: snakemake {weights}"
             )
-        rate = int(config["preprocess"]["sampling_rate"])
-        self.data_dir = results / "data" / f"{rate}hz"
+        # the run's records: results/data/<rate>hz, or their renormalised copy for a run with its own `normalize`
+        self.data_dir = Path(data_path(config, run, results=str(results)))
         test_parts = part_files(self.data_dir, SPLITS["test"])
         if not test_parts:
             raise FileNotFoundError(f"{self.data_dir}: no preprocessed test fold; run snakemake {self.data_dir}")

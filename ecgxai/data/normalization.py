@@ -11,13 +11,15 @@ as `normalization.json`, applied to all folds. Each part keeps `lead_scale`/`lea
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from ecgxai.data import parquet_io as dataset
-from ecgxai.data.conditioning import bin_means
+from ecgxai.data.conditioning import bin_means, zscore, zscore_params
+from ecgxai.outputs import replace_dir
 
 STATS_FILE = "normalization.json"
 
@@ -55,20 +57,74 @@ def standardize_parts(data_dir: str | Path, train_folds) -> dict:
     folds = sorted(int(p.name.split("=")[1]) for p in data_dir.glob("fold=*"))
     for path in dataset.part_files(data_dir, folds, "signals"):
         x, ids, fold_col, meta = dataset.read_part_mv(path)
-        patients = pq.read_table(path, columns=["patient_id"]).column(0).to_numpy()
         z, scale, offset = standardize(x, stats)
-        meta = {k: v for k, v in meta.items() if k not in ("leads", "shape", "ecgxai_version")}
         units = "standardised per lead (mean and std of training folds %s)" % stats["fitted_on_folds"]
-        dataset.write_part(
-            path, ids, patients, fold_col, z, {**meta, "units": units}, lead_scale=scale, lead_offset=offset
-        )
-        bins_path = path.with_name(path.name.replace("signals-", "bins-"))
-        if bins_path.exists():
-            bmeta = dataset.read_metadata(bins_path)
-            bmeta = {k: v for k, v in bmeta.items() if k not in ("leads", "shape", "ecgxai_version")}
-            dataset.write_part(bins_path, ids, patients, fold_col, bin_means(z, bmeta["n_bins"]), bmeta,
-                               lead_scale=scale, lead_offset=offset)  # fmt: skip
+        _rewrite_part(path, ids, fold_col, meta, z, scale, offset, "train_standard", units)
     (data_dir / STATS_FILE).write_text(json.dumps(stats, indent=1) + "\n")
+    return stats
+
+
+def zscore_parts(data_dir: str | Path) -> int:
+    """Rewrite every signals and bins part z-scored per record and lead (`normalize: record`); returns records."""
+    data_dir = Path(data_dir)
+    n = 0
+    folds = sorted(int(p.name.split("=")[1]) for p in data_dir.glob("fold=*"))
+    for path in dataset.part_files(data_dir, folds, "signals"):
+        x, ids, fold_col, meta = dataset.read_part_mv(path)
+        scale, offset = (a.astype(np.float32) for a in zscore_params(x))
+        _rewrite_part(path, ids, fold_col, meta, zscore(x), scale, offset, "record", "z-score per lead")
+        n += len(ids)
+    (data_dir / STATS_FILE).unlink(missing_ok=True)  # a record-normalised tree has no shared scaler
+    return n
+
+
+def _rewrite_part(path, ids, fold_col, meta, z, scale, offset, normalize: str, units: str) -> None:
+    """Write a signals part (and its bins part) with new values and scales, its filters saying `normalize`,
+    so whoever reads the part (training, the viewer, the app) knows how it was normalised."""
+    patients = pq.read_table(path, columns=["patient_id"]).column(0).to_numpy()
+    z = z.astype(np.float32, copy=False)
+
+    def own(m: dict) -> dict:
+        m = {k: v for k, v in m.items() if k not in ("leads", "shape", "ecgxai_version")}
+        return {**m, "filters": {**m.get("filters", {}), "normalize": normalize}}
+
+    dataset.write_part(
+        path, ids, patients, fold_col, z, {**own(meta), "units": units}, lead_scale=scale, lead_offset=offset
+    )
+    bins_path = path.with_name(path.name.replace("signals-", "bins-"))
+    if bins_path.exists():
+        bmeta = own(dataset.read_metadata(bins_path))
+        dataset.write_part(bins_path, ids, patients, fold_col, bin_means(z, bmeta["n_bins"]), bmeta,
+                           lead_scale=scale, lead_offset=offset)  # fmt: skip
+
+
+def renormalize_tree(src: str | Path, dst: str | Path, normalize: str, train_folds) -> dict:
+    """`dst`: the records of the preprocessed folder `src`, normalised by `normalize` instead.
+
+    Every part stores its scales (mV = signal * lead_scale + lead_offset), so this recovers mV and
+    normalises again: no filtering is repeated and the record set is identical, which a paired
+    comparison of the two normalisations needs. It equals preprocessing with `normalize` directly
+    where no record was zero-padded (PTB-XL's records all last 10 s). `dst` appears complete or not at all.
+    """
+    from ecgxai.config import NORMALIZATIONS
+
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, not {normalize!r}")
+    src, dst = Path(src), Path(dst)
+    if not any(src.glob("fold=*/signals-*.parquet")):
+        raise FileNotFoundError(f"{src}: no preprocessed signals parts to renormalise")
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    try:
+        if normalize == "train_standard":
+            stats = standardize_parts(tmp, train_folds)
+        else:
+            stats = {"scheme": "record", "records": zscore_parts(tmp)}
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, dst)
     return stats
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from ecgxai.data.parquet_io import load_fold_arrays
+from ecgxai.data.parquet_io import load_fold_arrays, part_files, read_metadata
 from ecgxai.evaluation.predictions import write_predictions
 from ecgxai.evaluation.thresholds import tune_thresholds, write_thresholds
 from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
@@ -40,13 +41,16 @@ def train_run(
     cfg = TrainConfig.from_dict({**train_cfg, "num_threads": threads})
     x_tr, y_tr, _, names = load_fold_arrays(data, labels, folds["train"], label_set)
     x_va, y_va, _, _ = load_fold_arrays(data, labels, folds["val"], label_set)
+    normalize = read_metadata(part_files(Path(data), folds["train"])[0])["filters"].get("normalize", "record")
     log.info(
-        "run %s: label set %s (%d labels), %d train / %d validation records",
+        "run %s: label set %s (%d labels), %d train / %d validation records from %s (normalize: %s)",
         run_name,
         label_set,
         len(names),
         len(x_tr),
         len(x_va),
+        data,
+        normalize,
     )
     set_seed(cfg.seed)  # the initial weights too: torch's own start-up seed differs per process
     model = model_from_config(run["model"], n_classes=len(names))
@@ -63,7 +67,12 @@ def train_run(
         label_set=label_set,
         tuned_on_folds=folds["val"],
     )
-    effective = {"run": run_name, **run, "train_effective": cfg.to_dict()}
+    effective = {
+        "run": run_name,
+        **run,
+        "data": {"path": str(data), "normalize": normalize},
+        "train_effective": cfg.to_dict(),
+    }
     write_text(run_config, yaml.safe_dump(effective, sort_keys=False))
     best = hist.loc[hist.val_macro_auc.idxmax()]
     log.info("best epoch %d: validation macro AUC %.4f", best.epoch, best.val_macro_auc)
