@@ -213,6 +213,8 @@ if _unknown_seed_runs:
     raise WorkflowError(f"config checks.seed_runs names undefined runs {_unknown_seed_runs}")
 if len(SEED_RUNS) == 1:
     raise WorkflowError("config checks.seed_runs needs at least two runs (one per training seed), or none")
+if len({run_normalize(config, r) for r in SEED_RUNS}) > 1:  # one input space, or seeds are not all that differs
+    raise WorkflowError(f"config checks.seed_runs {SEED_RUNS} must share one normalize")
 
 
 def checks_outputs():

@@ -210,5 +210,6 @@ def test_ablation_target_renders_the_grid(workdir):
     log = (workdir / "results" / "logs" / "train" / "abl-hybrid_train_standard-s0.log").read_text()
     assert "100hz-train_standard" in log
     assert (
-        table.set_index("variant").at["cnn", "delta_macro_auc"] == paired.set_index("metric").at["macro_auc", "delta"]
+        table.set_index("variant").at["cnn", "delta_macro_auc"]
+        == paired.set_index(["variant", "metric"]).at[("cnn", "macro_auc"), "delta"]
     )
