@@ -101,6 +101,12 @@ rule ablation:
         table_tex="results/tables/ablation.tex",
         per_run="results/tables/ablation_per_run.tsv",
         paired="results/tables/ablation_paired.tsv",
+        per_label="results/tables/ablation_paired_per_label.tsv",
+        per_label_table=report(
+            "results/tables/ablation_per_label.tsv", caption="../report/ablation_per_label.rst", category="Ablation"
+        ),
+        per_label_md="results/tables/ablation_per_label.md",
+        per_label_tex="results/tables/ablation_per_label.tex",
         figure=report("results/figures/ablation.png", caption="../report/ablation.rst", category="Ablation"),
         figure_pdf="results/figures/ablation.pdf",
     log:

@@ -95,3 +95,35 @@ def test_ablation_pairs_each_variant_with_the_reference_of_its_seed(tmp_path):
     ablation_table(summary, tmp_path / "ablation", "hybrid", "Data: test")
     md = (tmp_path / "ablation.md").read_text()
     assert "ΔAUC vs hybrid" in md and "reference" in md and "+0.000 [+0.000, +0.000]" in md
+
+
+def test_ablation_per_label_shows_the_one_label_a_variant_changes(tmp_path):
+    """A variant that degrades label B only: the macro Δ averages it away, the per-label table names B."""
+    from sklearn.metrics import roc_auc_score
+
+    from ecgxai.evaluation.ablation import paired_per_label, per_label_table
+
+    rng = np.random.default_rng(2)
+    ids, y = np.arange(1, 201), rng.integers(0, 2, (200, 2))
+    good = np.clip(0.6 * y + 0.4 * rng.random((200, 2)), 0, 1)
+    worse_b = good.copy()
+    worse_b[:, 1] = np.clip(good[:, 1] + rng.normal(0, 0.5, 200), 0, 1)
+    runs = []
+    for seed in (0, 1):
+        for variant, probs in (("hybrid", good), ("worse_b", worse_b)):
+            pred, thr = tmp_path / f"{variant}{seed}.parquet", tmp_path / f"{variant}{seed}.json"
+            write_predictions(pred, ids, y, probs, np.ones((200, 3)) / 3, ["A", "B"], {"folds": [10]})
+            thr.write_text(json.dumps({"thresholds": {"A": 0.5, "B": 0.5}}))
+            runs.append({"variant": variant, "seed": seed, "run": f"abl-{variant}-s{seed}", "predictions": pred,
+                         "thresholds": thr})  # fmt: skip
+    per_label = paired_per_label(runs, "hybrid", n_boot=200)
+    assert len(per_label) == 4 and set(per_label.reference_run) == {"abl-hybrid-s0", "abl-hybrid-s1"}
+    a, b = (per_label[per_label.label == name].iloc[0] for name in ("A", "B"))
+    assert a.delta == 0 and a.p_value == pytest.approx(1)
+    assert b.auc_reference == pytest.approx(roc_auc_score(y[:, 1], good[:, 1]))
+    assert b.auc_variant == pytest.approx(roc_auc_score(y[:, 1], worse_b[:, 1]))
+    assert b.delta < 0 and b.ci_high < 0 and b.p_value < 0.05 and b.positives == y[:, 1].sum()
+    per_label_table(per_label, tmp_path / "per_label", "hybrid", "Data: test")
+    md = (tmp_path / "per_label.md").read_text()
+    assert "worse_b" in md and "(2/2 down)" in md and f"B (n+ {y[:, 1].sum()})" in md
+    assert md.count("up)") == 0 and "+0.000 |" in md  # label A: unchanged, nothing marked

@@ -22,6 +22,8 @@ with logged(snakemake.log[0]) as log:
         shape=tuple(snakemake.params.shape),
         per_run=o.per_run,
         paired=o.paired,
+        per_label=o.per_label,
+        per_label_table_path=o.per_label_table,
         table=o.table,
         figure=o.figure,
     )

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ecgxai.config import expand_runs, run_name  # noqa: F401  (re-exported)
-from ecgxai.evaluation.metrics import PAIRED_COLUMNS, paired_comparison
+from ecgxai.evaluation.metrics import PAIRED_COLUMNS, evaluable_labels, paired_comparison
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.model.checkpoint import load_checkpoint
@@ -87,17 +87,10 @@ def _aligned(pred: dict, thr: np.ndarray, order: np.ndarray):
     return pred["y_true"][idx], pred["prob"][idx], (thr[idx] if np.ndim(thr) == 2 else thr)
 
 
-def paired_against_reference(
-    runs: Sequence[dict], reference: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
-) -> pd.DataFrame:
-    """Paired bootstrap of every variant against the reference variant of the same seed, same records.
-
-    Each item of `runs`: variant, seed, run, predictions (the scored test table) and thresholds.
-    Rows: variant, seed, run, reference_run and ecgxai.evaluation.metrics.paired_comparison's
-    columns (delta = variant - reference).
-    """
+def _reference_pairs(runs: Sequence[dict], reference: str):
+    """(variant run, reference run, labels, y, p_ref, t_ref, p_var, t_var) for every variant run that has a
+    reference run of the same seed, its predictions aligned on the reference's records."""
     by_key = {(r["variant"], r["seed"]): r for r in runs}
-    out = []
     for r in runs:
         ref = by_key.get((reference, r["seed"]))
         if ref is None or r["variant"] == reference:
@@ -113,12 +106,96 @@ def paired_against_reference(
         y_var, p_var, t_var = _aligned(pred, t_var, order)
         if not np.array_equal(y, y_var):
             raise ValueError(f"runs {ref['run']} and {r['run']}: the same records carry different labels")
+        yield r, ref, names, y, p_ref, t_ref, p_var, t_var
+
+
+PAIR_KEYS = ["variant", "seed", "run", "reference_run"]
+
+
+def paired_against_reference(
+    runs: Sequence[dict], reference: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """Paired bootstrap of every variant against the reference variant of the same seed, same records.
+
+    Each item of `runs`: variant, seed, run, predictions (the scored test table) and thresholds.
+    Rows: variant, seed, run, reference_run and ecgxai.evaluation.metrics.paired_comparison's
+    columns (delta = variant - reference).
+    """
+    out = []
+    for r, ref, _, y, p_ref, t_ref, p_var, t_var in _reference_pairs(runs, reference):
         table = paired_comparison(y, p_ref, t_ref, p_var, t_var, n_boot=n_boot, seed=seed, ci=ci)
         out.append(table.assign(variant=r["variant"], seed=r["seed"], run=r["run"], reference_run=ref["run"]))
     if not out:
-        return pd.DataFrame(columns=["variant", "seed", "run", "reference_run", *PAIRED_COLUMNS])
-    df = pd.concat(out, ignore_index=True)
-    return df[["variant", "seed", "run", "reference_run", *PAIRED_COLUMNS]]
+        return pd.DataFrame(columns=[*PAIR_KEYS, *PAIRED_COLUMNS])
+    return pd.concat(out, ignore_index=True)[[*PAIR_KEYS, *PAIRED_COLUMNS]]
+
+
+PER_LABEL_COLUMNS = [*PAIR_KEYS, "label", "positives", "auc_reference", "auc_variant", "delta", "ci_low", "ci_high",
+                     "p_value", "n_boot"]  # fmt: skip
+
+
+def paired_per_label(
+    runs: Sequence[dict], reference: str, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> pd.DataFrame:
+    """Per-label paired ΔAUC (variant - reference, same seed and records): what a macro mean can hide,
+    e.g. one normalisation helping the voltage-defined label while others drift the other way.
+    Each label has its own bootstrap (replicates need a positive and a negative of that label);
+    labels without both in the test records are left out."""
+    rows = []
+    for r, ref, names, y, p_ref, t_ref, p_var, t_var in _reference_pairs(runs, reference):
+        for j in evaluable_labels(y):
+            cmp = paired_comparison(
+                y[:, [j]], p_ref[:, [j]], t_ref[..., [j]], p_var[:, [j]], t_var[..., [j]],
+                n_boot=n_boot, seed=seed, ci=ci, metrics=["macro_auc"],
+            ).iloc[0]  # fmt: skip
+            rows.append(
+                {"variant": r["variant"], "seed": r["seed"], "run": r["run"], "reference_run": ref["run"],
+                 "label": names[j], "positives": int(y[:, j].sum()), "auc_reference": cmp.value_a,
+                 "auc_variant": cmp.value_b, "delta": cmp.delta, "ci_low": cmp.ci_low, "ci_high": cmp.ci_high,
+                 "p_value": cmp.p_value, "n_boot": cmp.n_boot}
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=PER_LABEL_COLUMNS)
+
+
+PER_LABEL_CAPTION = (
+    "Ablation per label: paired bootstrap ΔAUC of each variant against the reference (same seed, same records), "
+    "mean over seeds; in brackets, how many seeds' 95% intervals exclude 0, with the sign of their Δ."
+)
+
+
+def per_label_table(per_label: pd.DataFrame, out_stem, reference: str = "hybrid", context: str = "") -> list[str]:
+    """Variant x label: mean ΔAUC over seeds and how many seeds are significant (TSV exact, MD/TeX formatted)."""
+    if per_label.empty:
+        tidy = pd.DataFrame(columns=["variant", "label", "seeds", "mean_delta", "significant_up", "significant_down"])
+        return tables._write(tidy, tidy.copy(), out_stem, PER_LABEL_CAPTION, [context] if context else [])
+    sig = per_label["p_value"] < 0.05
+    tidy = (
+        per_label.assign(up=sig & (per_label["delta"] > 0), down=sig & (per_label["delta"] < 0))
+        .groupby(["variant", "label"], sort=False)
+        .agg(
+            seeds=("seed", "size"),
+            positives=("positives", "first"),
+            mean_delta=("delta", "mean"),
+            significant_up=("up", "sum"),
+            significant_down=("down", "sum"),
+        )  # fmt: skip
+        .reset_index()
+    )
+
+    def cell(r) -> str:
+        marks = [f"{int(r.significant_up)}/{int(r.seeds)} up"] if r.significant_up else []
+        marks += [f"{int(r.significant_down)}/{int(r.seeds)} down"] if r.significant_down else []
+        return f"{r.mean_delta:+.3f}" + (f" ({', '.join(marks)})" if marks else "")
+
+    labels = list(dict.fromkeys(tidy["label"]))
+    fmt = tidy.assign(cell=[cell(r) for r in tidy.itertuples()]).pivot(index="variant", columns="label", values="cell")
+    fmt = fmt.reindex(index=list(dict.fromkeys(tidy["variant"])), columns=labels).reset_index()
+    positives = tidy.drop_duplicates("label").set_index("label")["positives"]
+    fmt.columns = ["variant"] + [f"{c} (n+ {int(positives[c])})" for c in labels]
+    notes = [f"ΔAUC = variant - {reference}; (k/n up|down): seeds whose 95% interval excludes 0"]
+    if context:
+        notes.append(context)
+    return tables._write(tidy, fmt, out_stem, PER_LABEL_CAPTION, notes)
 
 
 def summarize(per_run: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -269,11 +346,14 @@ def ablation_run(
     shape,
     per_run,
     paired,
+    per_label,
+    per_label_table_path,
     table,
     figure,
 ) -> pd.DataFrame:
     """The ablation stage: per-run table, paired comparisons against `reference` (TSV), summary table
-    (TSV/MD/TeX) and figure (PNG/PDF). `runs` names the runs in the order of the path lists (the rule's
+    (TSV/MD/TeX), per-label paired ΔAUC (`per_label`: every seed, TSV; `per_label_table_path`: over
+    seeds, TSV/MD/TeX) and figure (PNG/PDF). `runs` names the runs in the order of the path lists (the rule's
     inputs); `table` and `figure` are the .tsv and .png paths, the .md/.tex and .pdf are written beside them.
     """
     runs = list(runs)
@@ -299,5 +379,8 @@ def ablation_run(
     with open(contexts[0]) as f:
         note = tables.context_note(json.load(f))
     ablation_table(summary, Path(table).with_suffix(""), reference, note)
+    labels = paired_per_label(items, reference, n_boot=evaluate["n_boot"], seed=evaluate["seed"], ci=evaluate["ci"])
+    write_tsv(labels, per_label)
+    per_label_table(labels, Path(per_label_table_path).with_suffix(""), reference, note)
     ablation_figure(rows, Path(figure).with_suffix(""), pairs, reference)
     return summary

@@ -352,12 +352,24 @@ def render_delineation(data_dir, delineation_dir, out_stem, n_examples: int = 4)
     )
 
 
+def all_captions() -> dict[str, str]:
+    """{report/<name>.rst: caption} of every figure and table the workflow puts in the report."""
+    from ecgxai.evaluation import ablation
+
+    return {
+        **plots.CAPTIONS,
+        **tables.TABLE_CAPTIONS,
+        "ablation": ablation.CAPTION,
+        "ablation_per_label": ablation.PER_LABEL_CAPTION,
+    }
+
+
 def write_captions(folder) -> list[Path]:
     """One .rst caption per figure and table, for `snakemake --report` (report/ in the repository)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in {**plots.CAPTIONS, **tables.TABLE_CAPTIONS}.items():
+    for name, text in all_captions().items():
         path = folder / f"{name}.rst"
         path.write_text(text + "\n")
         written.append(path)
