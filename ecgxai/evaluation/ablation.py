@@ -168,9 +168,8 @@ def per_label_table(per_label: pd.DataFrame, out_stem, reference: str = "hybrid"
     if per_label.empty:
         tidy = pd.DataFrame(columns=["variant", "label", "seeds", "mean_delta", "significant_up", "significant_down"])
         return tables._write(tidy, tidy.copy(), out_stem, PER_LABEL_CAPTION, [context] if context else [])
-    sig = per_label["p_value"] < 0.05
     tidy = (
-        per_label.assign(up=sig & (per_label["delta"] > 0), down=sig & (per_label["delta"] < 0))
+        per_label.assign(up=per_label["ci_low"] > 0, down=per_label["ci_high"] < 0)  # the interval excludes 0
         .groupby(["variant", "label"], sort=False)
         .agg(
             seeds=("seed", "size"),
