@@ -282,6 +282,7 @@ def bad_uploads(workdir, ecg_id, tmp: Path) -> dict:
     three = write_record(tmp, 1, 100, ecg_like(rng, 1000, 100, leads=3), names=["I", "II", "V1"])
     short = write_record(tmp, 2, 100, ecg_like(rng, 500, 100))
     three_hea, short_hea = tmp / (three + ".hea"), tmp / (short + ".hea")
+    other_dat = record_files(workdir, next(i for i in range(1, 200) if i != ecg_id))[1]  # same size, other record
     text = header_text(workdir, ecg_id)
     first, rest = text.split("\n", 1)
     fields = first.split()
@@ -329,9 +330,56 @@ def bad_uploads(workdir, ecg_id, tmp: Path) -> dict:
             "zip one record at a time",
         ),
         "zip and files": (dict(files={**upload(hea, dat), "zip": ("r.zip", zipped(hea, dat))}), 400, "not both"),
+        "zip of two records, one header": (
+            dict(files={"zip": ("two.zip", zipped(hea, dat, other_dat))}),
+            400,
+            "holds several records",
+        ),
+        "zip with one name twice": (
+            dict(files={"zip": ("dup.zip", zipped(hea, dat, extra={f"copy/{dat.name}": other_dat.read_bytes()}))}),
+            400,
+            f"two files named {dat.name}",
+        ),
+        "encrypted zip member": (dict(files={"zip": ("enc.zip", encrypted_zip(hea, dat))}), 400, "cannot be unpacked"),
+        # the data must be the header's: same size, other content is refused, never explained under its name
+        "another record's data": (
+            dict(files={"hea": (hea.name, hea.read_bytes()), "dat": (dat.name, other_dat.read_bytes())}),
+            422,
+            f"{hea.name} does not match its data file {dat.name}: checksum of signal",
+        ),
+        "one sample changed": (
+            dict(files={"hea": (hea.name, hea.read_bytes()), "dat": (dat.name, one_sample_changed(dat))}),
+            422,
+            "does not match its data file",
+        ),
+        "another record's data in a zip": (
+            dict(files={"zip": ("swap.zip", zipped(hea, extra={f"record/{dat.name}": other_dat.read_bytes()}))}),
+            422,
+            "checksum of signal",
+        ),
         "unknown test record": (dict(data={"ecg_id": "999999"}, files={}), 404, "not a test record"),
         "ecg_id not a number": (dict(data={"ecg_id": "12; rm -rf"}, files={}), 400, "whole number"),
+        "ecg_id superscript digit": (dict(data={"ecg_id": "\u00b2"}, files={}), 400, "whole number"),
+        "ecg_id of 5000 digits": (dict(data={"ecg_id": "9" * 5000}, files={}), 400, "whole number"),
     }
+
+
+def one_sample_changed(dat: Path) -> bytes:
+    data = bytearray(dat.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one sample
+    return bytes(data)
+
+
+def encrypted_zip(*files: Path) -> bytes:
+    """A zip whose members carry the encryption flag (zipfile cannot write encrypted members; the flag
+    is what makes it ask for a password)."""
+    raw = bytearray(zipped(*files))
+    for sig, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers: general-purpose flags
+        i = raw.find(sig)
+        while i >= 0:
+            raw[i + at] |= 0x01
+            i = raw.find(sig, i + 4)
+    return bytes(raw)
 
 
 def test_every_bad_upload_gets_a_4xx_json_error_naming_the_problem(client, service, workdir, tmp_path, tmp_root):

@@ -124,7 +124,9 @@ def _own_record(folder, name: str, rate: int = 100, seconds: float = 10.0, gain:
     d = np.resize(d, (n, 12))
     d.astype("<i2").tofile(folder / f"{name}.dat")
     lines = [f"{name} 12 {rate} {n}" if fs is None else f"{name} 12 {fs} {n}" if fs else f"{name} 12"]
-    lines += [f"{name}.dat 16 {gain} 16 0 0 0 0 {lead}" for lead in LEADS]
+    # the initial value and checksum fields as a WFDB writer states them: the data are checked against them
+    checksum = (d.astype(np.int64).sum(axis=0) + 32768) % 65536 - 32768
+    lines += [f"{name}.dat 16 {gain} 16 0 {d[0, j]} {checksum[j]} 0 {lead}" for j, lead in enumerate(LEADS)]
     (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
     return folder / name
 
@@ -199,10 +201,16 @@ def test_a_24_hour_500_hz_record_is_explained_within_1_gib(tmp_path):
 
     n, rate = 24 * 3600 * 500, 500
     name = "holter"
-    (tmp_path / f"{name}.hea").write_text(
-        "\n".join([f"{name} 12 {rate} {n}"] + [f"{name}.dat 16 1000(0)/mV 16 0 0 0 0 {lead}" for lead in LEADS]) + "\n"
-    )
     ecg = np.fromfile(FIXTURES / "records500/00000/00001_hr.dat", dtype="<i2")  # 10 s, 12 leads interleaved
+    # the true checksums: the whole gigabyte is checked against them, in chunks, within the same memory cap
+    checksum = (5 * ecg.reshape(-1, 12).astype(np.int64).sum(axis=0) + 32768) % 65536 - 32768
+    (tmp_path / f"{name}.hea").write_text(
+        "\n".join(
+            [f"{name} 12 {rate} {n}"]
+            + [f"{name}.dat 16 1000(0)/mV 16 0 0 {checksum[j]} 0 {lead}" for j, lead in enumerate(LEADS)]
+        )
+        + "\n"
+    )
     with open(tmp_path / f"{name}.dat", "wb") as f:
         f.truncate(n * 12 * 2)  # sparse: no gigabyte written to disk
         for k in range(-2, 3):  # real ECG around the centre, where the window is read

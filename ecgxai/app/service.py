@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from ecgxai.report.viewer import validate_record
 
 log = logging.getLogger(__name__)
 
+ECG_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits, within int64 (PTB-XL's ids have 5)
 UPLOAD_ID = 0  # ecg_id of an uploaded record (as in the explain_record rule); test records keep theirs
 
 
@@ -167,7 +169,7 @@ class RunService:
             if upload.files:
                 raise RecordError(400, "send either a record (files) or `ecg_id`, not both")
             text = upload.fields["ecg_id"]
-            if not text.isdigit():
+            if not ECG_ID.fullmatch(text):  # not str.isdigit: it accepts '²', which int() refuses
                 raise RecordError(400, f"ecg_id must be a whole number, not {text!r}")
             return self.test_record(int(text))
         try:

@@ -189,6 +189,9 @@ def write_record_files(upload: Upload, folder: Path, cap: int) -> Path:
             422, f"{hea_name}: the header names {len(signal_files)} signal files {signal_files}; upload them in a zip"
         )
     (folder / _safe(signal_files[0], hea_name)).write_bytes(dat)
+    # under the name the user sent where it is plain, so that messages about it name their file
+    if _SAFE_NAME.match(hea_name) and hea_name.endswith(".hea") and hea_name not in signal_files:
+        header = header.rename(folder / hea_name)
     return header
 
 
@@ -212,8 +215,8 @@ def _extract_zip(name: str, data: bytes, folder: Path, cap: int) -> Path:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UploadError(400, f"{name}: not a zip archive ({exc})") from None
+    except Exception as exc:  # zipfile raises many types on malformed archives (struct.error, ValueError, ...)
+        raise UploadError(400, f"{name}: not a zip archive ({type(exc).__name__}: {exc})") from None
     if len(members) > MAX_ZIP_MEMBERS:
         raise UploadError(400, f"{name}: {len(members)} files; a zip of one WFDB record holds a few")
     # Sizes as declared; reads below stop at the cap too, so a lying header cannot inflate past it.
@@ -223,7 +226,12 @@ def _extract_zip(name: str, data: bytes, folder: Path, cap: int) -> Path:
         base = Path(m.filename.replace("\\", "/")).name
         if base.startswith(".") or m.filename.startswith("__MACOSX/"):
             continue  # macOS resource forks and hidden files
-        by_base.setdefault(base, m)
+        if base in by_base:  # flattened, two members would be one file: which one is the record's?
+            raise UploadError(
+                400,
+                f"{name}: two files named {base} ({by_base[base].filename}, {m.filename}); zip one record at a time",
+            )
+        by_base[base] = m
     headers = sorted(b for b in by_base if b.lower().endswith(".hea"))
     if not headers:
         raise UploadError(400, f"{name}: no .hea header in the zip (files: {sorted(by_base)[:10]})")
@@ -231,7 +239,14 @@ def _extract_zip(name: str, data: bytes, folder: Path, cap: int) -> Path:
         raise UploadError(400, f"{name}: {len(headers)} headers {headers[:5]}; zip one record at a time")
     header = folder / _safe(headers[0], name)
     header.write_bytes(_read_member(archive, by_base[headers[0]], name, cap))
-    for signal_file in _signal_files(header, f"{name}: {headers[0]}"):
+    signal_files = _signal_files(header, f"{name}: {headers[0]}")
+    # signal files of another record (a .dat its header does not name): several records, not one
+    others = sorted(b for b in by_base if b.lower().endswith(".dat") and b not in signal_files)
+    if others:
+        raise UploadError(
+            400, f"{name}: {headers[0]} does not name {others[:5]}; the zip holds several records, zip one at a time"
+        )
+    for signal_file in signal_files:
         member = by_base.get(signal_file)
         if member is None:
             raise UploadError(400, f"{name}: {headers[0]} names signal file {signal_file}, which is not in the zip")
@@ -243,7 +258,7 @@ def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str, c
     try:
         with archive.open(member) as f:
             data = f.read(cap + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise UploadError(400, f"{name}: {member.filename} cannot be unpacked ({exc})") from None
+    except Exception as exc:  # encrypted (RuntimeError), bad deflate data (zlib.error), unknown method, ...
+        raise UploadError(400, f"{name}: {member.filename} cannot be unpacked ({type(exc).__name__}: {exc})") from None
     check_size(len(data), cap)
     return data

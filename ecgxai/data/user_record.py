@@ -5,7 +5,9 @@ format, 12 standard leads matched by name (case-insensitive, any order), a sampl
 present (wfdb would silently assume 250 Hz), finite and plausible for an ECG. A rate other than
 the model's is resampled (polyphase, with anti-aliasing) and reported as a note rather than
 refused. Only the window the model sees is read, plus a margin on each side for the zero-phase
-filter, so a 24-hour Holter record costs the memory of a few seconds of signal.
+filter, so a 24-hour Holter record costs the memory of a few seconds of signal. The whole data
+file is first checked against the header in chunks (size, checksums, first samples), exactly as
+training records are (`ecgxai.data.wfdb_io.verify_data`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ecgxai.data.wfdb_io import (
     read_header,
     signal_length,
     to_millivolts,
+    verify_data,
 )
 
 log = logging.getLogger(__name__)
@@ -90,10 +93,13 @@ def read_user_record(path: str | Path, start: int = 0, stop: int | None = None) 
 
 
 def _read_leads(base: Path, header: Header, order: list[int], start: int, stop: int | None) -> np.ndarray:
-    """Samples [start, stop) in mV [12, n], PTB-XL lead order, of a record whose header is parsed."""
+    """Samples [start, stop) in mV [12, n], PTB-XL lead order, of a record whose header is parsed.
+    The whole data file is checked against the header first (`verify_data`, in chunks), as training
+    records are: a `.dat` that is not the header's is never explained under its name."""
     hea = header_path(base)
     try:
         d = read_digital(base, header, start, stop)
+        verify_data(base, header, digital=d)
     except RecordError as exc:
         raise UserRecordError(f"{hea}: {exc}") from None
     x = to_millivolts(d, header)[:, order].T

@@ -280,19 +280,115 @@ def _digital_wfdb(base: Path, header: Header, start: int, stop: int | None) -> n
     return d
 
 
+# Bits per sample of the fixed-width formats (WFDB signal(5)); the FLAC formats 508/516/524 are compressed.
+BITS_PER_SAMPLE = {
+    "8": 8,
+    "80": 8,
+    "16": 16,
+    "61": 16,
+    "160": 16,
+    "24": 24,
+    "32": 32,
+    "212": 12,
+    "310": 32 / 3,
+    "311": 32 / 3,
+}
+PACKED_SLACK_BYTES = 4  # 212/310/311 pack samples across bytes; writers pad the last group differently
+
+
+def _check_file_sizes(base: Path, header: Header) -> None:
+    """Each data file of a record wfdb decodes holds what the header describes, no more, no less
+    (the numpy path checks its one format-16 file exactly): a file of another record is refused
+    before it is decoded."""
+    if header.sig_len is None:
+        return
+    for name in dict.fromkeys(header.file_name):
+        signals = [s for s in header.signals if s.file_name == name]
+        if any(s.fmt not in BITS_PER_SAMPLE for s in signals) or len({s.fmt for s in signals}) != 1:
+            continue  # compressed, or mixed formats in one file: the checksums decide
+        bits = BITS_PER_SAMPLE[signals[0].fmt] * sum(s.samps_per_frame for s in signals)
+        expected = signals[0].byte_offset + math.ceil(header.sig_len * bits / 8)
+        size = (base.parent / name).stat().st_size
+        slack = PACKED_SLACK_BYTES if signals[0].fmt in ("212", "310", "311") else 0
+        if size < expected:
+            raise RecordError("truncated data", f"truncated data file {name}: {size} bytes, expected {expected}")
+        if size > expected + slack:
+            raise RecordError(
+                "size mismatch",
+                f"data file {name} has {size} bytes; the header describes {expected} "
+                f"({header.sig_len} samples x {len(signals)} signals in format {signals[0].fmt})",
+            )
+
+
 def read_digital(base: Path, header: Header, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Digital samples [start, stop) x signals of the record at `base`; only that window is read."""
+    """Digital samples [start, stop) x signals of the record at `base`; only that window is read,
+    after the data files' sizes are checked against the header."""
     for name in sorted(set(header.file_name)):
         if not (base.parent / name).is_file():
             raise RecordError("missing file", f"missing data file {name}")
     try:
         if header.simple:
             return _digital_numpy(base, header, start, signal_length(base, header) if stop is None else stop)
+        _check_file_sizes(base, header)
         return _digital_wfdb(base, header, start, stop)
     except OSError as exc:
         raise RecordError(
             "unreadable data", f"unreadable data of {header_path(base).name}: {exc.strerror or exc}"
         ) from None
+
+
+# Frames read at a time while a record's data are checked against its header: 12 signals x 2^18
+# frames of int64 sums is ~25 MB, so a 24-hour Holter record is checked in bounded memory.
+VERIFY_CHUNK_FRAMES = 2**18
+
+
+def verify_data(
+    base: Path, header: Header, digital: np.ndarray | None = None, chunk: int = VERIFY_CHUNK_FRAMES
+) -> None:
+    """Check the data file(s) of the record at `base` against what its header says about them: the
+    checksum (16-bit sum of all samples) and the first sample of every signal, after `read_digital`'s
+    size check. Another record's `.dat` of the same size, a file in the wrong format or a corrupted
+    sample is refused (RecordError "checksum mismatch", naming the files and the field) instead of
+    being read as an ECG.
+
+    Both fields come before the signal's name on its header line, and WFDB allows a field only where
+    all before it are present: a header that names its 12 leads, as every reader here requires,
+    states them, so every record that is read gets checked. `digital`: the whole record, already read
+    (no second read); otherwise the data are read `chunk` frames at a time."""
+    stated = [j for j, s in enumerate(header.signals) if s.checksum is not None or s.init_value is not None]
+    if not stated:
+        return
+    n = signal_length(base, header)
+    if digital is not None and digital.shape[0] != n:
+        digital = None  # a window of the record: read it all, in chunks
+    sums = np.zeros(header.n_sig, dtype=np.int64)
+    first = None
+    if digital is not None:
+        sums += digital.sum(axis=0, dtype=np.int64)
+        first = digital[0] if n else None
+    else:
+        for lo in range(0, n, max(1, int(chunk))):
+            d = read_digital(base, header, lo, min(n, lo + chunk))
+            if d.shape != (min(n, lo + chunk) - lo, header.n_sig):
+                raise RecordError("truncated data", f"{header_path(base).name}: fewer samples than the header says")
+            sums += d.sum(axis=0, dtype=np.int64)
+            if first is None:
+                first = d[0].copy()
+    hea = header_path(base).name
+    for j in stated:
+        s = header.signals[j]
+        where = f"{hea} does not match its data file {s.file_name}"
+        if s.checksum is not None and (int(sums[j]) - s.checksum) % 65536:
+            raise RecordError(
+                "checksum mismatch",
+                f"{where}: checksum of signal {s.name} does not match the data "
+                f"(header field 7 says {s.checksum}, the data sum to {(int(sums[j]) + 32768) % 65536 - 32768})",
+            )
+        if s.init_value is not None and first is not None and int(first[j]) != s.init_value:
+            raise RecordError(
+                "checksum mismatch",
+                f"{where}: first sample of {s.name} is {int(first[j])}, header field 6 (initial value) says {s.init_value}",
+            )
 
 
 def to_millivolts(d: np.ndarray, header: Header) -> np.ndarray:
@@ -327,16 +423,7 @@ def read_wfdb_record(base: Path, *, rate: int, min_samples: int) -> np.ndarray:
     n = d.shape[0]
     if n < min_samples:
         raise RecordError("too short", f"too short: {n} samples, at least {min_samples} needed")
-    for j, s in enumerate(header.signals):
-        # the header's checksum and first sample pin the data to it: a wrong file, format,
-        # length or signal order is caught here rather than read as an ECG
-        if s.checksum is not None and (int(d[:, j].sum(dtype=np.int64)) - s.checksum) % 65536:
-            raise RecordError("checksum mismatch", f"{hea.name}: checksum of signal {s.name} does not match the data")
-        if s.init_value is not None and int(d[0, j]) != s.init_value:
-            raise RecordError(
-                "checksum mismatch",
-                f"{hea.name}: first sample of {s.name} is {int(d[0, j])}, header says {s.init_value}",
-            )
+    verify_data(base, header, digital=d)
     order = [names.index(lead) for lead in LEADS]
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
         signal = np.ascontiguousarray(to_millivolts(d, header)[:, order].T, dtype=np.float32)
