@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from ecgxai.data.conditioning import zscore
-from ecgxai.explain.core import LimeConfig, ShapConfig, explain_records
-from ecgxai.explain.features import FIDUCIALS, bin_space, wave_space
-from ecgxai.explain.lime_explain import explain_lime
-from ecgxai.explain.masking import Masker
-from ecgxai.explain.shap_explain import explain_shap, gradient_shap
+from ecgxai.explain.methods.explain_records import LimeConfig, ShapConfig, explain_records
+from ecgxai.explain.methods.lime_explainer import explain_lime
+from ecgxai.explain.methods.shap_explainer import explain_shap, gradient_shap
+from ecgxai.explain.spaces.features import FIDUCIALS, bin_space, wave_space
+from ecgxai.explain.spaces.masking import Masker
 from ecgxai.model.inference import INFERENCE_BATCH, Probabilities, model_functions
 
 

@@ -25,14 +25,14 @@ from scipy.stats import spearmanr
 
 from ecgxai.config import SPLITS
 from ecgxai.data.parquet_io import load_parquet_records
-from ecgxai.explain.features import bin_space, space_for_record
-from ecgxai.explain.lime_explain import LimeConfig, explain_lime
-from ecgxai.explain.masking import Masker
-from ecgxai.explain.pipeline import read_beats_by_record
-from ecgxai.explain.shap_explain import ShapConfig, explain_shap
-from ecgxai.explain.template import NormalTemplate
+from ecgxai.explain.methods.lime_explainer import LimeConfig, explain_lime
+from ecgxai.explain.methods.shap_explainer import ShapConfig, explain_shap
+from ecgxai.explain.spaces.features import bin_space, space_for_record
+from ecgxai.explain.spaces.masking import Masker
+from ecgxai.explain.spaces.template import NormalTemplate
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.inference import model_functions
+from ecgxai.stages.explain import read_beats_by_record
 
 
 def main() -> None:

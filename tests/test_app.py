@@ -33,8 +33,8 @@ from ecgxai.data.preprocess import preprocess
 from ecgxai.data.ptbxl import record_path
 from ecgxai.data.synthetic import generate_ptbxl
 from ecgxai.evaluation.thresholds import tune_thresholds
-from ecgxai.explain.attention import attention_to_space
-from ecgxai.explain.features import FIDUCIALS, SEGMENTS, bin_space
+from ecgxai.explain.spaces.attention import attention_to_space
+from ecgxai.explain.spaces.features import FIDUCIALS, SEGMENTS, bin_space
 from ecgxai.model.checkpoint import save_checkpoint
 from ecgxai.model.hybrid import model_from_config
 from ecgxai.model.training import TrainConfig, predict, train_model

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.correlation import summarize
+from ecgxai.explain.correlate import summarize
 from ecgxai.report.tables import faithfulness_summary
 
 

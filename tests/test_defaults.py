@@ -80,7 +80,10 @@ def test_hybrid_model_defaults_are_the_config_model_section():
 
 @pytest.mark.parametrize(
     "section, settings",
-    [("shap", "ecgxai.explain.shap_explain.ShapConfig"), ("lime", "ecgxai.explain.lime_explain.LimeConfig")],
+    [
+        ("shap", "ecgxai.explain.methods.shap_explainer.ShapConfig"),
+        ("lime", "ecgxai.explain.methods.lime_explainer.LimeConfig"),
+    ],
 )
 def test_explainer_settings_defaults_are_the_config_explain_section(section, settings):
     import importlib
@@ -93,8 +96,8 @@ def test_explainer_settings_defaults_are_the_config_explain_section(section, set
 
 def test_explain_and_evaluate_function_defaults_are_the_config_values():
     from ecgxai.evaluation.metrics import evaluate
-    from ecgxai.explain.agreement import correlations_from_attributions
-    from ecgxai.explain.core import FAITHFULNESS_DEFAULTS, explain_records
+    from ecgxai.explain.correlate import correlations_from_attributions
+    from ecgxai.explain.methods.explain_records import FAITHFULNESS_DEFAULTS, explain_records
     from ecgxai.explain.select import labels_to_explain
 
     explain, pre = CONFIG["explain"], CONFIG["preprocess"]

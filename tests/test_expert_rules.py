@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 
 from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.alignment import (
-    bootstrap_ci,
+from ecgxai.evaluation.bootstrap import mean_ci
+from ecgxai.explain.checks.alignment import (
     energy_share,
     positive_share,
     summarize_alignment,
     time_share,
 )
-from ecgxai.explain.expert_rules import load_rules, rule_mask, rules_for_labels, rules_table
-from ecgxai.explain.features import SEGMENTS, bin_space, wave_space
-from ecgxai.explain.probe import background_check, deletion_probe, random_region, summarize_probe
+from ecgxai.explain.checks.probe import background_check, deletion_probe, random_region, summarize_probe
+from ecgxai.explain.checks.rules import load_rules, rule_mask, rules_for_labels, rules_table
+from ecgxai.explain.spaces.features import SEGMENTS, bin_space, wave_space
 
 T = 1000
 
@@ -155,9 +155,9 @@ def test_alignment_summary_pairs_by_record():
 
 
 def test_bootstrap_interval_covers_the_mean_and_ignores_nan():
-    m, lo, hi, n = bootstrap_ci([1.0, 2.0, 3.0, np.nan, 4.0], n_boot=500)
+    m, lo, hi, n = mean_ci([1.0, 2.0, 3.0, np.nan, 4.0], n_boot=500)
     assert n == 4 and m == 2.5 and lo < m < hi
-    assert bootstrap_ci([], n_boot=10)[3] == 0
+    assert mean_ci([], n_boot=10)[3] == 0
 
 
 def test_random_region_matches_size_outside_the_rule(space):

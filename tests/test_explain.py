@@ -8,14 +8,15 @@ import pytest
 import torch
 from scipy import stats
 
-from ecgxai.explain.attention import attention_to_bins, broadcast_leads, step_bin_overlap
-from ecgxai.explain.core import Explanations, explain_records
-from ecgxai.explain.correlation import bootstrap_median_ci, pearson, record_correlations, spearman, summarize
-from ecgxai.explain.faithfulness import curve_masks, faithfulness, ranking, step_counts
-from ecgxai.explain.lime_explain import explain_lime, sample_masks
-from ecgxai.explain.masking import Masker
+from ecgxai.evaluation.bootstrap import median_ci
+from ecgxai.explain.correlate import pearson, record_correlations, spearman, summarize
+from ecgxai.explain.methods.explain_records import Explanations, explain_records
+from ecgxai.explain.methods.faithfulness import curve_masks, faithfulness, ranking, step_counts
+from ecgxai.explain.methods.lime_explainer import explain_lime, sample_masks
+from ecgxai.explain.methods.shap_explainer import explain_shap, gradient_shap
 from ecgxai.explain.select import labels_to_explain, select_records
-from ecgxai.explain.shap_explain import explain_shap, gradient_shap
+from ecgxai.explain.spaces.attention import attention_to_bins, broadcast_leads, step_bin_overlap
+from ecgxai.explain.spaces.masking import Masker
 
 T, N_BINS, W = 200, 20, 10  # 10 samples per bin keeps the tests fast
 LEAD, BIN = 3, 7  # where label 0 looks
@@ -249,11 +250,11 @@ def test_record_correlations_and_summary():
     assert s.loc["pearson", "median"] == pytest.approx(0.5) and s.loc["pearson", "mean"] == pytest.approx(0.5)
     assert 0.1 <= s.loc["pearson", "ci_low"] <= 0.5 <= s.loc["pearson", "ci_high"] <= 0.9
     assert s.loc["spearman", "ci_low"] == s.loc["spearman", "ci_high"] == pytest.approx(0.2)
-    assert bootstrap_median_ci(np.array([0.1, 0.5, 0.9]), 500, seed=1) == (
+    assert median_ci(np.array([0.1, 0.5, 0.9]), 500, seed=1) == (
         s.loc["pearson", "ci_low"],
         s.loc["pearson", "ci_high"],
     )
-    assert np.isnan(bootstrap_median_ci(np.array([np.nan]))[0])
+    assert np.isnan(median_ci(np.array([np.nan]))[0])
 
 
 # --- faithfulness --------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.explain.features import (
+from ecgxai.explain.spaces.features import (
     FIDUCIALS,
     SEGMENTS,
     NotDelineated,
@@ -15,7 +15,7 @@ from ecgxai.explain.features import (
     space_for_record,
     wave_space,
 )
-from ecgxai.explain.masking import Masker
+from ecgxai.explain.spaces.masking import Masker
 
 T = 1000
 

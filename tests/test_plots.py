@@ -12,8 +12,8 @@ from PIL import Image
 
 from ecgxai.data.ptbxl import LEADS
 from ecgxai.evaluation.reference import comparison_table
-from ecgxai.explain.core import long_format
-from ecgxai.explain.correlation import record_correlations, summarize
+from ecgxai.explain.correlate import record_correlations, summarize
+from ecgxai.explain.methods.explain_records import long_format
 from ecgxai.outputs import reading_precision
 from ecgxai.report import plots, tables
 
@@ -350,7 +350,7 @@ def test_faithfulness_table_says_which_space_is_more_faithful(data, tmp_path):
 
 def test_median_beats_are_referred_to_each_records_pr_baseline():
     """Pooled beats show ST/T relative to the isoelectric PR segment, whatever offset a record carries."""
-    from ecgxai.explain.features import FIDUCIALS
+    from ecgxai.explain.spaces.features import FIDUCIALS
     from ecgxai.report.plots.beats import BEFORE_S, record_median_beat
 
     rate, T = 100, 1000

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecgxai.explain.features import FIDUCIALS, SEGMENTS, wave_space
-from ecgxai.explain.median_beat import median_beat
+from ecgxai.explain.spaces.features import FIDUCIALS, SEGMENTS, wave_space
+from ecgxai.explain.spaces.median_beat import median_beat
 from ecgxai.report.viewer import METHODS, method_flags_from_table, render_viewer, validate_record, viewer_html
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "viewer"

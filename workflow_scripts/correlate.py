@@ -1,7 +1,7 @@
 """Rule correlate: Pearson/Spearman agreement of SHAP, LIME and attention over time bins."""
 
-from ecgxai.explain.pipeline import correlate_run
 from ecgxai.runlog import logged
+from ecgxai.stages.explain import correlate_run
 
 with logged(snakemake.log[0]):
     correlate_run(

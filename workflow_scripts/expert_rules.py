@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.explain.checks import expert_rules_stage, write_expert_rules
 from ecgxai.runlog import logged
+from ecgxai.stages.checks import expert_rules_stage, write_expert_rules
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

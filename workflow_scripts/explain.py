@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.explain.pipeline import explain_run, write_explanations
 from ecgxai.runlog import logged
+from ecgxai.stages.explain import explain_run, write_explanations
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

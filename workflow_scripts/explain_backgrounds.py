@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.explain.pipeline import explain_backgrounds_stage
 from ecgxai.runlog import logged
+from ecgxai.stages.explain import explain_backgrounds_stage
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

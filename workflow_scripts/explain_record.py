@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.explain.user_record import explain_user_record
 from ecgxai.runlog import logged
+from ecgxai.stages.explain_record import explain_user_record
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

@@ -1,7 +1,7 @@
 """Rule normal_template: median P/PR/QRS/ST/T/TP shapes per lead of NORM-only training records."""
 
-from ecgxai.explain.pipeline import normal_template_run
 from ecgxai.runlog import logged
+from ecgxai.stages.explain import normal_template_run
 
 with logged(snakemake.log[0]):
     normal_template_run(

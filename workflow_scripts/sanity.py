@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.explain.checks import sanity_stage, write_sanity
 from ecgxai.runlog import logged
+from ecgxai.stages.checks import sanity_stage, write_sanity
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

@@ -2,9 +2,9 @@
 
 import torch
 
-from ecgxai.explain.checks import seed_consistency_stage
 from ecgxai.outputs import write_tsv
 from ecgxai.runlog import logged
+from ecgxai.stages.checks import seed_consistency_stage
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

@@ -29,8 +29,8 @@ from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ecgxai.evaluation.context import context_sentence
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.attention import attention_to_space, broadcast_leads, pool_by_overlap, step_segment_overlap
-from ecgxai.explain.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
+from ecgxai.explain.spaces.attention import attention_to_space, broadcast_leads, pool_by_overlap, step_segment_overlap
+from ecgxai.explain.spaces.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.report.tables import label_descriptions
 from ecgxai.report.viewer import validate_record
@@ -344,8 +344,8 @@ class RunService:
         """(training reference, normal template) of the explanations, loaded on first use: a prediction
         worker never needs them, nor shap, lime and matplotlib (~220 MB of its memory)."""
         if self._explain_inputs is None:
-            from ecgxai.explain.pipeline import training_reference
-            from ecgxai.explain.template import NormalTemplate
+            from ecgxai.explain.spaces.template import NormalTemplate
+            from ecgxai.stages.explain import training_reference
 
             template = None
             if self.explain_cfg["background"] == "normal_template":
@@ -362,7 +362,7 @@ class RunService:
             if rec.beats is None or not len(rec.beats)
             else {rec.ecg_id: pd.DataFrame(rec.beats, columns=list(FIDUCIALS))}
         )
-        from ecgxai.explain.pipeline import explain_signals  # shap, lime: not in a process that only predicts
+        from ecgxai.stages.explain import explain_signals  # shap, lime: not in a process that only predicts
 
         reference, template = self.explanation_inputs()
         expl = explain_signals(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
 CHUNK_ELEMENTS = 4_000_000  # about 32 MB per float64 work array
 
@@ -187,3 +188,42 @@ def cluster_bootstrap_ci(values, clusters, stat: str = "median", n_boot: int = 2
         else:
             raise ValueError(f"stat must be median or mean, not {stat!r}")
     return percentile_ci(np.concatenate(reps), ci)
+
+
+def mean_ci(values, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean of the finite values and its percentile bootstrap interval: (mean, low, high, n)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    if n == 1 or n_boot <= 0:
+        return float(v.mean()), float("nan"), float("nan"), n
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, n, size=(n_boot, n))].mean(1)
+    alpha = (1 - ci) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(v.mean()), float(lo), float(hi), n
+
+
+def median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0, clusters=None):
+    """Percentile bootstrap interval of the median (NaNs dropped); (nan, nan) if empty.
+
+    With `clusters` (e.g. the ecg_id of each record-label value) whole records are resampled:
+    the labels of one record share its signal and attention and are not independent draws
+    (`cluster_bootstrap_ci`). Without, scipy.stats.bootstrap (as fast
+    as the former hand-written matrix version, same draws for the same seed).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if clusters is not None:
+        return cluster_bootstrap_ci(x, clusters, "median", n_boot=n_boot, seed=seed, ci=level)
+    x = x[np.isfinite(x)]
+    if x.size == 0 or n_boot <= 0:  # n_boot=0: no interval wanted
+        return float("nan"), float("nan")
+    if x.size == 1 or np.all(x == x[0]):
+        return float(x[0]), float(x[0])  # every resample has this median
+    res = stats.bootstrap(
+        (x,), np.median, n_resamples=n_boot, confidence_level=level, method="percentile",
+        vectorized=True, random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)

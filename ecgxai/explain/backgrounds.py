@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.correlation import spearman
+from ecgxai.explain.correlate import spearman
 
 
 def compare_backgrounds(predict_proba, x, labels, label_names, ecg_ids, spaces, backgrounds, cfg, **kwargs):
@@ -24,7 +24,9 @@ def compare_backgrounds(predict_proba, x, labels, label_names, ecg_ids, spaces, 
     kwargs go to `explain_records` (template, lead_means, blur_sigma_s, rate). The first background is
     the reference of the rank agreement.
     """
-    from ecgxai.explain.core import explain_records  # here: background_summary runs in the report env
+    from ecgxai.explain.methods.explain_records import (
+        explain_records,  # here: background_summary runs in the report env
+    )
 
     rows, ref_maps = [], {}
     for bg in backgrounds:

@@ -25,7 +25,7 @@ from ecgxai.data.parquet_io import lead_calibration, load_parquet_records, load_
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record, wave_space
+from ecgxai.explain.spaces.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record, wave_space
 from ecgxai.report import plots, tables
 from ecgxai.report.viewer import method_flags_from_table, render_viewer
 
@@ -376,8 +376,9 @@ def write_captions(folder) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":  # python -m ecgxai.report.render report/  (regenerates the caption files)
+if __name__ == "__main__":  # the old form of `ecgxai captions [FOLDER]` (python -m ecgxai.report.render report)
     import sys
 
-    for p in write_captions(sys.argv[1] if len(sys.argv) > 1 else "report"):
-        print(p)
+    from ecgxai.cli import main as cli_main
+
+    raise SystemExit(cli_main(["captions", *sys.argv[1:]]))

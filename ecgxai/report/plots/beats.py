@@ -18,7 +18,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, TwoSlopeNorm
 
 from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.features import FIDUCIALS, SEGMENTS, _beat_array, segment_labels
+from ecgxai.explain.spaces.features import FIDUCIALS, SEGMENTS, _beat_array, segment_labels
 from ecgxai.report.plots._common import figure, save
 
 # 0.4 s before R holds the P onset at PR intervals up to ~0.3 s; 0.6 s after R holds the T end at QT ~0.55 s.

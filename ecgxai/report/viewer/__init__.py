@@ -45,8 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgxai.explain.features import FEATURE_KINDS, FIDUCIALS, SEGMENTS, FeatureSpace, NotDelineated, segment_labels
-from ecgxai.explain.median_beat import median_beat
+from ecgxai.explain.spaces.features import (
+    FEATURE_KINDS,
+    FIDUCIALS,
+    SEGMENTS,
+    FeatureSpace,
+    NotDelineated,
+    segment_labels,
+)
+from ecgxai.explain.spaces.median_beat import median_beat
 
 __all__ = [
     "METHODS",
@@ -78,7 +85,7 @@ REQUIRED_FIELDS = (
 OPTIONAL_FIELDS = ("features", "n_bins", "lead_scale", "lead_offset", "beats", "method_flags", "notes")
 FLAG_STATUSES = ("passed", "caution", "failed", "not checked")
 FLAG_PATTERN = re.compile(r"^(passed|caution|failed|not checked)(: \S.*)?$", re.S)
-# ecgxai.explain.sanity.method_flags' vocabulary -> the viewer's
+# ecgxai.explain.checks.randomisation.method_flags' vocabulary -> the viewer's
 _SANITY_FLAGS = {"pass": "passed", "caution": "caution", "fail": "failed", "untested": "not checked"}
 METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -277,7 +284,7 @@ def _flags(value) -> dict[str, str]:
 
 def method_flags_from_table(table) -> dict[str, str]:
     """{method: status} from a sanity-check table (columns method, flag, note; flag pass | caution |
-    fail | untested, as `ecgxai.explain.sanity.method_flags` writes it) for a record's method_flags."""
+    fail | untested, as `ecgxai.explain.checks.randomisation.method_flags` writes it) for a record's method_flags."""
     flags = {}
     for row in table.itertuples(index=False):
         status = _SANITY_FLAGS.get(str(row.flag))

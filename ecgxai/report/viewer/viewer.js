@@ -38,11 +38,11 @@
   const STANDARD_ORDER = ['I', 'II', 'III', 'AVR', 'AVL', 'AVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'];
 
   const METHODS = ['shap', 'lime', 'attention'];
-  // Wave segments (ecgxai.explain.features.SEGMENTS) and their band colours (Okabe-Ito hues).
+  // Wave segments (ecgxai.explain.spaces.features.SEGMENTS) and their band colours (Okabe-Ito hues).
   const SEGMENT_COLOURS = { P: '#56b4e9', PR: '#bdbdbd', QRS: '#e69f00', ST: '#cc79a7', T: '#009e73', TP: '#ffffff' };
   const SEGMENT_TEXT = { P: 'P wave', PR: 'PR segment', QRS: 'QRS complex', ST: 'ST segment', T: 'T wave',
     TP: 'TP (between T end and next P)' };
-  // Fiducial marks (ecgxai.explain.features.FIDUCIALS order in a beat row).
+  // Fiducial marks (ecgxai.explain.spaces.features.FIDUCIALS order in a beat row).
   const FIDUCIALS = ['p_on', 'p_off', 'qrs_on', 'r', 'qrs_off', 't_on', 't_off'];
   const FIDUCIAL_COLOURS = { p: '#0072b2', qrs: '#d55e00', r: '#000000', t: '#007a56' };
   const METHOD_NAMES = { none: 'None', shap: 'SHAP', lime: 'LIME', attention: 'Attention' };

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgxai.explain.features import SEGMENTS, FeatureSpace, NotDelineated, segment_labels
+from ecgxai.explain.spaces.features import SEGMENTS, FeatureSpace, NotDelineated, segment_labels
 
 N_POINTS = 32  # samples per resampled segment: more than the longest segment at 100 Hz (TP ~60)
 _TP = SEGMENTS.index("TP")

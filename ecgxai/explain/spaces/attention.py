@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgxai.explain.features import FeatureSpace
+from ecgxai.explain.spaces.features import FeatureSpace
 
 
 def step_intervals(step_edges, T: int) -> np.ndarray:
@@ -99,3 +99,19 @@ def pool_by_overlap(attention: np.ndarray, W: np.ndarray) -> np.ndarray:
     coverage = W.sum(0)  # steps' worth of span covering each segment
     mass = a @ W
     return np.divide(mass, coverage, out=np.zeros_like(mass), where=coverage > 0)
+
+
+def attention_features(attention: np.ndarray, step_edges, space: FeatureSpace, as_density: bool = False) -> np.ndarray:
+    """Attention [T'] -> [F]: each step's weight spread over its input samples, summed per segment.
+
+    Mass (default): the attention on each segment, shared by all leads (divided by the number of
+    leads), so the features sum to 1 and uniform attention gives exactly the time share; this is what
+    a share of attribution is compared with. Density (`as_density`): mass per sample of the segment,
+    so a ranking of features does not simply follow segment durations (used for rank correlations).
+    """
+    per_sample = attention_to_bins(np.asarray(attention, dtype=np.float64), step_edges, space.T, space.T)
+    per_segment = np.bincount(space.segment_of_sample, weights=per_sample, minlength=space.n_segments)
+    if as_density:
+        n = space.segment_samples
+        per_segment = np.where(n > 0, per_segment / np.maximum(n, 1), 0.0)
+    return np.tile(per_segment, space.n_leads) / space.n_leads

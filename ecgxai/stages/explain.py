@@ -17,11 +17,11 @@ from ecgxai.config import SPLITS
 from ecgxai.data.parquet_io import load_parquet_records, read_labels
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.core import Explanations, explain_records
-from ecgxai.explain.features import FeatureSpace, NotDelineated, bin_space, space_for_record
+from ecgxai.explain.methods.explain_records import Explanations, explain_records
+from ecgxai.explain.methods.shap_explainer import sample_background
 from ecgxai.explain.select import labels_to_explain, select_records
-from ecgxai.explain.shap_explain import sample_background
-from ecgxai.explain.template import NormalTemplate, build_normal_template
+from ecgxai.explain.spaces.features import FeatureSpace, NotDelineated, bin_space, space_for_record
+from ecgxai.explain.spaces.template import NormalTemplate, build_normal_template
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.inference import Probabilities, model_functions
 from ecgxai.outputs import write_tsv
@@ -341,8 +341,7 @@ def correlate_run(
     With the run's test `predictions` and `thresholds`, each record-label row is marked `predicted`
     (probability >= the label's threshold), and the summary's headline rows use those labels only.
     """
-    from ecgxai.explain.agreement import correlations_from_attributions
-    from ecgxai.explain.correlation import summarize
+    from ecgxai.explain.correlate import correlations_from_attributions, summarize
 
     attrs = pd.concat([pd.read_parquet(p) for p in attributions], ignore_index=True)
     rows, table = correlations_from_attributions(attrs, n_boot=n_boot, seed=seed)

@@ -1,7 +1,7 @@
 """The explain_record stage: a user's own ECG through the trained model, the explainers and a viewer page.
 
 Shares its steps with the training data (ecgxai.data.user_record conditions the record the same way) and with the
-explain stage (ecgxai.explain.pipeline.explain_signals).
+explain stage (ecgxai.stages.explain.explain_signals).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from ecgxai.data.normalization import training_scaler
 from ecgxai.data.ptbxl import bundled_statements
 from ecgxai.data.user_record import prepare_user_record_scaled
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.features import FIDUCIALS
-from ecgxai.explain.pipeline import explain_signals
 from ecgxai.explain.select import labels_to_explain
+from ecgxai.explain.spaces.features import FIDUCIALS
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.training import predict
 from ecgxai.outputs import write_tsv
+from ecgxai.stages.explain import explain_signals
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def explain_user_record(
     """Predict and explain the WFDB record `record` (a .hea path); write the predictions table, the attributions
     (Parquet) and a viewer page. Returns the predictions table. template: the NORM template (.npz) that
     `background: normal_template` needs (a record without delineation gets its repeated normal cycle)."""
-    from ecgxai.explain.template import NormalTemplate
+    from ecgxai.explain.spaces.template import NormalTemplate
     from ecgxai.report.render import viewer_records
     from ecgxai.report.viewer import render_viewer
 

@@ -7,13 +7,13 @@ samples of that feature, 0 replaces them by the background.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from ecgxai.explain.features import FeatureSpace, bin_space
-from ecgxai.explain.template import NormalTemplate, normal_template_background
+from ecgxai.explain.spaces.features import FeatureSpace, bin_space
+from ecgxai.explain.spaces.template import NormalTemplate, normal_template_background
 
 BACKGROUNDS = ("zero", "mean", "blur", "normal_template")
 
@@ -127,3 +127,26 @@ def masked_predict(predict_proba: Callable, masker: Masker, chunk: int = 512) ->
         return np.concatenate(outs) if outs else np.zeros((0, 0))
 
     return f
+
+
+def record_backgrounds(
+    x: np.ndarray,
+    kinds: Sequence[str],
+    lead_means=None,
+    blur_sigma_s: float = 0.1,
+    rate: int = 100,
+    templates=None,
+    space: FeatureSpace | None = None,
+) -> dict[str, np.ndarray]:
+    """The all-masked record [leads, T] of each background kind for record x.
+
+    `templates`: {kind: callable(x, space) -> [leads, T]} for kinds the masking module does not build
+    (e.g. the normal-beat template fitted to the record's segments).
+    """
+    out = {}
+    for kind in kinds:
+        if templates and kind in templates:
+            out[kind] = np.asarray(templates[kind](x, space), dtype=np.float32)
+        else:
+            out[kind] = background_signal(x, kind, lead_means, blur_sigma_s, rate)
+    return out

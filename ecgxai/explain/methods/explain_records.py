@@ -1,6 +1,6 @@
 """Explanations of a multi-label ECG classifier over a record's feature spaces (waves and/or time bins).
 
-`explain_records` runs, per record and feature space (`ecgxai.explain.features`: 12 leads x P/PR/QRS/
+`explain_records` runs, per record and feature space (`ecgxai.explain.spaces.features`: 12 leads x P/PR/QRS/
 ST/T/TP where the record is delineated, else 12 x n_bins time bins), permutation SHAP and LIME over the
 binary features (one batched set of coalitions serves every label), optionally gradient SHAP on the
 raw input summed into the features and the model's attention mapped to them, then deletion/insertion
@@ -22,17 +22,20 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.attention import attention_to_space, broadcast_leads
-from ecgxai.explain.correlation import record_correlations, summarize
-from ecgxai.explain.faithfulness import faithfulness
-from ecgxai.explain.features import FeatureSpace, bin_space
-from ecgxai.explain.lime_explain import LimeConfig, explain_lime
-from ecgxai.explain.masking import Masker
-from ecgxai.explain.shap_explain import ShapConfig, explain_shap, gradient_shap, sample_background
-from ecgxai.explain.template import NormalTemplate
+from ecgxai.explain.correlate import record_correlations, summarize
+from ecgxai.explain.methods.faithfulness import faithfulness
+from ecgxai.explain.methods.lime_explainer import LimeConfig, explain_lime
+from ecgxai.explain.methods.settings import record_seed
+from ecgxai.explain.methods.shap_explainer import ShapConfig, explain_shap, gradient_shap, sample_background
+from ecgxai.explain.spaces.attention import attention_features, attention_to_space, broadcast_leads
+from ecgxai.explain.spaces.features import FeatureSpace, bin_space
+from ecgxai.explain.spaces.masking import Masker
+from ecgxai.explain.spaces.template import NormalTemplate
+from ecgxai.model.inference import Probabilities, model_functions
 
 __all__ = ["explain_records", "Explanations", "ShapConfig", "LimeConfig", "Masker", "long_format"]
 
@@ -115,10 +118,6 @@ def curve_step(n_features: int, fcfg: dict) -> int:
     return max(1, math.ceil(n_features / max(1, int(fcfg["points"]) - 1)))
 
 
-def _record_seed(seed: int, i: int) -> int:
-    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-
-
 def explain_records(
     predict_proba: Callable[[np.ndarray], np.ndarray],
     X_records: np.ndarray,
@@ -156,7 +155,8 @@ def explain_records(
     x -> probabilities [B, C] for gradient SHAP, with `gradient_background` training records.
     faithfulness_cfg: {"enabled": True, "points": 13, "step": None, "order": "signed", "random": True}.
     correlations=False leaves `correlations`/`correlation_summary` empty (computed elsewhere).
-    Record i uses its own seed derived from (seed, i), so results do not depend on batching.
+    Record i uses its own seed derived from (seed, its ecg_id) (`record_seed`), so results depend neither on
+    batching nor on the record's position.
     """
     X = np.asarray(X_records, dtype=np.float32)
     if X.ndim != 3 or len(labels_per_record) != len(X):
@@ -188,7 +188,8 @@ def explain_records(
         if not labels:
             continue
         names = [label_names[c] for c in labels] if label_names is not None else labels
-        rs, eid = _record_seed(seed, i), ids[i]
+        eid = ids[i]
+        rs = record_seed(seed, eid)
         # once per record, whatever the spaces: per-sample gradients and the attention profile
         grad = att = None
         if use_grad:
@@ -323,3 +324,52 @@ def explain_records(
 
 def _concat(frames, columns) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def explain_maps(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    labels: Sequence[int],
+    space: FeatureSpace,
+    backgrounds: dict[str, np.ndarray],
+    cfg,
+    seed: int,
+    gradient_background: np.ndarray | None = None,
+    attention_density: bool = False,
+) -> dict[tuple[str, str], np.ndarray]:
+    """{(method, background): [labels, F]} for one record, as the checks compare maps (`cfg`: a CheckConfig:
+    methods, shap, lime); gradient SHAP and attention use background "-".
+
+    Attention is its mass per feature, or its density with `attention_density` (see `attention_features`).
+    """
+    predict, attend = model_functions(model)
+    shap_cfg, lime_cfg = ShapConfig.from_any(cfg.shap), LimeConfig.from_any(cfg.lime)
+    out = {}
+    for bg_name, bg in backgrounds.items():
+        masker = Masker(x, space, bg)
+        if "shap" in cfg.methods:
+            out[("shap", bg_name)] = explain_shap(predict, masker, labels, shap_cfg, seed).values.reshape(
+                len(labels), -1
+            )
+        if "lime" in cfg.methods:
+            out[("lime", bg_name)] = explain_lime(predict, masker, labels, lime_cfg, seed).values.reshape(
+                len(labels), -1
+            )
+    if "shap_gradient" in cfg.methods and gradient_background is not None:
+        # per-sample expected gradients (one "bin" per sample), summed into the record's features
+        g = gradient_shap(Probabilities(model), x, labels, gradient_background, space.T, shap_cfg, seed).values
+        out[("shap_gradient", "-")] = space.sum_samples(g)
+    if "attention" in cfg.methods and hasattr(model, "step_to_sample_edges"):
+        att = attend(np.asarray(x, dtype=np.float32)[None])[0]
+        a = attention_features(att, model.step_to_sample_edges(space.T), space, attention_density)
+        out[("attention", "-")] = np.repeat(a[None], len(labels), axis=0)
+    return out
+
+
+def flatten_maps(maps: dict, eid, labels, names) -> dict:
+    """`explain_maps` output keyed by (ecg_id, label name, method, background)."""
+    out = {}
+    for (method, bg), values in maps.items():
+        for i, j in enumerate(labels):
+            out[(eid, names[j], method, bg)] = values[i]
+    return out

@@ -25,9 +25,9 @@ import numpy as np
 import shap
 import torch
 
-from ecgxai.explain._settings import settings_from_any
-from ecgxai.explain.features import FeatureSpace, bin_space
-from ecgxai.explain.masking import Masker, masked_predict
+from ecgxai.explain.methods.settings import settings_from_any
+from ecgxai.explain.spaces.features import FeatureSpace, bin_space
+from ecgxai.explain.spaces.masking import Masker, masked_predict
 
 
 @dataclass

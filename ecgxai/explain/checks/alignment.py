@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.features import FeatureSpace
+from ecgxai.evaluation.bootstrap import mean_ci
+from ecgxai.explain.spaces.features import FeatureSpace
 
 ALIGNMENT_KEYS = ["label", "method", "background"]
 
@@ -43,22 +44,6 @@ def energy_share(x: np.ndarray, space: FeatureSpace, mask: np.ndarray) -> float:
     energy = space.sum_samples(np.square(np.asarray(x, dtype=np.float64)))
     total = energy.sum()
     return float(energy[np.asarray(mask, dtype=bool)].sum() / total) if total > 0 else float("nan")
-
-
-def bootstrap_ci(values, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> tuple[float, float, float, int]:
-    """Mean of the finite values and its percentile bootstrap interval: (mean, low, high, n)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    if n == 1 or n_boot <= 0:
-        return float(v.mean()), float("nan"), float("nan"), n
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, n, size=(n_boot, n))].mean(1)
-    alpha = (1 - ci) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return float(v.mean()), float(lo), float(hi), n
 
 
 def summarize_alignment(rows: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
@@ -99,12 +84,12 @@ def summarize_alignment(rows: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95
         rd = g[g.model == "randomised"].set_index("ecg_id")
         if tr.empty:
             continue
-        share, lo, hi, n = bootstrap_ci(tr.share, n_boot, ci, seed)
+        share, lo, hi, n = mean_ci(tr.share, n_boot, ci, seed)
         ok = tr[np.isfinite(tr.share)]
-        mt = bootstrap_ci(ok.share - ok.time_share, n_boot, ci, seed)
-        me = bootstrap_ci(ok.share - ok.energy_share, n_boot, ci, seed)
+        mt = mean_ci(ok.share - ok.time_share, n_boot, ci, seed)
+        me = mean_ci(ok.share - ok.energy_share, n_boot, ci, seed)
         paired = ok.share.sub(rd.share.reindex(ok.index)).dropna() if not rd.empty else pd.Series(dtype=float)
-        mr = bootstrap_ci(paired, n_boot, ci, seed)
+        mr = mean_ci(paired, n_boot, ci, seed)
         t_mean = float(ok.time_share.mean()) if len(ok) else float("nan")
         out.append(
             dict(

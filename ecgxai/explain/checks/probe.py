@@ -18,8 +18,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.alignment import bootstrap_ci
-from ecgxai.explain.features import FeatureSpace
+from ecgxai.evaluation.bootstrap import mean_ci
+from ecgxai.explain.spaces.features import FeatureSpace
 
 
 def random_region(space: FeatureSpace, rule: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -111,10 +111,10 @@ def summarize_probe(rows: pd.DataFrame, n_boot: int = 2000, ci: float = 0.95, se
         rd = g[g.model == "randomised"].set_index("ecg_id")
         if tr.empty:
             continue
-        d = bootstrap_ci(tr.drop_rule, n_boot, ci, seed)
-        mr = bootstrap_ci(tr.drop_rule - tr.drop_random, n_boot, ci, seed)
+        d = mean_ci(tr.drop_rule, n_boot, ci, seed)
+        mr = mean_ci(tr.drop_rule - tr.drop_random, n_boot, ci, seed)
         paired = tr.drop_rule.sub(rd.drop_rule.reindex(tr.index)).dropna() if not rd.empty else []
-        mz = bootstrap_ci(paired, n_boot, ci, seed)
+        mz = mean_ci(paired, n_boot, ci, seed)
         out.append(
             dict(
                 label=label,

@@ -2,7 +2,7 @@
 
 Each stage reads the run's model, test predictions and test signals, builds every record's feature
 space from the delineation (waves; a record without beats gets time bins and is skipped by the rule
-checks, with the reason), and calls `ecgxai.explain.rulecheck`. Settings come from the config's
+checks, with the reason), and calls the checks of `ecgxai.explain.checks`. Settings come from the config's
 `checks` section plus the explainers' settings of `explain` (shap, lime, seed), so the checks explain
 exactly as the explain stage does.
 """
@@ -19,16 +19,13 @@ from ecgxai.config import SPLITS
 from ecgxai.data.parquet_io import load_parquet_records
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.expert_rules import load_rules, rules_for_labels, rules_table
-from ecgxai.explain.features import space_for_record
-from ecgxai.explain.rulecheck import (
-    METHODS,
-    CheckConfig,
-    expert_rule_check,
-    randomisation_check,
-    seed_consistency,
-)
-from ecgxai.explain.shap_explain import sample_background
+from ecgxai.explain.checks.config import METHODS, CheckConfig
+from ecgxai.explain.checks.expert_rule_check import expert_rule_check
+from ecgxai.explain.checks.randomisation import randomisation_check
+from ecgxai.explain.checks.rules import load_rules, rules_for_labels, rules_table
+from ecgxai.explain.checks.seeds import seed_consistency
+from ecgxai.explain.methods.shap_explainer import sample_background
+from ecgxai.explain.spaces.features import space_for_record
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.outputs import write_tsv
 from ecgxai.report.plots.checks import expert_rule_alignment, randomisation_cascade, rule_deletion_probe
@@ -72,7 +69,7 @@ def _templates(template, kinds) -> tuple[dict, list[str]]:
     if template is None:
         log.warning("background %s left out: no normal template (needs delineation)", TEMPLATE_BACKGROUND)
         return {}, [k for k in kinds if k != TEMPLATE_BACKGROUND]
-    from ecgxai.explain.template import NormalTemplate, normal_template_background  # the explain stage's
+    from ecgxai.explain.spaces.template import NormalTemplate, normal_template_background  # the explain stage's
 
     tpl = NormalTemplate.load(template) if isinstance(template, (str, Path)) else template
     return {TEMPLATE_BACKGROUND: lambda x, space: normal_template_background(x, space, tpl)}, kinds

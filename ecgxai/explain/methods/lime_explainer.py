@@ -21,8 +21,8 @@ import numpy as np
 from lime.lime_base import LimeBase
 from sklearn.linear_model import Ridge
 
-from ecgxai.explain._settings import settings_from_any
-from ecgxai.explain.masking import Masker, masked_predict
+from ecgxai.explain.methods.settings import settings_from_any
+from ecgxai.explain.spaces.masking import Masker, masked_predict
 
 
 @dataclass

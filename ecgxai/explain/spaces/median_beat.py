@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecgxai.explain.features import FIDUCIALS, NotDelineated, _beat_array, segment_labels
+from ecgxai.explain.spaces.features import FIDUCIALS, NotDelineated, _beat_array, segment_labels
 
 # 0.4 s before R holds the P onset at PR intervals up to ~0.3 s; 0.6 s after R holds the T end at
 # QT up to ~0.55 s. At rates above 100 bpm the neighbouring beats enter the window's edges.

@@ -8,22 +8,28 @@ not the model. Absolute values often survive where signed ones do not (SHAP magn
 input's energy), which is why both are reported: anything computed from |attribution| (e.g. the
 |SHAP|-attention correlation) inherits that input dependence.
 
-Self-consistency: the same records explained by models trained with different seeds (the ablation
-runs abl-<variant>-s<seed>) should agree.
+`randomisation_check` runs the cascade on a sample of records (the `sanity` rule); agreement across training
+seeds is `ecgxai.explain.checks.seeds`.
 """
 
 from __future__ import annotations
 
 import copy
-from itertools import combinations
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
 from torch import nn
+from tqdm.auto import tqdm
 
-from ecgxai.explain.alignment import bootstrap_ci
+from ecgxai.evaluation.bootstrap import mean_ci
+from ecgxai.explain.checks.config import CheckConfig
+from ecgxai.explain.methods.explain_records import explain_maps, flatten_maps
+from ecgxai.explain.methods.settings import record_seed
+from ecgxai.explain.spaces.features import FeatureSpace
+from ecgxai.explain.spaces.masking import record_backgrounds
 
 VARIANTS = ("signed", "absolute")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
@@ -120,7 +126,7 @@ def summarize_correlations(
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key))
         for variant in VARIANTS:
-            m, lo, hi, n = bootstrap_ci(g[variant], n_boot, ci, seed)
+            m, lo, hi, n = mean_ci(g[variant], n_boot, ci, seed)
             row.update({variant: m, f"{variant}_low": lo, f"{variant}_high": hi})
         row["n"] = n
         row["n_nan"] = int(g[list(VARIANTS)].isna().any(axis=1).sum())
@@ -166,20 +172,82 @@ def method_flags(summary: pd.DataFrame, max_rank_correlation: float = 0.5) -> pd
     return pd.DataFrame(out, columns=["method", "flag", "signed", "absolute", "note"])
 
 
-def pairwise_consistency(maps_by_run: dict[str, dict], keys: list[tuple]) -> pd.DataFrame:
-    """Rank agreement of the same record-label explained by different runs (e.g. training seeds).
+def randomisation_check(
+    model: torch.nn.Module,
+    X: np.ndarray,
+    ecg_ids: Sequence,
+    labels_per_record: Sequence[Sequence[int]],
+    label_names: Sequence[str],
+    spaces: Sequence[FeatureSpace],
+    cfg: CheckConfig,
+    *,
+    lead_means=None,
+    blur_sigma_s: float = 0.1,
+    rate: int = 100,
+    gradient_background: np.ndarray | None = None,
+    templates=None,
+    progress: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Cascading randomisation (head first): Spearman of each step's explanations with the trained ones.
 
-    maps_by_run: run -> {(ecg_id, label, method): attribution [F]}. Rows: ecg_id, label, method,
-    run_a, run_b, signed, absolute, reason; one per key and pair of runs that both explained it.
+    Uses the first `cfg.sanity_records` records and the first background of `cfg.backgrounds`.
+    Returns frames: records (ecg_id, label, method, background, step, layer, signed, absolute, reason),
+    summary (per method and step), flags (per method, from the fully randomised step).
     """
+    names = list(label_names)
+    bg_kind = list(cfg.backgrounds)[:1]
+    n = min(cfg.sanity_records, len(X))
     rows = []
-    for a, b in combinations(sorted(maps_by_run), 2):
-        for key in keys:
-            va, vb = maps_by_run[a].get(key), maps_by_run[b].get(key)
-            if va is None or vb is None:
-                continue
-            s, ab, reason = rank_correlation(va, vb)
-            rows.append(
-                dict(ecg_id=key[0], label=key[1], method=key[2], run_a=a, run_b=b, signed=s, absolute=ab, reason=reason)
+    trained: dict = {}
+    per_record_inputs = []
+    for i in range(n):
+        if not labels_per_record[i]:
+            continue
+        bgs = record_backgrounds(X[i], bg_kind, lead_means, blur_sigma_s, rate, templates, spaces[i])
+        per_record_inputs.append((i, bgs))
+        maps = explain_maps(
+            model,
+            X[i],
+            labels_per_record[i],
+            spaces[i],
+            bgs,
+            cfg,
+            record_seed(cfg.seed, ecg_ids[i]),
+            gradient_background,
+            True,
+        )
+        trained.update(flatten_maps(maps, ecg_ids[i], labels_per_record[i], names))
+    steps = list(cascading_randomisation(model, cfg.seed))
+    for k, layer, m in tqdm(steps, disable=not progress, desc="randomisation cascade", unit="step"):
+        for i, bgs in per_record_inputs:
+            maps = explain_maps(
+                m,
+                X[i],
+                labels_per_record[i],
+                spaces[i],
+                bgs,
+                cfg,
+                record_seed(cfg.seed, ecg_ids[i]),
+                gradient_background,
+                True,
             )
-    return pd.DataFrame(rows, columns=["ecg_id", "label", "method", "run_a", "run_b", "signed", "absolute", "reason"])
+            for key, v in flatten_maps(maps, ecg_ids[i], labels_per_record[i], names).items():
+                s, a, reason = rank_correlation(trained[key], v)
+                rows.append(
+                    dict(
+                        ecg_id=key[0],
+                        label=key[1],
+                        method=key[2],
+                        background=key[3],
+                        step=k,
+                        layer=layer,
+                        signed=s,
+                        absolute=a,
+                        reason=reason,
+                    )
+                )
+    records = pd.DataFrame(
+        rows, columns=["ecg_id", "label", "method", "background", "step", "layer", "signed", "absolute", "reason"]
+    )
+    summary = summarize_correlations(records, ["method", "step", "layer"], cfg.n_boot, seed=cfg.seed)
+    return dict(records=records, summary=summary, flags=method_flags(summary, cfg.max_rank_correlation))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ecgxai.explain.features import SEGMENTS, FeatureSpace
+from ecgxai.explain.spaces.features import SEGMENTS, FeatureSpace
 
 __all__ = ["ExpertRule", "load_rules", "rule_mask", "rules_for_labels", "rules_table"]
 

@@ -16,7 +16,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.masking import Masker, masked_predict
+from ecgxai.explain.spaces.masking import Masker, masked_predict
 
 KINDS = ("deletion", "insertion")
 

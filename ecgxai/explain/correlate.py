@@ -1,4 +1,4 @@
-"""Agreement between explanation maps: Pearson and Spearman per record and label, then a summary.
+"""The correlate rule's computation. Agreement between explanation maps: Pearson and Spearman per record and label, then a summary.
 
 Maps are [leads, features per lead] in one feature space (waves: P/PR/QRS/ST/T/TP; bins: time bins);
 "time" below is the per-lead axis of that space (segments or bins).
@@ -16,10 +16,9 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from scipy.stats import rankdata
 
-from ecgxai.evaluation.bootstrap import cluster_bootstrap_ci
+from ecgxai.evaluation.bootstrap import median_ci
 
 TOL = 1e-12
 
@@ -95,29 +94,6 @@ def record_correlations(ecg_id, label, maps: Mapping[str, np.ndarray], attention
     return rows
 
 
-def bootstrap_median_ci(x: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0, clusters=None):
-    """Percentile bootstrap interval of the median (NaNs dropped); (nan, nan) if empty.
-
-    With `clusters` (e.g. the ecg_id of each record-label value) whole records are resampled:
-    the labels of one record share its signal and attention and are not independent draws
-    (ecgxai.evaluation.bootstrap.cluster_bootstrap_ci). Without, scipy.stats.bootstrap (as fast
-    as the former hand-written matrix version, same draws for the same seed).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if clusters is not None:
-        return cluster_bootstrap_ci(x, clusters, "median", n_boot=n_boot, seed=seed, ci=level)
-    x = x[np.isfinite(x)]
-    if x.size == 0 or n_boot <= 0:  # n_boot=0: no interval wanted
-        return float("nan"), float("nan")
-    if x.size == 1 or np.all(x == x[0]):
-        return float(x[0]), float(x[0])  # every resample has this median
-    res = stats.bootstrap(
-        (x,), np.median, n_resamples=n_boot, confidence_level=level, method="percentile",
-        vectorized=True, random_state=np.random.default_rng(seed),
-    )  # fmt: skip
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
 def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """One row per ([feature_space,] method_a, method_b, space, variant, statistic, labels): mean, median, CI, n.
 
@@ -145,7 +121,7 @@ def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd
                 fin = np.isfinite(x)
                 ok = x[fin]
                 rec = g["ecg_id"].to_numpy()[fin] if "ecg_id" in g else None
-                lo, hi = bootstrap_median_ci(ok, n_boot, seed=seed, clusters=rec)
+                lo, hi = median_ci(ok, n_boot, seed=seed, clusters=rec)
                 rows.append(
                     dict(
                         zip(keys, key),
@@ -161,3 +137,46 @@ def summarize(per_record: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd
                     )
                 )
     return pd.DataFrame(rows, columns=cols)
+
+
+COMPARED = ("shap", "lime", "shap_gradient")  # maps compared with attention and with each other
+
+
+def correlations_from_attributions(attributions: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0):
+    """(per_record, summary) from a long attributions table (ecg_id, label, method, [feature_space,] lead, bin, value).
+
+    Each record is compared within each feature space it was explained in (waves, bins); a table
+    without `feature_space` is time bins. Attention is stored repeated over leads (it has no lead
+    axis), so its profile is read from one lead.
+    """
+    rows = []
+    if "feature_space" not in attributions.columns:
+        attributions = attributions.assign(feature_space="bins")
+    leads = list(dict.fromkeys(attributions["lead"]))
+    for (ecg_id, label, kind), g in attributions.groupby(["ecg_id", "label", "feature_space"], sort=True):
+        maps, att = {}, None
+        for method, m in g.groupby("method", sort=False):
+            grid = m.pivot(index="lead", columns="bin", values="value").reindex(leads).to_numpy()
+            if method == "attention":
+                att = grid[0]
+            elif method in COMPARED:
+                maps[method] = grid
+        ordered = {k: maps[k] for k in COMPARED if k in maps}
+        rows += [dict(r, feature_space=kind) for r in record_correlations(ecg_id, label, ordered, att)]
+    per_record = pd.DataFrame(
+        rows,
+        columns=[
+            "ecg_id",
+            "label",
+            "feature_space",
+            "method_a",
+            "method_b",
+            "space",
+            "variant",
+            "pearson",
+            "spearman",
+            "n",
+            "reason",
+        ],
+    )
+    return per_record, summarize(per_record, n_boot=n_boot, seed=seed)
