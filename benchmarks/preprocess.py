@@ -101,7 +101,7 @@ def main() -> None:
     if not (args.root / "ptbxl_database.csv").is_file():
         sys.exit(
             f"{args.root}: no PTB-XL folder (give --root, e.g. a synthetic one from "
-            "`python -m ecgxai.data.synthetic OUT --n-records 2000`)"
+            "`ecgxai synthetic OUT --n-records 2000`)"
         )
     print(f"root {args.root}, {args.rate} Hz, workers {args.workers}, part size {args.part_size}")
     print(f"{'method':<8}{'records':>9}{'seconds':>10}{'records/s':>11}{'peak RSS MB':>13}")

@@ -1,5 +1,5 @@
 # Figures, tables and the viewer page. Each file a reader looks at is marked with report(), with
-# its caption from report/*.rst (written by `python -m ecgxai.report.render report`).
+# its caption from report/*.rst (written by `ecgxai captions report`).
 
 
 rule render_performance:

@@ -24,6 +24,4 @@ def test_report_captions_match_the_package():
     from ecgxai.report.render import all_captions
 
     for name, text in all_captions().items():
-        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", (
-            "regenerate: python -m ecgxai.report.render report"
-        )
+        assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", "regenerate: ecgxai captions report"

@@ -55,7 +55,6 @@ are spawned from it), so a seed gives byte-identical files.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -683,21 +682,12 @@ def generate_ptbxl(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m ecgxai.data.synthetic",
-        description="Write a small seeded PTB-XL-shaped data set (database, statements, WFDB).",
-    )
-    ap.add_argument("out", type=Path, help="output directory")
-    ap.add_argument("--n-records", type=int, default=240)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rates", type=int, nargs="+", default=[100, 500], choices=sorted(RATES))
-    ap.add_argument("--records-per-patient", type=int, nargs=2, default=[1, 3], metavar=("MIN", "MAX"))
-    a = ap.parse_args(argv)
-    out = generate_ptbxl(
-        a.out, a.n_records, seed=a.seed, rates=tuple(a.rates), records_per_patient=tuple(a.records_per_patient)
-    )
-    print(out)
-    return 0
+    """`python -m ecgxai.data.synthetic OUT ...`, the old form of `ecgxai synthetic OUT ...` (same arguments)."""
+    import sys
+
+    from ecgxai.cli import main as cli_main
+
+    return cli_main(["synthetic", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
