@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
 
-from ecgxai.data.ptbxl import bundled_statements
+from ecgxai.layout import RESULTS, Layout
 
-SCHEMA = bundled_statements().parent / "config.schema.yaml"
+SCHEMA = Path(str(resources.files("ecgxai") / "resources" / "config.schema.yaml"))
 
 # Files the render rules write per run (file name = plotting/table function name).
 PERFORMANCE_FIGURES = ("roc_pr_curves", "training_curves", "per_label_bars", "error_analysis", "reliability_diagram")
@@ -187,15 +189,15 @@ def data_path(config: dict, run: str | None = None, results: str = "results") ->
     normalisation compares models on identical records. Without z-scoring there is nothing to vary.
     """
     pre = config["preprocess"]
-    base = os.path.join(results, "data", f"{int(pre['sampling_rate'])}hz")
+    rate = int(pre["sampling_rate"])
     wanted = run_normalize(config, run) if run is not None else pre.get("normalize", "record")
     if wanted == pre.get("normalize", "record"):
-        return base
+        return Layout(results).data(rate)
     if wanted not in NORMALIZATIONS:
         raise ValueError(f"run {run!r}: normalize must be one of {NORMALIZATIONS}, not {wanted!r}")
     if not pre.get("zscore", True):
         raise ValueError(f"run {run!r} sets normalize: {wanted}, which needs preprocess.zscore: true")
-    return f"{base}-{wanted}"
+    return Layout(results).data(rate, wanted)
 
 
 def run_config(config: dict, run: str) -> dict:
@@ -237,7 +239,7 @@ def expand_runs(ablation: dict) -> dict[str, dict]:
 
 
 # The manifest of the acquire rule: which data results/ was built from.
-DATA_MANIFEST = os.path.join("results", "data", "source.json")
+DATA_MANIFEST = RESULTS.source_manifest()
 
 
 def data_identity(data: dict) -> dict:

@@ -12,13 +12,14 @@ import shlex
 from pathlib import Path
 
 from ecgxai.config import EXPLANATION_FIGURES, PERFORMANCE_FIGURES
+from ecgxai.layout import RESULTS
 
-REPORT = "results/report.html"
+REPORT = RESULTS.report()
 
 
 def data_line(workdir: Path) -> str | None:
     """'synthetic PTB-XL at resources/x: 298 of 300 records kept, 2 quarantined (results/data/quality.tsv)'."""
-    manifest_path, quality_path = workdir / "results/data/source.json", workdir / "results/data/quality.tsv"
+    manifest_path, quality_path = workdir / RESULTS.source_manifest(), workdir / RESULTS.quality()
     if not (manifest_path.is_file() and quality_path.is_file()):
         return None
     manifest = json.loads(manifest_path.read_text())
@@ -52,23 +53,23 @@ def success_message(workdir, runs, user_records=(), configfiles=(), config_optio
     if data:
         lines.append(f"  data      {data}")
     for run in runs:
-        table1 = _existing(workdir, *(f"results/tables/{run}/table1_overall.{e}" for e in ("md", "tsv", "tex")))
-        figures = _existing(
-            workdir, *(f"results/figures/{run}/{n}.png" for n in PERFORMANCE_FIGURES + EXPLANATION_FIGURES)
-        )
-        viewer = _existing(workdir, f"results/viewer/{run}/index.html")
+        table1 = _existing(workdir, *(RESULTS.table(run, "table1_overall", e) for e in ("md", "tsv", "tex")))
+        figures = _existing(workdir, *(RESULTS.figure(run, n) for n in PERFORMANCE_FIGURES + EXPLANATION_FIGURES))
+        viewer = _existing(workdir, RESULTS.viewer(run))
         if not (table1 or figures or viewer):
             continue
         lines.append(f"  run {run}")
         if table1:
             lines.append(f"    Table 1   {table1[0]}" + (f"  (also {', '.join(table1[1:])})" if table1[1:] else ""))
         if figures:
-            lines.append(f"    figures   {len(figures)} in results/figures/{run}/ (PNG, PDF beside), e.g. {figures[0]}")
+            lines.append(
+                f"    figures   {len(figures)} in {Path(figures[0]).parent}/ (PNG, PDF beside), e.g. {figures[0]}"
+            )
         if viewer:
             lines.append(f"    viewer    {viewer[0]}  (open in a browser)")
     for name in user_records:
-        lines += [f"  your ECG  {p}" for p in _existing(workdir, f"results/explain_record/{name}/index.html")]
-    lines += [f"  ablation  {p}" for p in _existing(workdir, "results/tables/ablation.md")]
+        lines += [f"  your ECG  {p}" for p in _existing(workdir, RESULTS.user_record(name))]
+    lines += [f"  ablation  {p}" for p in _existing(workdir, RESULTS.table(None, "ablation", "md"))]
     options = "".join(f" --configfile {shlex.quote(str(c))}" for c in configfiles)
     options += " --config <the same as this run>" if config_options else ""
     lines.append(f"  report    snakemake --report {REPORT}{options}   (figures and tables with captions, one file)")

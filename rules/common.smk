@@ -1,6 +1,8 @@
 import re
 from pathlib import Path
 
+from ecgxai.layout import RESULTS  # every path under results/ (ecgxai/layout.py)
+
 # Shared values and input functions for the rules.
 from ecgxai.config import FOLDS, NORMALIZATIONS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
 from ecgxai.config import (
@@ -26,8 +28,8 @@ except ValueError as exc:
     raise WorkflowError(f"config data: {exc}")
 
 RATE = FILTERS.rate
-DATA = f"results/data/{RATE}hz"
-DELINEATION = f"results/delineation/{RATE}hz"
+DATA = RESULTS.data(RATE)
+DELINEATION = RESULTS.delineation(RATE)
 
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
@@ -89,20 +91,17 @@ def crossval(run):
 
 def test_predictions(wildcards):
     """The predictions a run is scored on: fold 10 (holdout) or the pooled out-of-fold ones (crossval)."""
-    name = "crossval" if crossval(wildcards.run) else "test"
-    return f"results/predictions/{wildcards.run}/{name}.parquet"
+    return RESULTS.scored_predictions(wildcards.run, crossval(wildcards.run))
 
 
 def run_thresholds(wildcards):
     """Validation-tuned thresholds: the holdout model's, or every fold model's (crossval)."""
-    sub = "cv/" if crossval(wildcards.run) else ""
-    return f"results/models/{wildcards.run}/{sub}thresholds.json"
+    return RESULTS.thresholds(wildcards.run, crossval(wildcards.run))
 
 
 def run_history(wildcards):
     """Training history shown in the report: the holdout model's, or the fold-10 model's (crossval)."""
-    sub = "cv/fold10/" if crossval(wildcards.run) else ""
-    return f"results/models/{wildcards.run}/{sub}history.tsv"
+    return RESULTS.history(wildcards.run, crossval(wildcards.run))
 
 
 def ablation_files(kind):
@@ -142,7 +141,14 @@ from types import SimpleNamespace as Namespace
 
 # Wave features and the normal_template background need the delineation (rule delineate, DELINEATION);
 # without it every record is explained on time bins, and the outputs say so.
+# Every stage gets only the settings it reads, so that an edited setting reruns what it changes
+# (rerun-triggers include params; tests/test_reruns.py). Which records are explained is explain's alone.
 EXPLAIN_PARAMS = {k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot", "backgrounds")}
+SELECTION_KEYS = ("records", "strategy")  # which test records the explain stage picks
+RECORD_EXPLAIN_PARAMS = {k: v for k, v in EXPLAIN_PARAMS.items() if k not in SELECTION_KEYS}
+# what the checks stages read of `explain`: the explainers' settings, so they explain as the explain stage does
+CHECKS_EXPLAIN_PARAMS = {k: config["explain"][k] for k in ("shap", "lime", "seed", "blur_sigma_s")}
+CHECKS_PARAMS = {k: v for k, v in config["checks"].items() if k not in ("expert_rules", "sanity", "seed_runs")}
 
 
 def has_delineation():
@@ -170,43 +176,44 @@ def template_input(wildcards):
                 "explain.background normal_template needs delineated NORM training records (rule delineate)"
             )
         return {}
-    return {"template": f"results/explain/{wildcards.run}/template.npz"} if used else {}
+    return {"template": RESULTS.template(wildcards.run)} if used else {}
 
 
 def all_outputs():
     HOLDOUT_RUNS = [r for r in RUNS if not crossval(r)]
     """What `snakemake` builds by default: every stage for every run in the config."""
     return (
-        [DATA, "results/data/labels.parquet", "results/data/quality.tsv", DELINEATION]
-        + ["results/figures/delineation_examples.png"]
-        + expand("results/metrics/{run}/{t}.tsv", run=RUNS, t=["overall", "per_label", "comparison"])
-        + expand("results/predictions/{run}/{split}.parquet", run=HOLDOUT_RUNS, split=["val", "test"])
-        + expand("results/predictions/{run}/crossval.parquet", run=[r for r in RUNS if crossval(r)])
-        + expand("results/figures/{run}/{name}.png", run=RUNS, name=PERFORMANCE_FIGURES)
-        + expand("results/tables/{run}/{name}.tsv", run=RUNS, name=PERFORMANCE_TABLES)
-        + expand("results/explain/{run}/{f}", run=EXPLAIN_RUNS, f=["correlation.tsv", "faithfulness.tsv"])
-        + expand("results/figures/{run}/{name}.png", run=EXPLAIN_RUNS, name=EXPLANATION_FIGURES)
-        + expand("results/tables/{run}/{name}.tsv", run=EXPLAIN_RUNS, name=EXPLANATION_TABLES)
-        + expand("results/viewer/{run}/index.html", run=EXPLAIN_RUNS)
-        + expand("results/explain_record/{name}/index.html", name=USER_RECORDS)
+        [DATA, RESULTS.labels(), RESULTS.quality(), DELINEATION]
+        + [RESULTS.figure(None, "delineation_examples")]
+        + [RESULTS.metrics(r, t) for r in RUNS for t in ("overall", "per_label", "comparison")]
+        + [RESULTS.predictions(r, split) for r in HOLDOUT_RUNS for split in ("val", "test")]
+        + [RESULTS.predictions(r, "crossval") for r in RUNS if crossval(r)]
+        + [RESULTS.figure(r, name) for r in RUNS for name in PERFORMANCE_FIGURES]
+        + [RESULTS.table(r, name) for r in RUNS for name in PERFORMANCE_TABLES]
+        + [RESULTS.explain(r, f) for r in EXPLAIN_RUNS for f in ("correlation.tsv", "faithfulness.tsv")]
+        + [RESULTS.figure(r, name) for r in EXPLAIN_RUNS for name in EXPLANATION_FIGURES]
+        + [RESULTS.table(r, name) for r in EXPLAIN_RUNS for name in EXPLANATION_TABLES]
+        + [RESULTS.viewer(r) for r in EXPLAIN_RUNS]
+        + [RESULTS.user_record(name) for name in USER_RECORDS]
     )
 
 
 def rendered(names, category, figures=True):
     """Named outputs for figures (PNG in the report, PDF beside it) or tables (TSV in the report)."""
-    folder = "figures" if figures else "tables"
+    path = RESULTS.figure if figures else RESULTS.table
+    main, others = ("png", ["pdf"]) if figures else ("tsv", ["md", "tex"])
     out = {}
     for name in names:
-        stem = f"results/{folder}/{{run}}/{name}"
-        main, others = (".png", [".pdf"]) if figures else (".tsv", [".md", ".tex"])
-        out[name] = report(stem + main, caption=f"../report/{name}.rst", category=category, subcategory="{run}")
+        out[name] = report(
+            path("{run}", name, main), caption=f"../report/{name}.rst", category=category, subcategory="{run}"
+        )
         for ext in others:
-            out[f"{name}_{ext[1:]}"] = stem + ext
+            out[f"{name}_{ext}"] = path("{run}", name, ext)
     return out
 
 
 # Checks of the explanations (rules/checks.smk): constants and input functions.
-CHECKS = "results/explain/{run}/checks"
+CHECKS = RESULTS.checks("{run}", "").rstrip("/")
 SEED_RUNS = config["checks"]["seed_runs"]
 _unknown_seed_runs = sorted(set(SEED_RUNS) - set(config["runs"]))
 if _unknown_seed_runs:
@@ -221,15 +228,15 @@ def checks_outputs():
     """The check files `snakemake` builds by default for the explained runs."""
     out = []
     if config["checks"]["expert_rules"]:
-        out += expand(
-            "results/explain/{run}/checks/{f}",
-            run=EXPLAIN_RUNS,
-            f=["expert_rule_alignment.tsv", "rule_deletion_probe.tsv", "background_check.tsv"],
-        )
+        out += [
+            RESULTS.checks(r, f)
+            for r in EXPLAIN_RUNS
+            for f in ("expert_rule_alignment.tsv", "rule_deletion_probe.tsv", "background_check.tsv")
+        ]
     if config["checks"]["sanity"]:
-        out += expand("results/explain/{run}/checks/method_flags.tsv", run=EXPLAIN_RUNS)
+        out += [RESULTS.checks(r, "method_flags.tsv") for r in EXPLAIN_RUNS]
     if SEED_RUNS:
-        out.append("results/explain/seed_consistency/summary.tsv")
+        out.append(RESULTS.seed_consistency("summary.tsv"))
     return out
 
 
@@ -252,7 +259,7 @@ def checks_template(wildcards, run=None):
         return {}
     if not checks_delineation(wildcards):
         return {}
-    return {"template": f"results/explain/{run or wildcards.run}/template.npz"}
+    return {"template": RESULTS.template(run or wildcards.run)}
 
 
 def checks_report(path, name, figure=False):
