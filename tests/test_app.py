@@ -221,6 +221,47 @@ def test_explain_returns_shap_and_lime_per_feature_with_the_additivity_error(cli
     assert again["shap"]["values"] == body["shap"]["values"]  # seeded: the same answer every time
 
 
+def test_app_checks_and_explain_stage_give_the_same_shap_for_a_record(workdir, config):
+    """One loader (`TrainedRun`) and one record seed: the app, the explain stage and the checks give a record
+    the same SHAP values, whatever the record's position among the records explained with it."""
+    import copy
+    import dataclasses
+
+    from ecgxai.app.service import RunService
+    from ecgxai.data.ptbxl import LEADS
+    from ecgxai.explain.methods.explain_records import explain_maps
+    from ecgxai.explain.methods.settings import record_seed
+    from ecgxai.stages.checks import check_config
+    from ecgxai.trained_run import TrainedRun
+
+    cfg = copy.deepcopy(config)
+    cfg["explain"].update(features="bins", compare_features=False, background="zero")
+    cfg["serve"]["explain"] = {}  # the workflow's budget, so that the three paths can be compared
+    service = RunService(workdir / "results", RUN, cfg)
+    ids = [int(e) for e in service.test_ids[:3]]
+    eid, label = ids[-1], 1
+    app = np.array(service.explain(service.test_record(eid), label)["shap"]["values"])
+
+    run = TrainedRun.from_results(workdir / "results", RUN, cfg)
+    x, _ = run.test_signals(ids)  # the record third: its seed comes from its ecg_id, not its position
+    stage_cfg = {**cfg["explain"], "faithfulness": {"enabled": False}}
+    stage_cfg["shap"] = {**stage_cfg["shap"], "gradient": False}
+    expl = run.explain(x, [[label]] * len(ids), ids, stage_cfg, progress=False)
+    rows = expl.attributions[(expl.attributions.method == "shap") & (expl.attributions.ecg_id == eid)]
+    stage = rows.pivot(index="lead", columns="bin", values="value").reindex(list(LEADS)).to_numpy()
+
+    checks = dataclasses.replace(check_config(cfg["checks"], cfg["explain"], ["zero"]), methods=("shap",))
+    space = bin_space(x.shape[-1], run.n_bins)
+    maps = explain_maps(
+        run.model, x[-1], [label], space, {"zero": np.zeros_like(x[-1])}, checks, record_seed(checks.seed, eid)
+    )
+    from_checks = maps[("shap", "zero")].reshape(len(LEADS), run.n_bins)
+
+    assert app.shape == (len(LEADS), run.n_bins) and np.abs(app).sum() > 0
+    np.testing.assert_allclose(stage, app, atol=1e-6)
+    np.testing.assert_allclose(from_checks, app, atol=1e-6)
+
+
 def test_a_record_that_cannot_be_delineated_is_explained_on_time_bins_with_the_reason(service):
     from ecgxai.app.service import Record
 

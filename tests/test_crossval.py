@@ -68,7 +68,8 @@ def test_pooling_refuses_a_record_in_two_test_folds_and_foreign_folds(tmp_path):
 
 
 def test_ablation_pairs_each_variant_with_the_reference_of_its_seed(tmp_path):
-    from ecgxai.evaluation.ablation import ablation_table, paired_against_reference, summarize
+    from ecgxai.evaluation.ablation import paired_against_reference, summarize
+    from ecgxai.report.ablation import ablation_table
 
     rng = np.random.default_rng(1)
     ids, y = np.arange(1, 121), rng.integers(0, 2, (120, 2))
@@ -101,7 +102,8 @@ def test_ablation_per_label_shows_the_one_label_a_variant_changes(tmp_path):
     """A variant that degrades label B only: the macro Δ averages it away, the per-label table names B."""
     from sklearn.metrics import roc_auc_score
 
-    from ecgxai.evaluation.ablation import paired_per_label, per_label_table
+    from ecgxai.evaluation.ablation import paired_per_label
+    from ecgxai.report.ablation import per_label_table
 
     rng = np.random.default_rng(2)
     ids, y = np.arange(1, 201), rng.integers(0, 2, (200, 2))

@@ -14,11 +14,10 @@ from ecgxai.explain.correlate import correlations_from_attributions
 from ecgxai.explain.methods.explain_records import explain_records
 from ecgxai.explain.methods.shap_explainer import explain_shap, gradient_shap
 from ecgxai.explain.spaces.attention import attention_to_bins, attention_to_space, step_segment_overlap
-from ecgxai.explain.spaces.features import SEGMENTS, bin_space, segment_labels, wave_space
+from ecgxai.explain.spaces.features import SEGMENTS, bin_space, record_spaces, segment_labels, wave_space
 from ecgxai.explain.spaces.masking import Masker
 from ecgxai.explain.spaces.template import N_POINTS, NormalTemplate, build_normal_template, normal_template_background
 from ecgxai.report.plots.beats import beat_attribution, label_beat_profiles
-from ecgxai.stages.explain import record_spaces
 
 T, PERIOD, RATE = 400, 80, 100
 LEAD = LEADS.index("V2")

@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.evaluation.ablation import ablation_run
 from ecgxai.runlog import logged
+from ecgxai.stages.ablation import ablation_run
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

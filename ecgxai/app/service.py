@@ -2,7 +2,7 @@
 
 A record comes from an upload (through `ecgxai.data.user_record.prepare_user_record_scaled`, the
 `explain_record` rule's preprocessing) or from the run's test fold (already preprocessed by the
-workflow). Predictions are the `predict` rule's; explanations are `explain_signals`, the
+workflow). Predictions are the `predict` rule's; explanations are `TrainedRun.explain`, the
 `explain_record` rule's code path, with the app's budget from config `serve.explain`.
 """
 
@@ -21,19 +21,18 @@ import pyarrow.parquet as pq
 import torch
 
 from ecgxai.app.uploads import UploadError, parse_form, upload_folder, write_record_files
-from ecgxai.config import SPLITS, FilterSettings, data_path
+from ecgxai.config import SPLITS
 from ecgxai.data.conditioning import to_mv
-from ecgxai.data.normalization import training_scaler
-from ecgxai.data.parquet_io import lead_calibration, part_files, read_labels, read_metadata
+from ecgxai.data.parquet_io import lead_calibration, read_labels
 from ecgxai.data.ptbxl import LEADS, bundled_statements
 from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ecgxai.evaluation.context import context_sentence
-from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.spaces.attention import attention_to_space, broadcast_leads, pool_by_overlap, step_segment_overlap
 from ecgxai.explain.spaces.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
-from ecgxai.model.checkpoint import load_checkpoint
+from ecgxai.layout import Layout
 from ecgxai.report.tables import label_descriptions
 from ecgxai.report.viewer import validate_record
+from ecgxai.trained_run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -89,51 +88,34 @@ class RunService:
     def __init__(self, results: str | Path, run: str, config: dict):
         results = Path(results)
         self.results, self.config = results, config  # what an explain worker process needs to load the same run
-        model_dir = results / "models" / run
-        weights, thresholds_path = model_dir / "model.pt", model_dir / "thresholds.json"
-        if not weights.is_file() or not thresholds_path.is_file():
-            have = sorted(p.parent.name for p in (results / "models").glob("*/model.pt"))
-            raise FileNotFoundError(
-                f"{model_dir}: no trained run {run!r} (model.pt and thresholds.json); trained runs under "
-                f"{results / 'models'}: {have or 'none'}. Train it with: snakemake {weights}"
-            )
-        # the run's records: results/data/<rate>hz, or their renormalised copy for a run with its own `normalize`
-        self.data_dir = Path(data_path(config, run, results=str(results)))
-        test_parts = part_files(self.data_dir, SPLITS["test"])
-        if not test_parts:
-            raise FileNotFoundError(f"{self.data_dir}: no preprocessed test fold; run snakemake {self.data_dir}")
-        data_meta = read_metadata(test_parts[0])
+        self.trained = TrainedRun.from_results(results, run, config)  # the loader the workflow's stages use
+        self.run, self.data_dir = run, self.trained.data_dir
         # The conditioning the model was trained with, as the data Parquet records it.
-        self.settings = FilterSettings(**data_meta["filters"])
+        self.settings = self.trained.settings
         self.units = "z-score" if self.settings.zscore else "mV"
-        self.lead_stats = training_scaler(self.data_dir, self.settings)  # train_standard: the stored scaler
-
-        self.run = run
-        self.model, meta = load_checkpoint(weights)
-        self.model.eval()
-        self.label_names: list[str] = list(meta["label_names"])
-        self.thresholds = read_thresholds(thresholds_path, self.label_names)
-        self.label_set = json.loads(thresholds_path.read_text()).get("label_set")
+        self.lead_stats = self.trained.lead_stats
+        self.model, self.label_names = self.trained.model, self.trained.label_names
+        self.thresholds, self.label_set = self.trained.thresholds, self.trained.label_set
         self.descriptions = label_descriptions(self.label_names, bundled_statements())
-        context = results / "metrics" / run / "context.json"  # the evaluate rule's: data, records, labels, split
+        context = Path(
+            Layout(str(results)).metrics(run, "context")
+        )  # the evaluate rule's: data, records, labels, split
         self.context = context_sentence(json.loads(context.read_text())) if context.is_file() else ""
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
         self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
         self.delineation_method = config.get("delineate", {}).get("method", "neurokit_prominence")
-        self._template_path = results / "explain" / run / "template.npz"
-        if self.explain_cfg["background"] == "normal_template" and not self._template_path.is_file():
+        if self.explain_cfg["background"] == "normal_template" and self.trained.template is None:
             # the workflow builds it (rule normal_template); without it, the zero background
-            log.warning("%s missing: explanations use the zero background", self._template_path)
+            log.warning("%s missing: explanations use the zero background", Layout(str(results)).template(run))
             self.explain_cfg["background"] = "zero"
-        self._explain_inputs = None  # (reference, template), loaded by the first explanation
-
+        test_parts = self.trained.test_parts
         self._test_parts = test_parts
         self._bin_overlaps: dict[int, tuple[FeatureSpace, np.ndarray]] = {}
         self.test_ids = np.sort(
             np.concatenate([pq.read_table(p, columns=["ecg_id"]).column(0).to_numpy() for p in test_parts])
         )
         self._truth: dict[int, np.ndarray] = {}
-        labels_path = results / "data" / "labels.parquet"
+        labels_path = Path(Layout(str(results)).labels())
         if labels_path.is_file() and self.label_set:
             ids, y, names = read_labels(labels_path, self.label_set)
             if names == self.label_names:
@@ -343,15 +325,7 @@ class RunService:
     def explanation_inputs(self) -> tuple:
         """(training reference, normal template) of the explanations, loaded on first use: a prediction
         worker never needs them, nor shap, lime and matplotlib (~220 MB of its memory)."""
-        if self._explain_inputs is None:
-            from ecgxai.explain.spaces.template import NormalTemplate
-            from ecgxai.stages.explain import training_reference
-
-            template = None
-            if self.explain_cfg["background"] == "normal_template":
-                template = NormalTemplate.load(self._template_path)
-            self._explain_inputs = training_reference(self.data_dir, self.explain_cfg), template
-        return self._explain_inputs
+        return self.trained.training_reference(self.explain_cfg), self.trained.template
 
     def explain(self, rec: Record, label: int) -> dict:
         """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""
@@ -362,24 +336,7 @@ class RunService:
             if rec.beats is None or not len(rec.beats)
             else {rec.ecg_id: pd.DataFrame(rec.beats, columns=list(FIDUCIALS))}
         )
-        from ecgxai.stages.explain import explain_signals  # shap, lime: not in a process that only predicts
-
-        reference, template = self.explanation_inputs()
-        expl = explain_signals(
-            self.model,
-            rec.x[None],
-            [[label]],
-            self.label_names,
-            [rec.ecg_id],
-            self.data_dir,
-            self.explain_cfg,
-            n_bins=self.settings.n_bins,
-            rate=self.settings.rate,
-            progress=False,
-            reference=reference,
-            template=template,
-            beats=beats,
-        )
+        expl = self.trained.explain(rec.x[None], [[label]], [rec.ecg_id], self.explain_cfg, beats=beats, progress=False)
         seconds = time.perf_counter() - start
         name = self.label_names[label]
         attr, meta = expl.attributions, expl.meta.set_index("method")

@@ -354,7 +354,7 @@ def render_delineation(data_dir, delineation_dir, out_stem, n_examples: int = 4)
 
 def all_captions() -> dict[str, str]:
     """{report/<name>.rst: caption} of every figure and table the workflow puts in the report."""
-    from ecgxai.evaluation import ablation
+    from ecgxai.report import ablation
 
     return {
         **plots.CAPTIONS,

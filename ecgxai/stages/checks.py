@@ -15,20 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgxai.config import SPLITS
-from ecgxai.data.parquet_io import load_parquet_records
 from ecgxai.evaluation.predictions import read_predictions
-from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.checks.config import METHODS, CheckConfig
 from ecgxai.explain.checks.expert_rule_check import expert_rule_check
 from ecgxai.explain.checks.randomisation import randomisation_check
 from ecgxai.explain.checks.rules import load_rules, rules_for_labels, rules_table
 from ecgxai.explain.checks.seeds import seed_consistency
-from ecgxai.explain.methods.shap_explainer import sample_background
 from ecgxai.explain.spaces.features import space_for_record
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.outputs import write_tsv
 from ecgxai.report.plots.checks import expert_rule_alignment, randomisation_cascade, rule_deletion_probe
+from ecgxai.trained_run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -76,36 +73,27 @@ def _templates(template, kinds) -> tuple[dict, list[str]]:
 
 
 def load_run(weights, predictions, thresholds, data_dir, explain: dict, beats_dir=None) -> dict:
-    """Model, test signals in prediction order with labels, thresholds, feature spaces and references."""
-    model, _ = load_checkpoint(weights)
-    model.eval()
+    """The run (`TrainedRun`), its test signals in prediction order with labels, feature spaces and references."""
+    trained = TrainedRun(weights, thresholds, data_dir)
     pred = read_predictions(predictions)
-    names = list(pred["label_names"])
-    x_test, ids_test, meta = load_parquet_records(data_dir, SPLITS["test"])
-    order = {int(e): i for i, e in enumerate(ids_test)}
-    missing = [int(e) for e in pred["ecg_id"] if int(e) not in order]
-    if missing:
-        raise ValueError(f"ecg_ids {missing[:5]} of {predictions} missing from the test signals in {data_dir}")
-    x = x_test[[order[int(e)] for e in pred["ecg_id"]]]
-    ids = [int(e) for e in pred["ecg_id"]]
-    n_bins, rate = meta["filters"]["n_bins"], meta["sampling_rate"]
+    x, ids = trained.test_signals(pred["ecg_id"])
+    ids = [int(e) for e in ids]
     beats = _beats(beats_dir, ids)
-    spaces = [space_for_record("waves", x.shape[-1], n_bins, beats.get(e)) for e in ids]
-    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])  # one fold: as the explain stage
+    spaces = [space_for_record("waves", x.shape[-1], trained.n_bins, beats.get(e)) for e in ids]
+    shap = explain.get("shap", {})
     return dict(
-        model=model,
+        trained=trained,
+        model=trained.model,
         x=x,
         ids=ids,
         y_true=np.asarray(pred["y_true"]),
         prob=np.asarray(pred["prob"]),
-        names=names,
-        thresholds=read_thresholds(thresholds, names),
+        names=trained.label_names,
+        thresholds=trained.thresholds,
         spaces=spaces,
-        rate=rate,
-        lead_means=x_train.mean(axis=(0, 2)),
-        gradient_background=sample_background(
-            x_train, explain.get("shap", {}).get("gradient_background", 32), explain.get("seed", 0)
-        ),
+        rate=trained.rate,
+        lead_means=trained.lead_means,
+        gradient_background=trained.gradient_background(shap.get("gradient_background", 32), explain.get("seed", 0)),
         n_delineated=sum(s.kind == "waves" for s in spaces),
     )
 
@@ -230,8 +218,9 @@ def seed_consistency_stage(
     """
     runs = list(weights)
     run = load_run(weights[runs[0]], predictions, thresholds, data, explain, beats)
-    models = {r: load_checkpoint(weights[r])[0].eval() for r in runs}
-    names = {r: load_checkpoint(weights[r])[1]["label_names"] for r in runs}
+    loaded = {r: load_checkpoint(weights[r]) for r in runs}
+    models = {r: model.eval() for r, (model, _) in loaded.items()}
+    names = {r: meta["label_names"] for r, (_, meta) in loaded.items()}
     for r in runs[1:]:
         if names[r] != names[runs[0]]:
             raise ValueError(

@@ -17,63 +17,39 @@ from ecgxai.config import SPLITS
 from ecgxai.data.parquet_io import load_parquet_records, read_labels
 from ecgxai.evaluation.predictions import read_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.explain.methods.explain_records import Explanations, explain_records
-from ecgxai.explain.methods.shap_explainer import sample_background
+from ecgxai.explain.methods.explain_records import Explanations
 from ecgxai.explain.select import labels_to_explain, select_records
-from ecgxai.explain.spaces.features import FeatureSpace, NotDelineated, bin_space, space_for_record
+from ecgxai.explain.spaces.features import NotDelineated, space_for_record
 from ecgxai.explain.spaces.template import NormalTemplate, build_normal_template
-from ecgxai.model.checkpoint import load_checkpoint
-from ecgxai.model.inference import Probabilities, model_functions
+from ecgxai.model.inference import model_functions
 from ecgxai.outputs import write_tsv
+from ecgxai.trained_run import TrainedRun
 
 log = logging.getLogger(__name__)
 
 
-def rows_of(ids_all: np.ndarray, wanted) -> np.ndarray:
-    """Row index of each wanted ecg_id in the sorted id array (all must be present)."""
-    wanted = np.asarray(wanted)
-    pos = np.clip(np.searchsorted(ids_all, wanted), 0, len(ids_all) - 1)
-    if not np.all(ids_all[pos] == wanted):
-        raise ValueError(f"ecg_ids {wanted[ids_all[pos] != wanted][:5].tolist()} missing from the signal data")
-    return pos
-
-
-def _selected(weights, predictions, thresholds, data_dir, cfg: dict) -> dict:
-    """The model, the selected test records (signals, label indices) and the selection table."""
-    model, _ = load_checkpoint(weights)
-    model.eval()
+def selected_records(run: TrainedRun, predictions, cfg: dict) -> dict:
+    """The test records the explain config `cfg` selects from the run's test predictions: their signals, label
+    indices to explain, ecg_ids and the selection table."""
     pred = read_predictions(predictions)
     names = pred["label_names"]
-    thr = read_thresholds(thresholds, names)
+    if list(names) != run.label_names:
+        raise ValueError(f"{predictions} predicts labels {list(names)}, the run {run.name} {run.label_names}")
     selection = select_records(
         pred["prob"],
         pred["y_true"],
         pred["ecg_id"],
         cfg["strategy"],
         cfg["records"],
-        thresholds=thr,
+        thresholds=run.thresholds,
         seed=cfg["seed"],
         label_names=names,
     )
     rows = selection["row"].to_numpy()
-    labels = labels_to_explain(pred["prob"][rows], thr, cfg["top_k"])
+    labels = labels_to_explain(pred["prob"][rows], run.thresholds, cfg["top_k"])
     selection = selection.assign(explained_labels=[",".join(names[c] for c in ls) for ls in labels])
-    x_test, ids_test, data_meta = load_parquet_records(data_dir, SPLITS["test"])
-    ids = pred["ecg_id"][rows]
-    return dict(
-        model=model,
-        x=x_test[rows_of(ids_test, ids)],
-        labels=labels,
-        names=names,
-        ids=ids,
-        selection=selection,
-        n_bins=data_meta["filters"]["n_bins"],
-        rate=data_meta["sampling_rate"],
-    )
-
-
-def _template(template):
-    return NormalTemplate.load(template) if isinstance(template, (str, Path)) else template
+    x, ids = run.test_signals(pred["ecg_id"][rows])
+    return dict(x=x, labels=labels, ids=ids, selection=selection)
 
 
 def explain_run(
@@ -91,7 +67,8 @@ def explain_run(
     beats_dir: the delineation output (beat tables); without it every record is explained on time
     bins. template: the NORM template (.npz or object) that `background: normal_template` needs.
     """
-    s = _selected(weights, predictions, thresholds, data_dir, cfg)
+    run = TrainedRun(weights, thresholds, data_dir, template=template)
+    s = selected_records(run, predictions, cfg)
     log.info(
         "explaining %d test records (%s), %d record-label pairs, features %s%s",
         len(s["ids"]),
@@ -101,20 +78,7 @@ def explain_run(
         " and the other space" if cfg.get("compare_features", True) else "",
     )
     beats = read_beats_by_record(beats_dir, s["ids"]) if beats_dir else None
-    expl = explain_signals(
-        s["model"],
-        s["x"],
-        s["labels"],
-        s["names"],
-        s["ids"].tolist(),
-        data_dir,
-        cfg,
-        n_bins=s["n_bins"],
-        rate=s["rate"],
-        progress=progress,
-        beats=beats,
-        template=_template(template),
-    )
+    expl = run.explain(s["x"], s["labels"], s["ids"].tolist(), cfg, beats=beats, progress=progress)
     return expl, s["selection"]
 
 
@@ -125,38 +89,34 @@ def explain_backgrounds_run(
     (SHAP and LIME, configured feature space); rows of `backgrounds.compare_backgrounds`."""
     from ecgxai.explain.backgrounds import compare_backgrounds
 
-    s = _selected(weights, predictions, thresholds, data_dir, cfg)
+    run = TrainedRun(weights, thresholds, data_dir, template=template)
+    s = selected_records(run, predictions, cfg)
     n = min(int(bg_cfg["records"]), len(s["ids"]))
-    template = _template(template)
-    compare = [b for b in bg_cfg["compare"] if b != "normal_template" or template is not None]
+    compare = [b for b in bg_cfg["compare"] if b != "normal_template" or run.template is not None]
     dropped = sorted(set(bg_cfg["compare"]) - set(compare))
     if dropped:
         log.warning("backgrounds %s left out: no normal template (needs delineation)", dropped)
     beats = read_beats_by_record(beats_dir, s["ids"][:n]) if beats_dir else None
     T = s["x"].shape[-1]
     spaces = [
-        [space_for_record(cfg.get("features", "waves"), T, s["n_bins"], None if beats is None else beats.get(int(e)))]
+        [space_for_record(cfg.get("features", "waves"), T, run.n_bins, None if beats is None else beats.get(int(e)))]
         for e in s["ids"][:n]
     ]
-    lead_means = None
-    if "mean" in compare:
-        x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
-        lead_means = x_train.mean(axis=(0, 2))
-    predict_proba, _ = model_functions(s["model"])
+    predict_proba, _ = model_functions(run.model)
     log.info("comparing backgrounds %s on %d records", compare, n)
     return compare_backgrounds(
         predict_proba,
         s["x"][:n],
         s["labels"][:n],
-        s["names"],
+        run.label_names,
         s["ids"][:n],
         spaces,
         compare,
         cfg,
-        template=template,
-        lead_means=lead_means,
+        template=run.template,
+        lead_means=run.lead_means if "mean" in compare else None,
         blur_sigma_s=cfg["blur_sigma_s"],
-        rate=s["rate"],
+        rate=run.rate,
     )
 
 
@@ -165,95 +125,6 @@ def space_table(meta: pd.DataFrame, requested: str) -> pd.DataFrame:
     m = meta[meta["method"] == "shap"]
     out = m.groupby(["ecg_id", "feature_space"], sort=False)["notes"].first().reset_index()
     return out.assign(requested=requested)[["ecg_id", "requested", "feature_space", "notes"]]
-
-
-def training_reference(data_dir, cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(lead means [12], gradient-SHAP background records) from the training data, where `cfg` needs them."""
-    if not (cfg["background"] == "mean" or cfg["shap"]["gradient"]):
-        return None, None
-    # one training fold is a large enough sample for means and the gradient reference
-    x_train, _, _ = load_parquet_records(data_dir, SPLITS["train"][:1])
-    lead_means = x_train.mean(axis=(0, 2))
-    return lead_means, sample_background(x_train, cfg["shap"]["gradient_background"], cfg["seed"])
-
-
-def explain_signals(
-    model,
-    x: np.ndarray,
-    labels,
-    label_names,
-    ecg_ids,
-    data_dir,
-    cfg: dict,
-    *,
-    n_bins: int,
-    rate: int,
-    progress: bool = True,
-    beats: dict | None = None,
-    template: NormalTemplate | None = None,
-    reference: tuple | None = None,
-) -> Explanations:
-    """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config).
-
-    The training data in `data_dir` provides the lead means and the gradient-SHAP reference, or
-    `reference` (from `training_reference`) when a caller explains many requests (the live app).
-    beats: ecg_id -> beat table (features.FIDUCIALS columns) for the wave space; records without one
-    are explained on time bins. template: the NormalTemplate for `background: normal_template`.
-    """
-    if cfg["background"] == "normal_template" and template is None:
-        raise ValueError(
-            "explain.background normal_template needs the NORM template (rule normal_template, from delineated "
-            "NORM training records); choose another background or provide delineation"
-        )
-    spaces = [
-        record_spaces(
-            cfg.get("features", "waves"),
-            x.shape[-1],
-            n_bins,
-            None if beats is None else beats.get(e),
-            cfg.get("compare_features", True),
-        )
-        for e in ecg_ids
-    ]
-    lead_means, grad_bg = reference if reference is not None else training_reference(data_dir, cfg)
-
-    predict_proba, attention = model_functions(model)
-    return explain_records(
-        predict_proba,
-        x,
-        labels,
-        n_bins=n_bins,
-        background=cfg["background"],
-        shap_cfg=cfg["shap"],
-        lime_cfg=cfg["lime"],
-        attention_fn=attention,
-        step_edges=model.step_to_sample_edges(x.shape[-1]),
-        seed=cfg["seed"],
-        progress=progress,
-        ecg_ids=list(ecg_ids),
-        label_names=label_names,
-        lead_means=lead_means,
-        blur_sigma_s=cfg["blur_sigma_s"],
-        rate=rate,
-        gradient_model=Probabilities(model) if cfg["shap"]["gradient"] else None,
-        gradient_background=grad_bg,
-        faithfulness_cfg=cfg["faithfulness"],
-        correlations=False,
-        spaces=spaces,
-        template=template,
-    )
-
-
-def record_spaces(kind: str, T: int, n_bins: int, beats=None, compare: bool = True) -> list[FeatureSpace]:
-    """The spaces to explain one record in: the configured one first (waves falls back to bins with a
-    note), then, with `compare`, the other one where the record has it."""
-    primary = space_for_record(kind, T, n_bins, beats)
-    if not compare:
-        return [primary]
-    if primary.kind == "waves":
-        return [primary, bin_space(T, n_bins)]
-    other = space_for_record("waves", T, n_bins, beats)
-    return [primary, other] if other.kind == "waves" else [primary]
 
 
 def read_beats_by_record(beats_dir, ecg_ids=None) -> dict:

@@ -1,7 +1,7 @@
 """The explain_record stage: a user's own ECG through the trained model, the explainers and a viewer page.
 
 Shares its steps with the training data (ecgxai.data.user_record conditions the record the same way) and with the
-explain stage (ecgxai.stages.explain.explain_signals).
+explain stage (`TrainedRun.explain`).
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import pandas as pd
 
 from ecgxai.config import FilterSettings
 from ecgxai.data.conditioning import to_mv
-from ecgxai.data.normalization import training_scaler
 from ecgxai.data.ptbxl import bundled_statements
 from ecgxai.data.user_record import prepare_user_record_scaled
-from ecgxai.evaluation.thresholds import read_thresholds
 from ecgxai.explain.select import labels_to_explain
 from ecgxai.explain.spaces.features import FIDUCIALS
-from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.model.training import predict
 from ecgxai.outputs import write_tsv
-from ecgxai.stages.explain import explain_signals
+from ecgxai.trained_run import TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -74,32 +71,18 @@ def explain_user_record(
     """Predict and explain the WFDB record `record` (a .hea path); write the predictions table, the attributions
     (Parquet) and a viewer page. Returns the predictions table. template: the NORM template (.npz) that
     `background: normal_template` needs (a record without delineation gets its repeated normal cycle)."""
-    from ecgxai.explain.spaces.template import NormalTemplate
     from ecgxai.report.render import viewer_records
     from ecgxai.report.viewer import render_viewer
 
-    settings = FilterSettings(**filters)
-    x, lead_scale, lead_offset, notes = prepare_user_record_scaled(record, settings, training_scaler(data, settings))
-    model, meta = load_checkpoint(weights)
-    names = meta["label_names"]
-    thr = read_thresholds(thresholds, names)
-    probs, _ = predict(model, x[None], device="cpu")
+    run = TrainedRun(weights, thresholds, data, template=template, settings=FilterSettings(**filters))
+    settings = run.settings
+    x, lead_scale, lead_offset, notes = prepare_user_record_scaled(record, settings, run.lead_stats)
+    names, thr = run.label_names, run.thresholds
+    probs, _ = predict(run.model, x[None], device="cpu")
     labels = labels_to_explain(probs, thr, explain["top_k"])
     # delineated once: the wave features of the explanation and the viewer's bands share these beats
     beats = _viewer_beats(to_mv(x, lead_scale, lead_offset), settings.rate, delineation_method)
-    expl = explain_signals(
-        model,
-        x[None],
-        labels,
-        names,
-        [0],
-        data,
-        explain,
-        n_bins=settings.n_bins,
-        rate=settings.rate,
-        template=NormalTemplate.load(template) if template else None,
-        beats={0: beats} if len(beats) else None,
-    )
+    expl = run.explain(x[None], labels, [0], explain, beats={0: beats} if len(beats) else None)
 
     table = predictions_table(names, probs[0], thr)
     write_tsv(table, predictions)

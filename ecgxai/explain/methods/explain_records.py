@@ -8,7 +8,7 @@ faithfulness curves. A record can be explained in several spaces in one call (wa
 compare them); every output row names its feature space. Everything comes back as tidy DataFrames.
 
 Defaults (2 CPU cores, HybridECGNet at T=1000; see benchmarks/explain.py):
-  SHAP  npermutations=2  -> 2 x (2F + 1) model calls per record: 291 on 72 wave features, 962 on 240 bins
+  SHAP  npermutations=2  -> 2 x (2F + 1) coalitions per record over its F features, plus the record itself
   LIME  num_samples=1000, kernel_width=25 (x100 cosine distance), uniform-count sampling
   faithfulness 13 points per curve, shap/lime/attention/random rankings
 """

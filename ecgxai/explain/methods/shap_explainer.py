@@ -33,7 +33,7 @@ from ecgxai.explain.spaces.masking import Masker, masked_predict
 @dataclass
 class ShapConfig:
     explainer: str = "permutation"  # or "kernel" (see the module docstring for why not by default)
-    npermutations: int = 2  # 2 x (2F + 1) model calls per record: 291 at 72 wave features, 962 at 240 bins
+    npermutations: int = 2  # n x (2F + 1) coalitions per record, plus the record: counts in benchmarks/explain.py
     kernel_nsamples: int | None = None  # None: npermutations * (2F + 1), the permutation budget
     chunk: int = 512  # coalitions turned into signals per predict_proba call
     gradient: bool = True  # run GradientExplainer when a torch model is given

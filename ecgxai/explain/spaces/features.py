@@ -217,3 +217,15 @@ def space_for_record(kind: str, T: int, n_bins: int, beats=None) -> FeatureSpace
         space.lead_names,
         (f"fell back to {n_bins} time bins per lead: {reason}",),
     )
+
+
+def record_spaces(kind: str, T: int, n_bins: int, beats=None, compare: bool = True) -> list[FeatureSpace]:
+    """The spaces to explain one record in: the configured one first (waves falls back to bins with a
+    note), then, with `compare`, the other one where the record has it."""
+    primary = space_for_record(kind, T, n_bins, beats)
+    if not compare:
+        return [primary]
+    if primary.kind == "waves":
+        return [primary, bin_space(T, n_bins)]
+    other = space_for_record("waves", T, n_bins, beats)
+    return [primary, other] if other.kind == "waves" else [primary]

@@ -1,0 +1,69 @@
+"""The ablation rule: collect the grid's runs, compare each with the reference run (paired), write tables and figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ecgxai.config import run_name
+from ecgxai.evaluation.ablation import collect, paired_against_reference, paired_per_label, summarize
+from ecgxai.outputs import write_tsv
+from ecgxai.report import tables
+from ecgxai.report.ablation import ablation_figure, ablation_table, per_label_table
+
+
+def ablation_run(
+    *,
+    ablation: dict,
+    runs,
+    reference: str,
+    evaluate: dict,
+    metrics,
+    contexts,
+    models,
+    histories,
+    predictions,
+    thresholds,
+    shape,
+    per_run,
+    paired,
+    per_label,
+    per_label_table_path,
+    table,
+    figure,
+) -> pd.DataFrame:
+    """The ablation stage: per-run table, paired comparisons against `reference` (TSV), summary table
+    (TSV/MD/TeX), per-label paired ΔAUC (`per_label`: every seed, TSV; `per_label_table_path`: over
+    seeds, TSV/MD/TeX) and figure (PNG/PDF). `runs` names the runs in the order of the path lists (the rule's
+    inputs); `table` and `figure` are the .tsv and .png paths, the .md/.tex and .pdf are written beside them.
+    """
+    runs = list(runs)
+    lists = (metrics, contexts, models, histories, predictions, thresholds)
+    if any(len(x) != len(runs) for x in lists):
+        raise ValueError(f"{len(runs)} runs but path lists of lengths {[len(x) for x in lists]}")
+    variant_seed = {run_name(v, s): (v, int(s)) for v in ablation["grid"] for s in ablation["seeds"]}
+    unknown = [r for r in runs if r not in variant_seed]
+    if unknown:
+        raise ValueError(f"runs {unknown} are not in the ablation grid {sorted(variant_seed)}")
+    items = [
+        {"run": r, "variant": variant_seed[r][0], "seed": variant_seed[r][1], "overall": o, "context": c,
+         "model": m, "history": h, "predictions": p, "thresholds": t}
+        for r, o, c, m, h, p, t in zip(runs, *lists)
+    ]  # fmt: skip
+    rows = collect(items, tuple(shape))
+    write_tsv(rows, per_run)
+    pairs = paired_against_reference(
+        items, reference, n_boot=evaluate["n_boot"], seed=evaluate["seed"], ci=evaluate["ci"]
+    )
+    write_tsv(pairs, paired)
+    summary = summarize(rows, pairs)
+    with open(contexts[0]) as f:
+        note = tables.context_note(json.load(f))
+    ablation_table(summary, Path(table).with_suffix(""), reference, note)
+    labels = paired_per_label(items, reference, n_boot=evaluate["n_boot"], seed=evaluate["seed"], ci=evaluate["ci"])
+    write_tsv(labels, per_label)
+    per_label_table(labels, Path(per_label_table_path).with_suffix(""), reference, note)
+    ablation_figure(rows, Path(figure).with_suffix(""), pairs, reference)
+    return summary
