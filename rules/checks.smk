@@ -39,8 +39,8 @@ rule expert_rules:
         mem_mb=4000,
         runtime=120,
     params:
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
-        checks=config["checks"],
+        explain=CHECKS_EXPLAIN_PARAMS,
+        checks=CHECKS_PARAMS,
     script:
         "../workflow_scripts/expert_rules.py"
 
@@ -71,8 +71,8 @@ rule sanity:
         mem_mb=4000,
         runtime=120,
     params:
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
-        checks=config["checks"],
+        explain=CHECKS_EXPLAIN_PARAMS,
+        checks=CHECKS_PARAMS,
     script:
         "../workflow_scripts/sanity.py"
 
@@ -105,7 +105,7 @@ rule seed_consistency:
         runtime=120,
     params:
         runs=SEED_RUNS,
-        explain={k: v for k, v in config["explain"].items() if k not in ("runs", "n_boot")},
-        checks=config["checks"],
+        explain=CHECKS_EXPLAIN_PARAMS,
+        checks=CHECKS_PARAMS,
     script:
         "../workflow_scripts/seed_consistency.py"

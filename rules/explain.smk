@@ -148,7 +148,7 @@ rule explain_record:
         runtime=30,
     params:
         filters={**FILTERS.as_dict(), "normalize": run_normalize(config, config["explain_record"]["run"])},
-        explain={**EXPLAIN_PARAMS, "compare_features": False},  # the run's space: waves where delineated
+        explain={**RECORD_EXPLAIN_PARAMS, "compare_features": False},  # the run's space: waves where delineated
         delineation_method=config["delineate"]["method"],
     script:
         "../workflow_scripts/explain_record.py"

@@ -119,3 +119,19 @@ def test_evaluation_parameter_reruns_only_evaluate(quick_workdir, quick_config, 
     assert not UPSTREAM & set(job_counts(run.log))
     assert {f: (workdir / "results" / f).stat().st_mtime_ns for f in kept} == kept
     assert all(p.stat().st_mtime_ns > t for p, t in before.items())
+
+
+def test_explain_records_reruns_explain_not_the_checks(quick_workdir, quick_config, tmp_path):
+    """Each rule gets only the settings its stage reads: which test records the explain stage picks is
+    no business of the checks rules or of explain_record, so editing explain.records reruns explain
+    (and what reads its outputs), never expert_rules, sanity or seed_consistency."""
+    changed = tmp_path / "changed.yaml"
+    cfg = yaml.safe_load(quick_config.read_text())
+    cfg["explain"]["records"] += 1
+    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    dry = run_ok(quick_workdir, "--configfile", str(changed), "--dry-run")
+    jobs = dry_run_jobs(dry.log)
+    params_changed = {rule for rule, reason in jobs if "Params have changed" in reason}
+    assert "explain" in params_changed, jobs
+    assert not {"expert_rules", "sanity", "seed_consistency", "explain_record"} & {rule for rule, _ in jobs}, jobs
+    assert not UPSTREAM & {rule for rule, _ in jobs}, jobs
