@@ -11,8 +11,8 @@ unmasked signals) and their ratio, then the projection for 100 records x top-3 l
 Targets on 2 CPU cores (issue 10): waves SHAP + LIME <= 0.2 s per record, 100 records x top-3
 labels <= 1 minute.
 
-Defaults being timed (ecgxai.explain): SHAP npermutations=2 (291 calls/record on 72 features,
-962 on 240 bins), LIME num_samples=1000; with --full also gradient SHAP and the whole
+Defaults being timed (ecgxai.explain): SHAP npermutations=2 (2 x (2F + 1) + 1 model calls per record of F
+features; the counts are printed), LIME num_samples=1000; with --full also gradient SHAP and the whole
 `explain_records` on waves + bins (attention, faithfulness curves).
 """
 
