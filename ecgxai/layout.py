@@ -56,6 +56,14 @@ class Layout:
         """Validation-tuned thresholds: the holdout model's, or every fold model's (crossval)."""
         return self.model_dir(run, crossval) + "/thresholds.json"
 
+    def run_config(self, run) -> str:
+        """The run's resolved settings (`model`, `train`, ...) as its training used them."""
+        return self._p("models", run, "run_config.yaml")
+
+    def fold_model(self, run, fold, file: str) -> str:
+        """A file of cross-validation fold model `fold`, e.g. `model.pt`, `thresholds.json` (rule train_cv)."""
+        return self._p("models", run, "cv", f"fold{fold}", file)
+
     def history(self, run, crossval: bool = False) -> str:
         """Training history: the holdout model's, or the fold-10 model's (crossval)."""
         return self._p("models", run, *(["cv", "fold10"] if crossval else []), "history.tsv")
@@ -65,6 +73,12 @@ class Layout:
         if split not in PREDICTION_SPLITS and not split.startswith("{"):
             raise ValueError(f"split must be one of {PREDICTION_SPLITS}, not {split!r}")
         return self._p("predictions", run, f"{split}.parquet")
+
+    def fold_predictions(self, run, fold, split: str) -> str:
+        """Fold model `fold`'s predictions on its `val` or `test` fold (rule predict_cv)."""
+        if split not in ("val", "test") and not split.startswith("{"):
+            raise ValueError(f"split must be val or test, not {split!r}")
+        return self._p("predictions", run, "cv", f"fold{fold}_{split}.parquet")
 
     def scored_predictions(self, run, crossval: bool = False) -> str:
         """The predictions a run is scored on: fold 10 (holdout) or the pooled out-of-fold ones (crossval)."""

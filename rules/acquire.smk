@@ -4,11 +4,11 @@ rule acquire:
     input:
         acquire_inputs,
     output:
-        manifest="results/data/source.json",
+        manifest=RESULTS.source_manifest(),
     log:
-        "results/logs/acquire.log",
+        RESULTS.log("acquire"),
     benchmark:
-        "results/benchmarks/acquire.tsv"
+        RESULTS.benchmark("acquire")
     conda:
         "../envs/data.yaml"
     threads: 4

@@ -13,25 +13,25 @@ rule expert_rules:
         unpack(checks_template),
         weights=rules.train.output.weights,
         thresholds=rules.train.output.thresholds,
-        predictions="results/predictions/{run}/test.parquet",
+        predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
     output:
-        shares=f"{CHECKS}/rule_shares.parquet",
-        alignment=checks_report(f"{CHECKS}/expert_rule_alignment.tsv", "expert_rule_alignment_table"),
-        probe=checks_report(f"{CHECKS}/rule_deletion_probe.tsv", "rule_deletion_probe_table"),
-        probe_records=f"{CHECKS}/rule_deletion_probe_records.tsv",
-        background=checks_report(f"{CHECKS}/background_check.tsv", "background_check"),
-        background_records=f"{CHECKS}/background_check_records.tsv",
-        skipped=f"{CHECKS}/expert_rules_skipped.tsv",
-        rules=checks_report(f"{CHECKS}/expert_rules.tsv", "expert_rules_table"),
-        alignment_figure=checks_report("results/figures/{run}/expert_rule_alignment.png", "expert_rule_alignment"),
-        alignment_figure_pdf="results/figures/{run}/expert_rule_alignment.pdf",
-        probe_figure=checks_report("results/figures/{run}/rule_deletion_probe.png", "rule_deletion_probe"),
-        probe_figure_pdf="results/figures/{run}/rule_deletion_probe.pdf",
+        shares=RESULTS.checks("{run}", "rule_shares.parquet"),
+        alignment=checks_report(RESULTS.checks("{run}", "expert_rule_alignment.tsv"), "expert_rule_alignment_table"),
+        probe=checks_report(RESULTS.checks("{run}", "rule_deletion_probe.tsv"), "rule_deletion_probe_table"),
+        probe_records=RESULTS.checks("{run}", "rule_deletion_probe_records.tsv"),
+        background=checks_report(RESULTS.checks("{run}", "background_check.tsv"), "background_check"),
+        background_records=RESULTS.checks("{run}", "background_check_records.tsv"),
+        skipped=RESULTS.checks("{run}", "expert_rules_skipped.tsv"),
+        rules=checks_report(RESULTS.checks("{run}", "expert_rules.tsv"), "expert_rules_table"),
+        alignment_figure=checks_report(RESULTS.figure("{run}", "expert_rule_alignment", "png"), "expert_rule_alignment"),
+        alignment_figure_pdf=RESULTS.figure("{run}", "expert_rule_alignment", "pdf"),
+        probe_figure=checks_report(RESULTS.figure("{run}", "rule_deletion_probe", "png"), "rule_deletion_probe"),
+        probe_figure_pdf=RESULTS.figure("{run}", "rule_deletion_probe", "pdf"),
     log:
-        "results/logs/expert_rules/{run}.log",
+        RESULTS.log("expert_rules", "{run}"),
     benchmark:
-        "results/benchmarks/expert_rules/{run}.tsv"
+        RESULTS.benchmark("expert_rules", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -52,18 +52,18 @@ rule sanity:
         unpack(checks_template),
         weights=rules.train.output.weights,
         thresholds=rules.train.output.thresholds,
-        predictions="results/predictions/{run}/test.parquet",
+        predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
     output:
-        records=f"{CHECKS}/randomisation_records.tsv",
-        summary=checks_report(f"{CHECKS}/randomisation.tsv", "randomisation_table"),
-        flags=checks_report(f"{CHECKS}/method_flags.tsv", "method_flags"),
-        figure=checks_report("results/figures/{run}/randomisation_cascade.png", "randomisation_cascade"),
-        figure_pdf="results/figures/{run}/randomisation_cascade.pdf",
+        records=RESULTS.checks("{run}", "randomisation_records.tsv"),
+        summary=checks_report(RESULTS.checks("{run}", "randomisation.tsv"), "randomisation_table"),
+        flags=checks_report(RESULTS.checks("{run}", "method_flags.tsv"), "method_flags"),
+        figure=checks_report(RESULTS.figure("{run}", "randomisation_cascade", "png"), "randomisation_cascade"),
+        figure_pdf=RESULTS.figure("{run}", "randomisation_cascade", "pdf"),
     log:
-        "results/logs/sanity/{run}.log",
+        RESULTS.log("sanity", "{run}"),
     benchmark:
-        "results/benchmarks/sanity/{run}.tsv"
+        RESULTS.benchmark("sanity", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -82,21 +82,21 @@ rule seed_consistency:
     input:
         unpack(checks_delineation),
         unpack(lambda wc: checks_template(wc, run=SEED_RUNS[0]) if SEED_RUNS else {}),
-        weights=expand("results/models/{run}/model.pt", run=SEED_RUNS),
-        thresholds=expand("results/models/{run}/thresholds.json", run=SEED_RUNS[:1]),
-        predictions=expand("results/predictions/{run}/test.parquet", run=SEED_RUNS[:1]),
+        weights=expand(RESULTS.weights("{run}"), run=SEED_RUNS),
+        thresholds=expand(RESULTS.thresholds("{run}"), run=SEED_RUNS[:1]),
+        predictions=expand(RESULTS.predictions("{run}", "test"), run=SEED_RUNS[:1]),
         data=data_path(config, SEED_RUNS[0]) if SEED_RUNS else DATA,
     output:
-        records="results/explain/seed_consistency/records.tsv",
+        records=RESULTS.seed_consistency("records.tsv"),
         summary=report(
-            "results/explain/seed_consistency/summary.tsv",
+            RESULTS.seed_consistency("summary.tsv"),
             caption="../report/seed_consistency.rst",
             category="Explanation checks",
         ),
     log:
-        "results/logs/seed_consistency.log",
+        RESULTS.log("seed_consistency"),
     benchmark:
-        "results/benchmarks/seed_consistency.tsv"
+        RESULTS.benchmark("seed_consistency")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))

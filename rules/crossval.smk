@@ -6,17 +6,17 @@
 rule train_cv:
     input:
         data=run_data,
-        labels="results/data/labels.parquet",
+        labels=RESULTS.labels(),
     output:
-        weights="results/models/{run}/cv/fold{fold}/model.pt",
-        sidecar="results/models/{run}/cv/fold{fold}/model.json",
-        history="results/models/{run}/cv/fold{fold}/history.tsv",
-        thresholds="results/models/{run}/cv/fold{fold}/thresholds.json",
-        config="results/models/{run}/cv/fold{fold}/run_config.yaml",
+        weights=RESULTS.fold_model("{run}", "{fold}", "model.pt"),
+        sidecar=RESULTS.fold_model("{run}", "{fold}", "model.json"),
+        history=RESULTS.fold_model("{run}", "{fold}", "history.tsv"),
+        thresholds=RESULTS.fold_model("{run}", "{fold}", "thresholds.json"),
+        config=RESULTS.fold_model("{run}", "{fold}", "run_config.yaml"),
     log:
-        "results/logs/train_cv/{run}/fold{fold}.log",
+        RESULTS.log("train_cv", "{run}/fold{fold}"),
     benchmark:
-        "results/benchmarks/train_cv/{run}/fold{fold}.tsv"
+        RESULTS.benchmark("train_cv", "{run}/fold{fold}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -34,15 +34,15 @@ rule train_cv:
 rule predict_cv:
     input:
         data=run_data,
-        labels="results/data/labels.parquet",
+        labels=RESULTS.labels(),
         weights=rules.train_cv.output.weights,
         sidecar=rules.train_cv.output.sidecar,
     output:
-        predictions="results/predictions/{run}/cv/fold{fold}_{split}.parquet",
+        predictions=RESULTS.fold_predictions("{run}", "{fold}", "{split}"),
     log:
-        "results/logs/predict_cv/{run}/fold{fold}_{split}.log",
+        RESULTS.log("predict_cv", "{run}/fold{fold}_{split}"),
     benchmark:
-        "results/benchmarks/predict_cv/{run}/fold{fold}_{split}.tsv"
+        RESULTS.benchmark("predict_cv", "{run}/fold{fold}_{split}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -58,15 +58,15 @@ rule predict_cv:
 
 rule pool_cv:
     input:
-        predictions=expand("results/predictions/{{run}}/cv/fold{fold}_test.parquet", fold=FOLDS),
-        thresholds=expand("results/models/{{run}}/cv/fold{fold}/thresholds.json", fold=FOLDS),
+        predictions=expand(RESULTS.fold_predictions("{{run}}", "{fold}", "test"), fold=FOLDS),
+        thresholds=expand(RESULTS.fold_model("{{run}}", "{fold}", "thresholds.json"), fold=FOLDS),
     output:
-        predictions="results/predictions/{run}/crossval.parquet",
-        thresholds="results/models/{run}/cv/thresholds.json",
+        predictions=RESULTS.predictions("{run}", "crossval"),
+        thresholds=RESULTS.thresholds("{run}", crossval=True),
     log:
-        "results/logs/pool_cv/{run}.log",
+        RESULTS.log("pool_cv", "{run}"),
     benchmark:
-        "results/benchmarks/pool_cv/{run}.tsv"
+        RESULTS.benchmark("pool_cv", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: 1

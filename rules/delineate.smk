@@ -4,9 +4,9 @@ rule delineate:
     output:
         beats=directory(DELINEATION),
     log:
-        "results/logs/delineate.log",
+        RESULTS.log("delineate"),
     benchmark:
-        "results/benchmarks/delineate.tsv"
+        RESULTS.benchmark("delineate")
     conda:
         "../envs/data.yaml"
     threads: workflow.cores
@@ -27,15 +27,15 @@ rule render_delineation:
         beats=DELINEATION,
     output:
         png=report(
-            "results/figures/delineation_examples.png",
+            RESULTS.figure(None, "delineation_examples", "png"),
             caption="../report/delineation_examples.rst",
             category="Delineation",
         ),
-        pdf="results/figures/delineation_examples.pdf",
+        pdf=RESULTS.figure(None, "delineation_examples", "pdf"),
     log:
-        "results/logs/render/delineation.log",
+        RESULTS.log("render", "delineation"),
     benchmark:
-        "results/benchmarks/render/delineation.tsv"
+        RESULTS.benchmark("render", "delineation")
     conda:
         "../envs/report.yaml"
     threads: 1

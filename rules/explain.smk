@@ -3,14 +3,14 @@ rule normal_template:
     # training records (folds 1-8) and the median segment durations.
     input:
         data=run_data,
-        labels="results/data/labels.parquet",
+        labels=RESULTS.labels(),
         beats=DELINEATION,
     output:
-        template="results/explain/{run}/template.npz",
+        template=RESULTS.template("{run}"),
     log:
-        "results/logs/normal_template/{run}.log",
+        RESULTS.log("normal_template", "{run}"),
     benchmark:
-        "results/benchmarks/normal_template/{run}.tsv"
+        RESULTS.benchmark("normal_template", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -31,21 +31,21 @@ rule explain:
         weights=rules.train.output.weights,
         sidecar=rules.train.output.sidecar,
         thresholds=rules.train.output.thresholds,
-        predictions="results/predictions/{run}/test.parquet",
+        predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
     output:
-        shap="results/explain/{run}/shap.parquet",
-        lime="results/explain/{run}/lime.parquet",
-        attention="results/explain/{run}/attention.parquet",
-        meta="results/explain/{run}/explain_meta.tsv",
-        selection="results/explain/{run}/selection.tsv",
-        faithfulness="results/explain/{run}/faithfulness.tsv",
-        curves="results/explain/{run}/faithfulness_curves.parquet",
-        spaces="results/explain/{run}/feature_spaces.tsv",
+        shap=RESULTS.explain("{run}", "shap.parquet"),
+        lime=RESULTS.explain("{run}", "lime.parquet"),
+        attention=RESULTS.explain("{run}", "attention.parquet"),
+        meta=RESULTS.explain("{run}", "explain_meta.tsv"),
+        selection=RESULTS.explain("{run}", "selection.tsv"),
+        faithfulness=RESULTS.explain("{run}", "faithfulness.tsv"),
+        curves=RESULTS.explain("{run}", "faithfulness_curves.parquet"),
+        spaces=RESULTS.explain("{run}", "feature_spaces.tsv"),
     log:
-        "results/logs/explain/{run}.log",
+        RESULTS.log("explain", "{run}"),
     benchmark:
-        "results/benchmarks/explain/{run}.tsv"
+        RESULTS.benchmark("explain", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -66,14 +66,14 @@ rule explain_backgrounds:
         unpack(template_input),
         weights=rules.train.output.weights,
         thresholds=rules.train.output.thresholds,
-        predictions="results/predictions/{run}/test.parquet",
+        predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
     output:
-        per_record="results/explain/{run}/backgrounds_per_record.parquet",
+        per_record=RESULTS.explain("{run}", "backgrounds_per_record.parquet"),
     log:
-        "results/logs/explain_backgrounds/{run}.log",
+        RESULTS.log("explain_backgrounds", "{run}"),
     benchmark:
-        "results/benchmarks/explain_backgrounds/{run}.tsv"
+        RESULTS.benchmark("explain_backgrounds", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -94,15 +94,15 @@ rule correlate:
         lime=rules.explain.output.lime,
         attention=rules.explain.output.attention,
         # which explained labels the model predicted: the headline correlation uses those
-        predictions="results/predictions/{run}/test.parquet",
+        predictions=RESULTS.predictions("{run}", "test"),
         thresholds=rules.train.output.thresholds,
     output:
-        per_record="results/explain/{run}/correlation_per_record.tsv",
-        summary="results/explain/{run}/correlation.tsv",
+        per_record=RESULTS.explain("{run}", "correlation_per_record.tsv"),
+        summary=RESULTS.explain("{run}", "correlation.tsv"),
     log:
-        "results/logs/correlate/{run}.log",
+        RESULTS.log("correlate", "{run}"),
     benchmark:
-        "results/benchmarks/correlate/{run}.tsv"
+        RESULTS.benchmark("correlate", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -121,25 +121,25 @@ rule explain_record:
     # the model of explain_record.run, SHAP/LIME/attention and a viewer page.
     input:
         unpack(lambda w: template_input(Namespace(run=config["explain_record"]["run"]))),
-        weights=f"results/models/{config['explain_record']['run']}/model.pt",
-        thresholds=f"results/models/{config['explain_record']['run']}/thresholds.json",
-        sidecar=f"results/models/{config['explain_record']['run']}/model.json",
+        weights=RESULTS.weights(config["explain_record"]["run"]),
+        thresholds=RESULTS.thresholds(config["explain_record"]["run"]),
+        sidecar=RESULTS.sidecar(config["explain_record"]["run"]),
         data=data_path(config, config["explain_record"]["run"]),
         record=user_record_header,
         signals=user_record_data,
     output:
-        predictions="results/explain_record/{name}/predictions.tsv",
-        attributions="results/explain_record/{name}/attributions.parquet",
+        predictions=RESULTS.user_record("{name}", "predictions.tsv"),
+        attributions=RESULTS.user_record("{name}", "attributions.parquet"),
         viewer=report(
-            "results/explain_record/{name}/index.html",
+            RESULTS.user_record("{name}"),
             caption="../report/viewer.rst",
             category="Your ECGs",
             subcategory="{name}",
         ),
     log:
-        "results/logs/explain_record/{name}.log",
+        RESULTS.log("explain_record", "{name}"),
     benchmark:
-        "results/benchmarks/explain_record/{name}.tsv"
+        RESULTS.benchmark("explain_record", "{name}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))

@@ -3,12 +3,12 @@ rule preprocess:
         manifest=rules.acquire.output.manifest,
     output:
         signals=directory(DATA),
-        labels="results/data/labels.parquet",
-        quality="results/data/quality.tsv",
+        labels=RESULTS.labels(),
+        quality=RESULTS.quality(),
     log:
-        "results/logs/preprocess.log",
+        RESULTS.log("preprocess"),
     benchmark:
-        "results/benchmarks/preprocess.tsv"
+        RESULTS.benchmark("preprocess")
     conda:
         "../envs/data.yaml"
     threads: workflow.cores
@@ -32,11 +32,11 @@ rule renormalize:
     input:
         signals=DATA,
     output:
-        signals=directory(f"{DATA}-{{normalize}}"),
+        signals=directory(RESULTS.data(RATE, "{normalize}")),
     log:
-        "results/logs/renormalize/{normalize}.log",
+        RESULTS.log("renormalize", "{normalize}"),
     benchmark:
-        "results/benchmarks/renormalize/{normalize}.tsv"
+        RESULTS.benchmark("renormalize", "{normalize}")
     wildcard_constraints:
         normalize="|".join(n for n in NORMALIZATIONS if n != FILTERS.normalize),
     conda:

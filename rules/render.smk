@@ -15,9 +15,9 @@ rule render_performance:
         **rendered(PERFORMANCE_FIGURES, "Performance"),
         **rendered(PERFORMANCE_TABLES, "Performance", figures=False),
     log:
-        "results/logs/render/{run}_performance.log",
+        RESULTS.log("render", "{run}_performance"),
     benchmark:
-        "results/benchmarks/render/{run}_performance.tsv"
+        RESULTS.benchmark("render", "{run}_performance")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -44,9 +44,9 @@ rule render_explanations:
         **rendered(EXPLANATION_FIGURES, "Explanations"),
         **rendered(EXPLANATION_TABLES, "Explanations", figures=False),
     log:
-        "results/logs/render/{run}_explanations.log",
+        RESULTS.log("render", "{run}_explanations"),
     benchmark:
-        "results/benchmarks/render/{run}_explanations.tsv"
+        RESULTS.benchmark("render", "{run}_explanations")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -64,8 +64,8 @@ rule viewer:
     # One self-contained HTML page (works from file://) for the explained test records.
     input:
         # each method's sanity flag in the method description (rule sanity)
-        **({"sanity": "results/explain/{run}/checks/method_flags.tsv"} if config["checks"]["sanity"] else {}),
-        predictions="results/predictions/{run}/test.parquet",
+        **({"sanity": RESULTS.checks("{run}", "method_flags.tsv")} if config["checks"]["sanity"] else {}),
+        predictions=RESULTS.predictions("{run}", "test"),
         thresholds=rules.train.output.thresholds,
         shap=rules.explain.output.shap,
         lime=rules.explain.output.lime,
@@ -74,15 +74,13 @@ rule viewer:
         # wave bands, fiducial marks, median beats and wave features in the page
         beats=rules.delineate.output.beats,
         # the line under the title: data source, records, labels, split
-        context="results/metrics/{run}/context.json",
+        context=RESULTS.metrics("{run}", "context"),
     output:
-        viewer=report(
-            "results/viewer/{run}/index.html", caption="../report/viewer.rst", category="Viewer", subcategory="{run}"
-        ),
+        viewer=report(RESULTS.viewer("{run}"), caption="../report/viewer.rst", category="Viewer", subcategory="{run}"),
     log:
-        "results/logs/viewer/{run}.log",
+        RESULTS.log("viewer", "{run}"),
     benchmark:
-        "results/benchmarks/viewer/{run}.tsv"
+        RESULTS.benchmark("viewer", "{run}")
     conda:
         "../envs/report.yaml"
     threads: 1

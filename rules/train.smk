@@ -2,17 +2,17 @@ rule train:
     # Folds 1-8 train, 9 validation (early stopping, LR schedule, thresholds); 10 is never read.
     input:
         data=run_data,
-        labels="results/data/labels.parquet",
+        labels=RESULTS.labels(),
     output:
-        weights="results/models/{run}/model.pt",
-        sidecar="results/models/{run}/model.json",
-        history="results/models/{run}/history.tsv",
-        thresholds="results/models/{run}/thresholds.json",
-        config="results/models/{run}/run_config.yaml",
+        weights=RESULTS.weights("{run}"),
+        sidecar=RESULTS.sidecar("{run}"),
+        history=RESULTS.history("{run}"),
+        thresholds=RESULTS.thresholds("{run}"),
+        config=RESULTS.run_config("{run}"),
     log:
-        "results/logs/train/{run}.log",
+        RESULTS.log("train", "{run}"),
     benchmark:
-        "results/benchmarks/train/{run}.tsv"
+        RESULTS.benchmark("train", "{run}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -31,15 +31,15 @@ rule train:
 rule predict:
     input:
         data=run_data,
-        labels="results/data/labels.parquet",
+        labels=RESULTS.labels(),
         weights=rules.train.output.weights,
         sidecar=rules.train.output.sidecar,
     output:
-        predictions="results/predictions/{run}/{split}.parquet",
+        predictions=RESULTS.predictions("{run}", "{split}"),
     log:
-        "results/logs/predict/{run}_{split}.log",
+        RESULTS.log("predict", "{run}_{split}"),
     benchmark:
-        "results/benchmarks/predict/{run}_{split}.tsv"
+        RESULTS.benchmark("predict", "{run}_{split}")
     conda:
         "../envs/torch.yaml"
     threads: max(1, min(4, workflow.cores))
@@ -58,19 +58,19 @@ rule evaluate:
     input:
         predictions=test_predictions,
         thresholds=run_thresholds,
-        labels="results/data/labels.parquet",
+        labels=RESULTS.labels(),
         manifest=rules.acquire.output.manifest,
     output:
-        overall="results/metrics/{run}/overall.tsv",
-        per_label="results/metrics/{run}/per_label.tsv",
-        prior="results/metrics/{run}/prior_baseline.tsv",
-        comparison="results/metrics/{run}/comparison.tsv",
-        calibration="results/metrics/{run}/calibration.tsv",
-        context="results/metrics/{run}/context.json",
+        overall=RESULTS.metrics("{run}", "overall"),
+        per_label=RESULTS.metrics("{run}", "per_label"),
+        prior=RESULTS.metrics("{run}", "prior_baseline"),
+        comparison=RESULTS.metrics("{run}", "comparison"),
+        calibration=RESULTS.metrics("{run}", "calibration"),
+        context=RESULTS.metrics("{run}", "context"),
     log:
-        "results/logs/evaluate/{run}.log",
+        RESULTS.log("evaluate", "{run}"),
     benchmark:
-        "results/benchmarks/evaluate/{run}.tsv"
+        RESULTS.benchmark("evaluate", "{run}")
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -89,30 +89,32 @@ rule evaluate:
 rule ablation:
     # `snakemake ablation`: train and evaluate the grid, then one table (paired against the reference) and one figure.
     input:
-        metrics=expand("results/metrics/{run}/overall.tsv", run=ABLATION_RUNS),
-        contexts=expand("results/metrics/{run}/context.json", run=ABLATION_RUNS),
+        metrics=expand(RESULTS.metrics("{run}", "overall"), run=ABLATION_RUNS),
+        contexts=expand(RESULTS.metrics("{run}", "context"), run=ABLATION_RUNS),
         models=ablation_files("model"),
         histories=ablation_files("history"),
         predictions=ablation_files("predictions"),
         thresholds=ablation_files("thresholds"),
     output:
-        table=report("results/tables/ablation.tsv", caption="../report/ablation.rst", category="Ablation"),
-        table_md="results/tables/ablation.md",
-        table_tex="results/tables/ablation.tex",
-        per_run="results/tables/ablation_per_run.tsv",
-        paired="results/tables/ablation_paired.tsv",
-        per_label="results/tables/ablation_paired_per_label.tsv",
+        table=report(RESULTS.table(None, "ablation", "tsv"), caption="../report/ablation.rst", category="Ablation"),
+        table_md=RESULTS.table(None, "ablation", "md"),
+        table_tex=RESULTS.table(None, "ablation", "tex"),
+        per_run=RESULTS.table(None, "ablation_per_run", "tsv"),
+        paired=RESULTS.table(None, "ablation_paired", "tsv"),
+        per_label=RESULTS.table(None, "ablation_paired_per_label", "tsv"),
         per_label_table=report(
-            "results/tables/ablation_per_label.tsv", caption="../report/ablation_per_label.rst", category="Ablation"
+            RESULTS.table(None, "ablation_per_label", "tsv"),
+            caption="../report/ablation_per_label.rst",
+            category="Ablation",
         ),
-        per_label_md="results/tables/ablation_per_label.md",
-        per_label_tex="results/tables/ablation_per_label.tex",
-        figure=report("results/figures/ablation.png", caption="../report/ablation.rst", category="Ablation"),
-        figure_pdf="results/figures/ablation.pdf",
+        per_label_md=RESULTS.table(None, "ablation_per_label", "md"),
+        per_label_tex=RESULTS.table(None, "ablation_per_label", "tex"),
+        figure=report(RESULTS.figure(None, "ablation", "png"), caption="../report/ablation.rst", category="Ablation"),
+        figure_pdf=RESULTS.figure(None, "ablation", "pdf"),
     log:
-        "results/logs/ablation.log",
+        RESULTS.log("ablation"),
     benchmark:
-        "results/benchmarks/ablation.tsv"
+        RESULTS.benchmark("ablation")
     conda:
         "../envs/torch.yaml"
     threads: 2
