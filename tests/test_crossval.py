@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from ecgxai.config import FOLDS, cv_splits, run_scheme
-from ecgxai.evaluation.crossval import pool_predictions
 from ecgxai.evaluation.predictions import read_predictions, write_predictions
 from ecgxai.evaluation.thresholds import read_thresholds
+from ecgxai.stages.train import pool_cv
 
 
 def test_every_fold_is_test_exactly_once_and_never_trains_its_own_model():
@@ -45,10 +45,16 @@ def _fold_files(tmp_path, folds, ids_per_fold, names=("A", "B")):
     return preds, thrs
 
 
+def _pool(tmp_path, preds, thrs, folds):
+    """Rule pool_cv on the fold files."""
+    return pool_cv(predictions=preds, thresholds=thrs, folds=folds, out_predictions=tmp_path / "cv.parquet",
+                   out_thresholds=tmp_path / "cv.json")  # fmt: skip
+
+
 def test_pooled_predictions_carry_each_records_fold_and_its_models_thresholds(tmp_path):
     ids = [[1, 2], [3], [4, 5, 6]]
     preds, thrs = _fold_files(tmp_path, [1, 2, 3], ids)
-    pool_predictions(preds, thrs, [1, 2, 3], tmp_path / "cv.parquet", tmp_path / "cv.json")
+    _pool(tmp_path, preds, thrs, [1, 2, 3])
     pooled = read_predictions(tmp_path / "cv.parquet")
     assert pooled["ecg_id"].tolist() == [1, 2, 3, 4, 5, 6]
     assert pooled["test_fold"].tolist() == [1, 1, 2, 3, 3, 3]
@@ -61,10 +67,10 @@ def test_pooled_predictions_carry_each_records_fold_and_its_models_thresholds(tm
 def test_pooling_refuses_a_record_in_two_test_folds_and_foreign_folds(tmp_path):
     preds, thrs = _fold_files(tmp_path, [1, 2], [[1, 2], [2, 3]])
     with pytest.raises(ValueError, match="more than one test fold"):
-        pool_predictions(preds, thrs, [1, 2], tmp_path / "cv.parquet", tmp_path / "cv.json")
+        _pool(tmp_path, preds, thrs, [1, 2])
     preds, thrs = _fold_files(tmp_path, [1, 2], [[1], [2]])
     with pytest.raises(ValueError, match="expected test fold 3"):
-        pool_predictions(preds, thrs, [1, 3], tmp_path / "cv.parquet", tmp_path / "cv.json")
+        _pool(tmp_path, preds, thrs, [1, 3])
 
 
 def test_ablation_pairs_each_variant_with_the_reference_of_its_seed(tmp_path):

@@ -8,42 +8,31 @@ pooled table is evaluated like a holdout test fold (ecgxai.evaluation.metrics).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ecgxai.evaluation.predictions import read_predictions, write_predictions
-from ecgxai.outputs import write_json
 
+def pool_folds(preds: Sequence[dict], tuned: Sequence[dict], folds: Sequence[int], sources=None) -> tuple[dict, dict]:
+    """Fold k's test predictions (`read_predictions` dicts, tagged test_fold = k) concatenated, and each fold's
+    thresholds (the thresholds JSON of its model) collected.
 
-def pool_predictions(
-    prediction_paths: Sequence[str | Path],
-    threshold_paths: Sequence[str | Path],
-    folds: Sequence[int],
-    out_predictions: str | Path,
-    out_thresholds: str | Path,
-) -> dict:
-    """Concatenate fold k's test predictions (tagged test_fold = k) and collect each fold's thresholds.
-
-    Refuses inconsistent inputs: different label names, a record in two test folds, or a fold
-    whose predictions were made on other folds than its own. Returns a summary for the log.
+    Refuses inconsistent inputs: different label names, a record in two test folds, or a fold whose predictions
+    were made on other folds than its own; `sources` (one name per fold, e.g. its file) name the culprit.
+    Returns the pooled predictions (the arguments of `write_predictions`, as a dict) and the pooled thresholds.
     """
-    if not len(prediction_paths) == len(threshold_paths) == len(folds):
+    sources = list(sources) if sources is not None else [f"fold {f}" for f in folds]
+    if not len(preds) == len(tuned) == len(folds) == len(sources):
         raise ValueError("one prediction table and one thresholds file per fold")
     parts, per_fold, names = [], {}, None
-    for path, thr_path, fold in zip(prediction_paths, threshold_paths, folds):
-        pred = read_predictions(path)
+    for pred, thr, fold, source in zip(preds, tuned, folds, sources):
         if names is None:
             names = pred["label_names"]
         elif pred["label_names"] != names:
-            raise ValueError(f"{path}: label names differ from those of the first fold")
+            raise ValueError(f"{source}: label names differ from those of the first fold")
         if list(pred["meta"].get("folds", [fold])) != [int(fold)]:
-            raise ValueError(f"{path}: predictions of folds {pred['meta'].get('folds')}, expected test fold {fold}")
-        with open(thr_path) as f:
-            tuned = json.load(f)
-        per_fold[str(int(fold))] = tuned["thresholds"]
+            raise ValueError(f"{source}: predictions of folds {pred['meta'].get('folds')}, expected test fold {fold}")
+        per_fold[str(int(fold))] = thr["thresholds"]
         parts.append((pred, int(fold)))
     ids = np.concatenate([p["ecg_id"] for p, _ in parts])
     dup = np.unique(ids)[np.unique(ids, return_counts=True)[1] > 1]
@@ -58,17 +47,14 @@ def pool_predictions(
         "folds": [int(f) for f in folds],
         "scheme": "crossval: model k tests fold k, validates fold k+1 (10 -> 1), trains on the rest",
     }
-    write_predictions(
-        out_predictions,
-        ids,
-        np.concatenate([p["y_true"] for p, _ in parts]),
-        np.concatenate([p["prob"] for p, _ in parts]),
-        attention,
-        names,
-        meta,
+    pooled = dict(
+        ecg_ids=ids,
+        y_true=np.concatenate([p["y_true"] for p, _ in parts]),
+        probs=np.concatenate([p["prob"] for p, _ in parts]),
+        attention=attention,
+        label_names=names,
+        meta=meta,
         test_fold=np.concatenate([np.full(len(p["ecg_id"]), f) for p, f in parts]),
     )
-    write_json(
-        out_thresholds, {"label_set": tuned.get("label_set"), "scheme": "crossval", "thresholds_per_fold": per_fold}
-    )
-    return {"records": int(len(ids)), "per_fold": {f: int(len(p["ecg_id"])) for p, f in parts}}
+    thresholds = {"label_set": tuned[-1].get("label_set"), "scheme": "crossval", "thresholds_per_fold": per_fold}
+    return pooled, thresholds

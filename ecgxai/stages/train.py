@@ -1,7 +1,12 @@
-"""The train and predict stages for one run: read the folds, fit or apply the model, write the files named."""
+"""The train, predict and pool_cv stages of one run: read the folds, fit or apply the model, write the files named.
+
+Rules train_cv and predict_cv run the scripts of train and predict, hence `train` and `predict` here: a
+cross-validation fold's model is trained and applied exactly as the holdout model, on the folds its params name.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -9,32 +14,37 @@ import pandas as pd
 import yaml
 
 from ecgxai.data.parquet_io import load_fold_arrays, part_files, read_metadata
-from ecgxai.evaluation.predictions import write_predictions
+from ecgxai.evaluation.crossval import pool_folds
+from ecgxai.evaluation.predictions import read_predictions, write_predictions
 from ecgxai.evaluation.thresholds import tune_thresholds, write_thresholds
 from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
 from ecgxai.model.hybrid import count_parameters, model_from_config
-from ecgxai.model.training import TrainConfig, predict, set_seed, train_model
-from ecgxai.outputs import write_text, write_tsv
+from ecgxai.model.training import TrainConfig, set_seed, train_model
+from ecgxai.model.training import predict as predict_probabilities
+from ecgxai.outputs import write_json, write_text, write_tsv
 
 log = logging.getLogger(__name__)
 
 
-def train_run(
+def train(
     *,
     data,
     labels,
-    run_name: str,
-    run: dict,
-    folds: dict,
-    threads: int,
     weights,
     history,
     thresholds,
-    run_config,
+    config,
+    run: dict,
+    folds: dict,
+    run_name: str,
+    threads: int,
+    sidecar=None,
 ) -> pd.DataFrame:
-    """Fit run's model on folds["train"], select on folds["val"], tune thresholds there; returns the history.
+    """Fit the run's model on folds["train"], select on folds["val"], tune thresholds there; returns the history.
 
     `run` is the effective run configuration (`ecgxai.config.run_config`): its `model` and `train` sections.
+    Writes the weights (and their sidecar `sidecar`, which `save_checkpoint` puts beside them), the history,
+    the thresholds and `config`, the effective run configuration (YAML).
     """
     train_cfg = dict(run["train"])
     label_set = train_cfg.pop("label_set")
@@ -57,7 +67,7 @@ def train_run(
     log.info("model: %d parameters, %s", count_parameters(model), run["model"])
     model, hist = train_model(model, x_tr, y_tr, x_va, y_va, cfg)
 
-    probs, _ = predict(model, x_va, device=cfg.device)
+    probs, _ = predict_probabilities(model, x_va, device=cfg.device)
     save_checkpoint(weights, model, run["model"], names)
     write_tsv(hist, history)
     write_thresholds(
@@ -73,19 +83,24 @@ def train_run(
         "data": {"path": str(data), "normalize": normalize},
         "train_effective": cfg.to_dict(),
     }
-    write_text(run_config, yaml.safe_dump(effective, sort_keys=False))
+    write_text(config, yaml.safe_dump(effective, sort_keys=False))
     best = hist.loc[hist.val_macro_auc.idxmax()]
     log.info("best epoch %d: validation macro AUC %.4f", best.epoch, best.val_macro_auc)
     return hist
 
 
-def predict_run(*, data, labels, weights, folds, label_set: str, run_name: str, split: str, predictions) -> None:
-    """Probabilities and attention of a trained model for the records of `folds`, as a predictions table."""
+def predict(
+    *, data, labels, weights, predictions, folds, label_set: str, run_name: str, split: str, sidecar=None
+) -> None:
+    """Probabilities and attention of a trained model for the records of `folds`, as a predictions table.
+
+    `sidecar` is the weights' sidecar, which `load_checkpoint` reads beside them.
+    """
     model, meta = load_checkpoint(weights)
     x, y, ids, names = load_fold_arrays(data, labels, folds, label_set)
     if names != meta["label_names"]:
         raise ValueError(f"{labels}: label names differ from those the model {weights} was trained on")
-    probs, attention = predict(model, x)
+    probs, attention = predict_probabilities(model, x)
     write_predictions(
         predictions,
         ids,
@@ -103,3 +118,25 @@ def predict_run(*, data, labels, weights, folds, label_set: str, run_name: str, 
         },
     )
     log.info("%s: %d records, %d labels, attention over %d steps", split, len(ids), len(names), attention.shape[1])
+
+
+def pool_cv(*, predictions, thresholds, folds, out_predictions, out_thresholds) -> dict:
+    """The cross-validation folds' test predictions and thresholds (one file each, in the order of `folds`)
+    pooled (`ecgxai.evaluation.crossval.pool_folds`) into `out_predictions` and `out_thresholds`.
+
+    Returns a summary for the log: records, and records per fold.
+    """
+    if not len(predictions) == len(thresholds) == len(folds):
+        raise ValueError("one prediction table and one thresholds file per fold")
+    preds = [read_predictions(p) for p in predictions]
+    tuned = []
+    for path in thresholds:
+        with open(path) as f:
+            tuned.append(json.load(f))
+    pooled, pooled_thresholds = pool_folds(preds, tuned, folds, sources=predictions)
+    write_predictions(out_predictions, **pooled)
+    write_json(out_thresholds, pooled_thresholds)
+    return {
+        "records": int(len(pooled["ecg_ids"])),
+        "per_fold": {int(f): int(len(p["ecg_id"])) for p, f in zip(preds, folds)},
+    }
