@@ -100,3 +100,11 @@ def context_sentence(ctx: dict) -> str:
         f"{ctx['test_records']:,} test records; label set {ctx['label_set']}: {ctx['labels_in_set']} labels, "
         f"{ctx['labels_with_test_positives']} with test positives; {ctx['split']}"
     )
+
+
+def with_context(table, ctx: dict):
+    """The table with the context columns appended (the same value on every row)."""
+    out = table.copy()
+    for key in CONTEXT_COLUMNS:
+        out[key] = ctx[key]
+    return out

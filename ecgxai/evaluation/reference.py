@@ -1,11 +1,16 @@
-"""Published figures our results are compared with (test fold, PTB-XL), and when they are comparable.
+"""Published figures our results are compared with (test fold, PTB-XL), and when they are comparable; the prior
+baseline every run is also compared with.
 
 A published figure is comparable with ours only when the run used the complete, checksum-verified
 PTB-XL with the benchmark's split (ecgxai.evaluation.context); otherwise its rows say
 "not comparable" and why, and the tables show them apart.
 """
 
+import numpy as np
 import pandas as pd
+
+from ecgxai.config import SPLITS, cv_splits
+from ecgxai.data.parquet_io import read_labels
 
 # (source, model, label set, metric, value)
 PUBLISHED = [
@@ -91,4 +96,22 @@ def comparison_table(
     ):
         if key in ctx:
             out[key] = ctx[key]
+    return out
+
+
+def prior_probabilities(labels_path, label_set: str, ecg_ids, test_fold=None) -> np.ndarray:
+    """The prior baseline: each test record gets its model's training-fold label prevalence [n, C]."""
+    import pyarrow.parquet as pq
+
+    ids, y_all, _ = read_labels(labels_path, label_set)
+    folds = pq.read_table(labels_path, columns=["strat_fold"]).column(0).to_numpy()
+    labelled = y_all.any(axis=1)
+    if test_fold is None:  # holdout: one model trained on folds 1-8
+        return np.broadcast_to(
+            y_all[np.isin(folds, SPLITS["train"]) & labelled].mean(axis=0), (len(ecg_ids), len(y_all[0]))
+        ).copy()
+    test_fold = np.asarray(test_fold)
+    out = np.empty((len(ecg_ids), y_all.shape[1]))
+    for k in np.unique(test_fold):  # crossval: the training folds of the model that predicted the record
+        out[test_fold == k] = y_all[np.isin(folds, cv_splits(k)["train"]) & labelled].mean(axis=0)
     return out
