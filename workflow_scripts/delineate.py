@@ -1,15 +1,10 @@
 """Rule delineate: preprocessed signals -> beats with global P/QRS/T boundaries, per-record summary."""
 
-from ecgxai.data.delineation import delineate
 from ecgxai.runlog import logged
+from ecgxai.stages.data import delineate
 
 with logged(snakemake.log[0]) as log:
-    summary = delineate(
-        data_dir=snakemake.input.signals,
-        out_dir=snakemake.output.beats,
-        method=snakemake.params.method,
-        workers=snakemake.threads,
-    )
+    summary = delineate(**snakemake.input, **snakemake.output, **snakemake.params, threads=snakemake.threads)
     ok = summary[summary["status"] == "ok"]
     log.info(
         "records: %d ok, %d failed; median over ok records: %s",

@@ -2,14 +2,14 @@
 
 import logging
 
-from ecgxai.data.normalization import renormalize_tree
 from ecgxai.runlog import logged
+from ecgxai.stages.data import renormalize
 
 with logged(snakemake.log[0]):
-    stats = renormalize_tree(
-        snakemake.input.signals,
-        snakemake.output.signals,
-        snakemake.wildcards.normalize,
+    stats = renormalize(
+        signals=snakemake.input.signals,
+        out_signals=snakemake.output.signals,
+        normalize=snakemake.wildcards.normalize,
         train_folds=snakemake.params.train_folds,
     )
     logging.getLogger("ecgxai.renormalize").info(
