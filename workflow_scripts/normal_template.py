@@ -1,12 +1,7 @@
 """Rule normal_template: median P/PR/QRS/ST/T/TP shapes per lead of NORM-only training records."""
 
 from ecgxai.runlog import logged
-from ecgxai.stages.explain import normal_template_run
+from ecgxai.stages.explain import normal_template
 
 with logged(snakemake.log[0]):
-    normal_template_run(
-        data=snakemake.input.data,
-        labels=snakemake.input.labels,
-        beats=snakemake.input.beats,
-        template=snakemake.output.template,
-    )
+    normal_template(**snakemake.input, **snakemake.output)

@@ -1,4 +1,6 @@
-"""The explain stage for one trained run: pick test records, wrap the model, explain them.
+"""The explain stages of one trained run: the NORM template (rule normal_template), the explanations of the
+selected test records (explain), the background comparison (explain_backgrounds) and the methods' agreement
+(correlate).
 
 Each record is explained in the configured feature space (`explain.features`: waves where its beats
 allow, else time bins, with the reason in the outputs' notes) and, with `explain.compare_features`,
@@ -52,72 +54,12 @@ def selected_records(run: TrainedRun, predictions, cfg: dict) -> dict:
     return dict(x=x, labels=labels, ids=ids, selection=selection)
 
 
-def explain_run(
-    weights: str | Path,
-    predictions: str | Path,
-    thresholds: str | Path,
-    data_dir: str | Path,
-    cfg: dict,
-    progress: bool = True,
-    beats_dir: str | Path | None = None,
-    template: str | Path | NormalTemplate | None = None,
-) -> tuple[Explanations, pd.DataFrame]:
-    """Explain the test records `cfg` selects; returns the explanations and the selection table.
+def read_beats_by_record(beats_dir, ecg_ids=None) -> dict:
+    """ecg_id -> its beat table, from the delineation output (`ecgxai.data.delineation.read_beats`)."""
+    from ecgxai.data.delineation import read_beats  # the delineation stage's reader
 
-    beats_dir: the delineation output (beat tables); without it every record is explained on time
-    bins. template: the NORM template (.npz or object) that `background: normal_template` needs.
-    """
-    run = TrainedRun(weights, thresholds, data_dir, template=template)
-    s = selected_records(run, predictions, cfg)
-    log.info(
-        "explaining %d test records (%s), %d record-label pairs, features %s%s",
-        len(s["ids"]),
-        cfg["strategy"],
-        sum(map(len, s["labels"])),
-        cfg.get("features", "waves"),
-        " and the other space" if cfg.get("compare_features", True) else "",
-    )
-    beats = read_beats_by_record(beats_dir, s["ids"]) if beats_dir else None
-    expl = run.explain(s["x"], s["labels"], s["ids"].tolist(), cfg, beats=beats, progress=progress)
-    return expl, s["selection"]
-
-
-def explain_backgrounds_run(
-    weights, predictions, thresholds, data_dir, cfg: dict, bg_cfg: dict, beats_dir=None, template=None
-) -> pd.DataFrame:
-    """The first `bg_cfg['records']` selected records explained once per background in `bg_cfg['compare']`
-    (SHAP and LIME, configured feature space); rows of `backgrounds.compare_backgrounds`."""
-    from ecgxai.explain.backgrounds import compare_backgrounds
-
-    run = TrainedRun(weights, thresholds, data_dir, template=template)
-    s = selected_records(run, predictions, cfg)
-    n = min(int(bg_cfg["records"]), len(s["ids"]))
-    compare = [b for b in bg_cfg["compare"] if b != "normal_template" or run.template is not None]
-    dropped = sorted(set(bg_cfg["compare"]) - set(compare))
-    if dropped:
-        log.warning("backgrounds %s left out: no normal template (needs delineation)", dropped)
-    beats = read_beats_by_record(beats_dir, s["ids"][:n]) if beats_dir else None
-    T = s["x"].shape[-1]
-    spaces = [
-        [space_for_record(cfg.get("features", "waves"), T, run.n_bins, None if beats is None else beats.get(int(e)))]
-        for e in s["ids"][:n]
-    ]
-    predict_proba, _ = model_functions(run.model)
-    log.info("comparing backgrounds %s on %d records", compare, n)
-    return compare_backgrounds(
-        predict_proba,
-        s["x"][:n],
-        s["labels"][:n],
-        run.label_names,
-        s["ids"][:n],
-        spaces,
-        compare,
-        cfg,
-        template=run.template,
-        lead_means=run.lead_means if "mean" in compare else None,
-        blur_sigma_s=cfg["blur_sigma_s"],
-        rate=run.rate,
-    )
+    table = read_beats(beats_dir, ecg_ids=None if ecg_ids is None else [int(e) for e in ecg_ids])
+    return {int(e): g.reset_index(drop=True) for e, g in table.groupby("ecg_id", sort=False)}
 
 
 def space_table(meta: pd.DataFrame, requested: str) -> pd.DataFrame:
@@ -127,20 +69,13 @@ def space_table(meta: pd.DataFrame, requested: str) -> pd.DataFrame:
     return out.assign(requested=requested)[["ecg_id", "requested", "feature_space", "notes"]]
 
 
-def read_beats_by_record(beats_dir, ecg_ids=None) -> dict:
-    """ecg_id -> its beat table, from the delineation output (`ecgxai.data.delineation.read_beats`)."""
-    from ecgxai.data.delineation import read_beats  # the delineation stage's reader
-
-    table = read_beats(beats_dir, ecg_ids=None if ecg_ids is None else [int(e) for e in ecg_ids])
-    return {int(e): g.reset_index(drop=True) for e, g in table.groupby("ecg_id", sort=False)}
-
-
-def build_template_from_data(
-    data_dir, labels_path, beats_dir, *, label_set: str = "superdiagnostic", normal: str = "NORM"
+def normal_template(
+    *, data, labels, beats, template, label_set: str = "superdiagnostic", normal: str = "NORM"
 ) -> NormalTemplate:
-    """The NORM template from the training folds (1-8): records labelled `normal` and their beats."""
-    x, ids, meta = load_parquet_records(data_dir, SPLITS["train"])
-    lab_ids, y, names = read_labels(labels_path, label_set)
+    """The NORM template from the training folds (1-8), records labelled `normal` alone and their beats, written
+    to `template` (.npz, atomically)."""
+    x, ids, meta = load_parquet_records(data, SPLITS["train"])
+    lab_ids, y, names = read_labels(labels, label_set)
     if normal not in names:
         raise ValueError(f"label set {label_set!r} has no {normal!r} label to build a normal template from")
     norm_ids = set(lab_ids[y[:, names.index(normal)] == 1].tolist())
@@ -155,17 +90,29 @@ def build_template_from_data(
         normal,
         len(ids),
     )
-    beats = read_beats_by_record(beats_dir, ids[keep])
+    beat_tables = read_beats_by_record(beats, ids[keep])
     try:
-        return build_normal_template(x[keep], [beats.get(int(e)) for e in ids[keep]], meta["sampling_rate"])
+        tpl = build_normal_template(x[keep], [beat_tables.get(int(e)) for e in ids[keep]], meta["sampling_rate"])
     except NotDelineated as exc:
-        raise NotDelineated(f"{exc} (NORM-only training records in {data_dir}, beats in {beats_dir})") from None
+        raise NotDelineated(f"{exc} (NORM-only training records in {data}, beats in {beats})") from None
+    tpl.save(template)
+    log.info(
+        "normal template from %d NORM-only training records; median segment durations (samples at %d Hz): %s; "
+        "occurrences: %s",
+        tpl.n_records,
+        tpl.rate,
+        dict(zip(("P", "PR", "QRS", "ST", "T", "TP"), tpl.durations.round(1).tolist())),
+        tpl.n_occurrences.tolist(),
+    )
+    return tpl
 
 
-def write_explanations(
-    expl: Explanations,
-    selection_table: pd.DataFrame,
+def explain(
     *,
+    weights,
+    thresholds,
+    predictions,
+    data,
     shap,
     lime,
     attention,
@@ -174,20 +121,45 @@ def write_explanations(
     faithfulness,
     curves,
     spaces=None,
-    requested: str = "waves",
-) -> None:
-    """The explain stage's files: attributions per method (Parquet), run details, selection, faithfulness and
-    (spaces) which feature space each record was explained in, and why."""
+    explain: dict,
+    beats=None,
+    template=None,
+    sidecar=None,
+    progress: bool = True,
+) -> Explanations:
+    """Explain the test records the explain config `explain` selects, and write the explain stage's files:
+    attributions per method (Parquet: `shap`, `lime`, `attention`), run details (`meta`), the selection,
+    faithfulness (`faithfulness`, `curves`) and (`spaces`) which feature space each record was explained in,
+    and why. Returns the explanations.
+
+    beats: the delineation output (beat tables); without it every record is explained on time bins.
+    template: the NORM template (.npz or object) that `background: normal_template` needs. sidecar: the
+    weights' sidecar, which `TrainedRun` reads beside them.
+    """
+    cfg = explain
+    run = TrainedRun(weights, thresholds, data, template=template)
+    s = selected_records(run, predictions, cfg)
+    log.info(
+        "explaining %d test records (%s), %d record-label pairs, features %s%s",
+        len(s["ids"]),
+        cfg["strategy"],
+        sum(map(len, s["labels"])),
+        cfg.get("features", "waves"),
+        " and the other space" if cfg.get("compare_features", True) else "",
+    )
+    beat_tables = read_beats_by_record(beats, s["ids"]) if beats else None
+    expl = run.explain(s["x"], s["labels"], s["ids"].tolist(), cfg, beats=beat_tables, progress=progress)
+
     attrs = expl.attributions
     attrs[attrs.method.isin(["shap", "shap_gradient"])].to_parquet(shap, index=False)
     attrs[attrs.method == "lime"].to_parquet(lime, index=False)
     attrs[attrs.method == "attention"].to_parquet(attention, index=False)
     write_tsv(expl.meta, meta)
-    write_tsv(selection_table, selection)
+    write_tsv(s["selection"], selection)
     write_tsv(expl.aucs, faithfulness)
     expl.curves.to_parquet(curves, index=False)
     if spaces is not None:
-        table = space_table(expl.meta, requested)
+        table = space_table(expl.meta, cfg["features"])
         write_tsv(table, spaces)
         log.info("records per feature space:\n%s", table.groupby("feature_space").ecg_id.nunique().to_string())
     shap_meta = expl.meta[expl.meta.method == "shap"]
@@ -202,19 +174,80 @@ def write_explanations(
             "mean faithfulness AUC per feature space, method and curve:\n%s",
             expl.aucs.groupby(["feature_space", "kind", "method"]).auc.mean().unstack(1).to_string(),
         )
+    return expl
 
 
-def correlate_run(
-    *, attributions, n_boot: int, seed: int, per_record, summary, predictions=None, thresholds=None
+def explain_backgrounds(
+    *,
+    weights,
+    thresholds,
+    predictions,
+    data,
+    per_record,
+    explain: dict,
+    backgrounds: dict,
+    beats=None,
+    template=None,
 ) -> pd.DataFrame:
-    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files.
+    """The first `backgrounds['records']` records the explain config `explain` selects, explained once per
+    background in `backgrounds['compare']` (SHAP and LIME, configured feature space); the rows of
+    `backgrounds.compare_backgrounds`, written to `per_record` (Parquet) and summarised in the log."""
+    from ecgxai.explain.backgrounds import background_summary, compare_backgrounds
+
+    cfg, bg_cfg = explain, backgrounds
+    run = TrainedRun(weights, thresholds, data, template=template)
+    s = selected_records(run, predictions, cfg)
+    n = min(int(bg_cfg["records"]), len(s["ids"]))
+    compare = [b for b in bg_cfg["compare"] if b != "normal_template" or run.template is not None]
+    dropped = sorted(set(bg_cfg["compare"]) - set(compare))
+    if dropped:
+        log.warning("backgrounds %s left out: no normal template (needs delineation)", dropped)
+    beat_tables = read_beats_by_record(beats, s["ids"][:n]) if beats else None
+    T = s["x"].shape[-1]
+    spaces = [
+        [
+            space_for_record(
+                cfg.get("features", "waves"), T, run.n_bins, None if beat_tables is None else beat_tables.get(int(e))
+            )
+        ]
+        for e in s["ids"][:n]
+    ]
+    predict_proba, _ = model_functions(run.model)
+    log.info("comparing backgrounds %s on %d records", compare, n)
+    rows = compare_backgrounds(
+        predict_proba,
+        s["x"][:n],
+        s["labels"][:n],
+        run.label_names,
+        s["ids"][:n],
+        spaces,
+        compare,
+        cfg,
+        template=run.template,
+        lead_means=run.lead_means if "mean" in compare else None,
+        blur_sigma_s=cfg["blur_sigma_s"],
+        rate=run.rate,
+    )
+    tmp = Path(per_record).with_name(Path(per_record).name + ".tmp")
+    rows.to_parquet(tmp, index=False)
+    tmp.replace(per_record)
+    if len(rows):
+        log.info("per label, background and method:\n%s", background_summary(rows).to_string(index=False))
+    return rows
+
+
+def correlate(
+    *, shap, lime, attention, per_record, summary, n_boot: int, seed: int, predictions=None, thresholds=None
+) -> pd.DataFrame:
+    """The correlate stage: agreement of SHAP, LIME and attention from the stored attribution files, per record
+    and label (`per_record`) and summarised (`summary`); returns the summary.
 
     With the run's test `predictions` and `thresholds`, each record-label row is marked `predicted`
     (probability >= the label's threshold), and the summary's headline rows use those labels only.
     """
     from ecgxai.explain.correlate import correlations_from_attributions, summarize
 
-    attrs = pd.concat([pd.read_parquet(p) for p in attributions], ignore_index=True)
+    attrs = pd.concat([pd.read_parquet(p) for p in (shap, lime, attention)], ignore_index=True)
     rows, table = correlations_from_attributions(attrs, n_boot=n_boot, seed=seed)
     if predictions is not None and thresholds is not None and len(rows):
         pred = read_predictions(predictions)
@@ -235,33 +268,3 @@ def correlate_run(
         key.to_string(index=False),
     )
     return table
-
-
-def normal_template_run(*, data, labels, beats, template) -> NormalTemplate:
-    """The normal_template stage: build the NORM template and write it (.npz, atomically)."""
-    tpl = build_template_from_data(data, labels, beats)
-    tpl.save(template)
-    log.info(
-        "normal template from %d NORM-only training records; median segment durations (samples at %d Hz): %s; "
-        "occurrences: %s",
-        tpl.n_records,
-        tpl.rate,
-        dict(zip(("P", "PR", "QRS", "ST", "T", "TP"), tpl.durations.round(1).tolist())),
-        tpl.n_occurrences.tolist(),
-    )
-    return tpl
-
-
-def explain_backgrounds_stage(
-    *, weights, predictions, thresholds, data, cfg, bg_cfg, per_record, beats=None, template=None
-) -> pd.DataFrame:
-    """The explain_backgrounds stage: `explain_backgrounds_run`, written as Parquet and summarised in the log."""
-    from ecgxai.explain.backgrounds import background_summary
-
-    rows = explain_backgrounds_run(weights, predictions, thresholds, data, cfg, bg_cfg, beats, template)
-    tmp = Path(per_record).with_name(Path(per_record).name + ".tmp")
-    rows.to_parquet(tmp, index=False)
-    tmp.replace(per_record)
-    if len(rows):
-        log.info("per label, background and method:\n%s", background_summary(rows).to_string(index=False))
-    return rows
