@@ -3,22 +3,11 @@
 import torch
 
 from ecgxai.runlog import logged
-from ecgxai.stages.checks import expert_rules_stage, write_expert_rules
+from ecgxai.stages.checks import expert_rules
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
-    out = expert_rules_stage(
-        weights=snakemake.input.weights,
-        predictions=snakemake.input.predictions,
-        thresholds=snakemake.input.thresholds,
-        data=snakemake.input.data,
-        beats=snakemake.input.get("beats"),
-        template=snakemake.input.get("template"),
-        explain=snakemake.params.explain,
-        checks=snakemake.params.checks,
-        blur_sigma_s=snakemake.params.explain["blur_sigma_s"],
-    )
-    write_expert_rules(out, outputs=dict(snakemake.output.items()))
+    out = expert_rules(**snakemake.input, **snakemake.output, **snakemake.params)
     log.info("expert-rule alignment (%s):\n%s", out["context"], out["alignment"].to_string(index=False))
     log.info("deletion probe:\n%s", out["probe"].to_string(index=False))
     log.info("background as input:\n%s", out["background"].to_string(index=False))

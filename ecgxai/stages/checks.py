@@ -1,4 +1,5 @@
-"""The check stages of a trained run: expert-rule agreement, sanity checks, seed consistency.
+"""The check stages of a trained run: expert-rule agreement (rule expert_rules), the randomisation sanity
+check (sanity) and seed consistency (seed_consistency).
 
 Each stage reads the run's model, test predictions and test signals, builds every record's feature
 space from the delineation (waves; a record without beats gets time bins and is skipped by the rule
@@ -20,11 +21,12 @@ from ecgxai.explain.checks.config import METHODS, CheckConfig
 from ecgxai.explain.checks.expert_rule_check import expert_rule_check
 from ecgxai.explain.checks.randomisation import randomisation_check
 from ecgxai.explain.checks.rules import load_rules, rules_for_labels, rules_table
-from ecgxai.explain.checks.seeds import seed_consistency
+from ecgxai.explain.checks.seeds import seed_consistency as seed_consistency_check
 from ecgxai.explain.spaces.features import space_for_record
 from ecgxai.model.checkpoint import load_checkpoint
 from ecgxai.outputs import write_tsv
 from ecgxai.report.plots.checks import expert_rule_alignment, randomisation_cascade, rule_deletion_probe
+from ecgxai.stages import stem_of
 from ecgxai.trained_run import TrainedRun
 
 log = logging.getLogger(__name__)
@@ -104,19 +106,41 @@ def _context(run: dict, what: str) -> str:
     )
 
 
-def expert_rules_stage(
-    *, weights, predictions, thresholds, data, explain: dict, checks: dict, beats=None, template=None, blur_sigma_s=0.1
+def expert_rules(
+    *,
+    weights,
+    thresholds,
+    predictions,
+    data,
+    shares,
+    alignment,
+    probe,
+    probe_records,
+    background,
+    background_records,
+    skipped,
+    rules,
+    alignment_figure,
+    probe_figure,
+    explain: dict,
+    checks: dict,
+    beats=None,
+    template=None,
+    alignment_figure_pdf=None,
+    probe_figure_pdf=None,
 ) -> dict[str, pd.DataFrame]:
-    """Alignment with the expert rules, the deletion probe and the background check for one run."""
+    """Alignment with the expert rules, the deletion probe and the background check for one run, written: the
+    per-record shares (Parquet), the summary and per-record TSVs, the rules used (`rules`) and the alignment and
+    probe figures (PNG, with the PDF beside: `*_figure_pdf`). Returns the tables, with the figures' `context`."""
     run = load_run(weights, predictions, thresholds, data, explain, beats)
     templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
     cfg = check_config(checks, explain, kinds)
-    rules = rules_for_labels(run["names"], load_rules())
+    cited = rules_for_labels(run["names"], load_rules())
     log.info(
         "expert rules for %d of %d labels (%s); up to %d positives each; backgrounds %s; %d of %d test records delineated",
-        len(rules),
+        len(cited),
         len(run["names"]),
-        ",".join(rules),
+        ",".join(cited),
         cfg.records_per_label,
         list(cfg.backgrounds),
         run["n_delineated"],
@@ -129,31 +153,29 @@ def expert_rules_stage(
         run["y_true"],
         run["names"],
         run["spaces"],
-        rules,
+        cited,
         cfg,
         thresholds=run["thresholds"],
         lead_means=run["lead_means"],
-        blur_sigma_s=blur_sigma_s,
+        blur_sigma_s=explain["blur_sigma_s"],
         rate=run["rate"],
         gradient_background=run["gradient_background"],
         templates=templates,
     )
-    table = rules_table(rules)
+    table = rules_table(cited)
     positives = run["y_true"].sum(0)
     table.insert(1, "test_positives", [int(positives[run["names"].index(lab)]) for lab in table["label"]])
     out["rules"] = table
     out["context"] = _context(run, "positives of each label")
+
+    out["shares"].to_parquet(shares, index=False)
+    paths = dict(alignment=alignment, probe=probe, probe_records=probe_records, background=background,
+                 background_records=background_records, skipped=skipped, rules=rules)  # fmt: skip
+    for key, path in paths.items():
+        write_tsv(out[key], path)
+    expert_rule_alignment(out["alignment"], stem_of(alignment_figure, pdf=alignment_figure_pdf), out["context"])
+    rule_deletion_probe(out["probe"], stem_of(probe_figure, pdf=probe_figure_pdf), out["context"])
     return out
-
-
-def write_expert_rules(out: dict, *, outputs: dict) -> list[str]:
-    """The stage's files: per-record Parquet, summary TSVs, figures (PNG + PDF)."""
-    out["shares"].to_parquet(outputs["shares"], index=False)
-    for key in ("alignment", "probe", "probe_records", "background", "background_records", "skipped", "rules"):
-        write_tsv(out[key], outputs[key])
-    written = expert_rule_alignment(out["alignment"], Path(outputs["alignment_figure"]).with_suffix(""), out["context"])
-    written += rule_deletion_probe(out["probe"], Path(outputs["probe_figure"]).with_suffix(""), out["context"])
-    return written
 
 
 def _sanity_records(run: dict, count: int, seed: int) -> tuple[np.ndarray, list[list[int]]]:
@@ -165,10 +187,25 @@ def _sanity_records(run: dict, count: int, seed: int) -> tuple[np.ndarray, list[
     return rows, [[int(np.argmax(run["prob"][r]))] for r in rows]
 
 
-def sanity_stage(
-    *, weights, predictions, thresholds, data, explain: dict, checks: dict, beats=None, template=None, blur_sigma_s=0.1
+def sanity(
+    *,
+    weights,
+    thresholds,
+    predictions,
+    data,
+    records,
+    summary,
+    flags,
+    figure,
+    explain: dict,
+    checks: dict,
+    beats=None,
+    template=None,
+    figure_pdf=None,
 ) -> dict[str, pd.DataFrame]:
-    """Cascading model-parameter randomisation on `checks.sanity_records` test records."""
+    """Cascading model-parameter randomisation on `checks.sanity_records` test records, written: per-record
+    rows, the summary, each method's flag and the cascade figure (PNG, with the PDF `figure_pdf` beside).
+    Returns the tables, with the figure's `context`."""
     run = load_run(weights, predictions, thresholds, data, explain, beats)
     templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
     cfg = check_config(checks, explain, kinds)
@@ -183,42 +220,47 @@ def sanity_stage(
         [run["spaces"][r] for r in rows],
         cfg,
         lead_means=run["lead_means"],
-        blur_sigma_s=blur_sigma_s,
+        blur_sigma_s=explain["blur_sigma_s"],
         rate=run["rate"],
         gradient_background=run["gradient_background"],
         templates=templates,
     )
     n_waves = sum(run["spaces"][r].kind == "waves" for r in rows)
     out["context"] = f"{len(rows)} test records ({n_waves} on wave features), top label each"
+    write_tsv(out["records"], records)
+    write_tsv(out["summary"], summary)
+    write_tsv(out["flags"], flags)
+    randomisation_cascade(out["summary"], stem_of(figure, pdf=figure_pdf), out["context"])
     return out
 
 
-def write_sanity(out: dict, *, outputs: dict) -> list[str]:
-    write_tsv(out["records"], outputs["records"])
-    write_tsv(out["summary"], outputs["summary"])
-    write_tsv(out["flags"], outputs["flags"])
-    return randomisation_cascade(out["summary"], Path(outputs["figure"]).with_suffix(""), out["context"])
-
-
-def seed_consistency_stage(
+def seed_consistency(
     *,
-    weights: dict,
-    predictions,
+    weights,
     thresholds,
+    predictions,
     data,
+    records,
+    summary,
+    runs,
     explain: dict,
     checks: dict,
     beats=None,
     template=None,
-    blur_sigma_s=0.1,
 ) -> dict[str, pd.DataFrame]:
-    """Runs trained with different seeds (weights: run -> path) explaining the same test records.
+    """Runs trained with different seeds (`runs`, their `weights` in the same order) explaining the same test
+    records; the per-record rows and the summary written. Returns them.
 
-    Records and labels come from the first run's predictions (`predictions`, `thresholds`).
+    Records and labels come from the first run's predictions and thresholds (`predictions`, `thresholds`: the
+    first run's file, or a list whose first entry it is, as the rule passes them).
     """
-    runs = list(weights)
-    run = load_run(weights[runs[0]], predictions, thresholds, data, explain, beats)
-    loaded = {r: load_checkpoint(weights[r]) for r in runs}
+    runs = list(runs)
+    weights = [weights] if isinstance(weights, (str, Path)) else list(weights)
+    if len(weights) != len(runs):
+        raise ValueError(f"{len(runs)} runs {runs} but {len(weights)} weights")
+    predictions, thresholds = _first(predictions), _first(thresholds)
+    run = load_run(weights[0], predictions, thresholds, data, explain, beats)
+    loaded = {r: load_checkpoint(w) for r, w in zip(runs, weights)}
     models = {r: model.eval() for r, (model, _) in loaded.items()}
     names = {r: meta["label_names"] for r, (_, meta) in loaded.items()}
     for r in runs[1:]:
@@ -230,7 +272,7 @@ def seed_consistency_stage(
     cfg = check_config(checks, explain, kinds)
     rows, labels = _sanity_records(run, cfg.sanity_records, cfg.seed)
     log.info("seed consistency of %s on %d test records", runs, len(rows))
-    return seed_consistency(
+    out = seed_consistency_check(
         models,
         run["x"][rows],
         [run["ids"][r] for r in rows],
@@ -239,8 +281,16 @@ def seed_consistency_stage(
         [run["spaces"][r] for r in rows],
         cfg,
         lead_means=run["lead_means"],
-        blur_sigma_s=blur_sigma_s,
+        blur_sigma_s=explain["blur_sigma_s"],
         rate=run["rate"],
         gradient_background=run["gradient_background"],
         templates=templates,
     )
+    write_tsv(out["records"], records)
+    write_tsv(out["summary"], summary)
+    return out
+
+
+def _first(paths):
+    """The one path of a rule's input that lists a path (expand of one run) or is one."""
+    return paths if isinstance(paths, (str, Path)) else list(paths)[0]
