@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -11,33 +10,40 @@ from ecgxai.config import run_name
 from ecgxai.evaluation.ablation import collect, paired_against_reference, paired_per_label, summarize
 from ecgxai.outputs import write_tsv
 from ecgxai.report import tables
-from ecgxai.report.ablation import ablation_figure, ablation_table, per_label_table
+from ecgxai.report.ablation import ablation_figure, ablation_table
+from ecgxai.report.ablation import per_label_table as label_table
+from ecgxai.stages import stem_of
 
 
-def ablation_run(
+def ablation(
     *,
     ablation: dict,
     runs,
     reference: str,
     evaluate: dict,
+    shape,
     metrics,
     contexts,
     models,
     histories,
     predictions,
     thresholds,
-    shape,
+    table,
     per_run,
     paired,
     per_label,
-    per_label_table_path,
-    table,
+    per_label_table,
     figure,
+    table_md=None,
+    table_tex=None,
+    per_label_md=None,
+    per_label_tex=None,
+    figure_pdf=None,
 ) -> pd.DataFrame:
     """The ablation stage: per-run table, paired comparisons against `reference` (TSV), summary table
-    (TSV/MD/TeX), per-label paired ΔAUC (`per_label`: every seed, TSV; `per_label_table_path`: over
-    seeds, TSV/MD/TeX) and figure (PNG/PDF). `runs` names the runs in the order of the path lists (the rule's
-    inputs); `table` and `figure` are the .tsv and .png paths, the .md/.tex and .pdf are written beside them.
+    (`table`: TSV, with `table_md`/`table_tex` beside it), per-label paired ΔAUC (`per_label`: every seed, TSV;
+    `per_label_table`: over seeds, TSV/MD/TeX) and figure (`figure`: PNG, `figure_pdf` beside it). `runs` names
+    the runs in the order of the path lists (the rule's inputs). Returns the summary.
     """
     runs = list(runs)
     lists = (metrics, contexts, models, histories, predictions, thresholds)
@@ -61,9 +67,9 @@ def ablation_run(
     summary = summarize(rows, pairs)
     with open(contexts[0]) as f:
         note = tables.context_note(json.load(f))
-    ablation_table(summary, Path(table).with_suffix(""), reference, note)
+    ablation_table(summary, stem_of(table, md=table_md, tex=table_tex), reference, note)
     labels = paired_per_label(items, reference, n_boot=evaluate["n_boot"], seed=evaluate["seed"], ci=evaluate["ci"])
     write_tsv(labels, per_label)
-    per_label_table(labels, Path(per_label_table_path).with_suffix(""), reference, note)
-    ablation_figure(rows, Path(figure).with_suffix(""), pairs, reference)
+    label_table(labels, stem_of(per_label_table, md=per_label_md, tex=per_label_tex), reference, note)
+    ablation_figure(rows, stem_of(figure, pdf=figure_pdf), pairs, reference)
     return summary

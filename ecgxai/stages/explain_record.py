@@ -53,24 +53,27 @@ def _viewer_beats(x_mv: np.ndarray, rate: int, method: str) -> pd.DataFrame:
     return pd.DataFrame(beats, columns=list(FIDUCIALS)).assign(ecg_id=0)
 
 
-def explain_user_record(
+def explain_record(
     *,
     record,
     weights,
     thresholds,
     data,
-    filters: dict,
-    explain: dict,
-    name: str,
     predictions,
     attributions,
     viewer,
+    filters: dict,
+    explain: dict,
+    name: str,
     template=None,
     delineation_method: str = "neurokit_prominence",
+    sidecar=None,
+    signals=None,
 ) -> pd.DataFrame:
-    """Predict and explain the WFDB record `record` (a .hea path); write the predictions table, the attributions
-    (Parquet) and a viewer page. Returns the predictions table. template: the NORM template (.npz) that
-    `background: normal_template` needs (a record without delineation gets its repeated normal cycle)."""
+    """Predict and explain the WFDB record `record` (a .hea path, its `signals` beside it); write the predictions
+    table, the attributions (Parquet) and a viewer page. Returns the predictions table. template: the NORM template
+    (.npz) that `background: normal_template` needs (a record without delineation gets its repeated normal cycle).
+    sidecar: the weights' sidecar, which `TrainedRun` reads beside them."""
     from ecgxai.report.render import viewer_records
     from ecgxai.report.viewer import render_viewer
 
