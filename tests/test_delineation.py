@@ -157,9 +157,12 @@ def test_figure_of_delineated_examples(synthetic, tmp_path):
     from PIL import Image
 
     from ecgxai.report import plots
-    from ecgxai.report.render import render_delineation
+    from ecgxai.stages.render import render_delineation
 
-    png, pdf = map(Path, render_delineation(synthetic["data"], synthetic["out"], tmp_path / "delineation_examples"))
+    written = render_delineation(
+        signals=synthetic["data"], beats=synthetic["out"], png=tmp_path / "delineation_examples.png"
+    )
+    png, pdf = map(Path, written)
     assert png.name == "delineation_examples.png" and pdf.read_bytes()[:5] == b"%PDF-"
     shown = plots.delineation.pick_examples(read_delineation_summary(synthetic["out"]))
     assert len(shown) == len(set(shown)) == 4
