@@ -100,7 +100,7 @@ def render_explanations(
     waves = in_space(attributions, "waves")
     beat_tables = {}
     if beats and len(waves):
-        from ecgxai.data.delineation import read_beats  # not explain.pipeline: the report env has no torch
+        from ecgxai.data.delineation import read_beats  # not stages.explain: the report env has no torch
 
         table = read_beats(beats, ecg_ids=[int(e) for e in waves["ecg_id"].unique()])
         beat_tables = {int(e): g.reset_index(drop=True) for e, g in table.groupby("ecg_id", sort=False)}
