@@ -40,6 +40,7 @@ include: "rules/crossval.smk"
 include: "rules/explain.smk"
 include: "rules/render.smk"
 include: "rules/checks.smk"
+include: "rules/known_answer.smk"
 
 
 rule all:

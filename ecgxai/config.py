@@ -204,7 +204,19 @@ def run_config(config: dict, run: str) -> dict:
     """The effective `model` and `train` sections of a named run: defaults with its overrides."""
     if run not in config["runs"]:
         raise KeyError(f"run {run!r} is not defined under `runs` in the config (have {sorted(config['runs'])})")
-    overrides = config["runs"][run] or {}
+    return merged_overrides(config, config["runs"][run] or {})
+
+
+def variant_config(config: dict, variant: str) -> dict:
+    """The effective `model` and `train` sections of an ablation variant (e.g. for the known-answer models)."""
+    variants = config["ablation"]["variants"]
+    if variant not in variants:
+        raise KeyError(f"{variant!r} is not a variant under ablation.variants (have {sorted(variants)})")
+    return merged_overrides(config, variants[variant] or {})
+
+
+def merged_overrides(config: dict, overrides: dict) -> dict:
+    """`model` and `train` with a run's or variant's overrides; another architecture replaces `model` whole."""
     merged = {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}
     run_model = overrides.get("model") or {}
     if run_model.get("architecture", config["model"]["architecture"]) != config["model"]["architecture"]:

@@ -106,6 +106,14 @@ class Layout:
     def seed_consistency(self, file: str) -> str:
         return self._p("explain", "seed_consistency", file)
 
+    def known_answer(self, file: str) -> str:
+        """A file of the known-answer benchmark (planted causes), e.g. `planted.npz`, `localisation.tsv`."""
+        return self._p("known_answer", file)
+
+    def known_answer_model(self, architecture, file: str = "model.pt") -> str:
+        """A model of the known-answer benchmark: `model.pt` (sidecar beside it) or `history.tsv`."""
+        return self._p("known_answer", "models", architecture, file)
+
     # ---- what a person opens ------------------------------------------------------------------
     def figure(self, run, name: str, ext: str = "png") -> str:
         """A run's figure; run None: a figure of the whole workflow (e.g. delineation_examples)."""

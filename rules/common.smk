@@ -5,6 +5,7 @@ from ecgxai.layout import RESULTS  # every path under results/ (ecgxai/layout.py
 
 # Shared values and input functions for the rules.
 from ecgxai.config import FOLDS, NORMALIZATIONS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
+from ecgxai.config import variant_config
 from ecgxai.config import (
     EXPLANATION_FIGURES,
     EXPLANATION_TABLES,
@@ -213,7 +214,6 @@ def rendered(names, category, figures=True):
 
 
 # Checks of the explanations (rules/checks.smk): constants and input functions.
-CHECKS = RESULTS.checks("{run}", "").rstrip("/")
 SEED_RUNS = config["checks"]["seed_runs"]
 _unknown_seed_runs = sorted(set(SEED_RUNS) - set(config["runs"]))
 if _unknown_seed_runs:

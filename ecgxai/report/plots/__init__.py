@@ -25,6 +25,7 @@ from ecgxai.report.plots.explanations import (
     fig2_shap_heatmap,
     fig3_shap_attention_alignment,
 )
+from ecgxai.report.plots.known_answer import KNOWN_ANSWER_CAPTIONS, localisation_figure
 from ecgxai.report.plots.performance import (
     error_analysis,
     per_label_bars,
@@ -48,6 +49,7 @@ __all__ = [
     "expert_rule_alignment",
     "rule_deletion_probe",
     "randomisation_cascade",
+    "localisation_figure",
     "CAPTIONS",
     "caption",
     "DPI",
@@ -126,6 +128,7 @@ CAPTIONS = {
 }
 
 CAPTIONS.update(CHECK_CAPTIONS)  # expert-rule and sanity checks (figures and their tables)
+CAPTIONS.update(KNOWN_ANSWER_CAPTIONS)  # the known-answer benchmark (its figure and table share the caption)
 
 
 def caption(out_stem) -> str:

@@ -42,6 +42,7 @@ FIGSIZES = {
     "beat_attribution_lime": (16.0, 1.0),
     "beat_attribution_attention": (16.0, 1.0),
     "delineation_examples": (11.0, 9.8),  # height grows with the records shown
+    "known_answer_localisation": (12.0, 3.2),  # height grows with the architectures shown
 }
 
 
@@ -56,6 +57,8 @@ def figsize(name: str, n: int | None = None) -> tuple[float, float]:
         h = h * max(1, n)
     if n is not None and name == "error_analysis":
         h = max(h, 0.38 * n + 1.5)
+    if n is not None and name == "known_answer_localisation":
+        h = h * max(n, 1)
     if n is not None and name == "delineation_examples":
         h = 1.0 + 2.2 * max(n, 1)  # one row of leads per record
     return w, h
