@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 METHODS = ("shap", "lime", "shap_gradient", "attention")
-MASKING_METHODS = ("shap", "lime")  # depend on the background; gradient SHAP and attention do not
 
 
 @dataclass

@@ -205,10 +205,8 @@ def explain_records(
             masker = Masker(X[i], space, background, lead_means, blur_sigma_s, rate, template=template)
             rec_maps = {}
 
-            t0 = time.perf_counter()
-            sh = explain_shap(predict_proba, masker, labels, shap_cfg, rs)
+            (sh, dt), (li, dt_lime) = masking_methods(predict_proba, masker, labels, shap_cfg, lime_cfg, rs).values()
             rec_maps["shap"] = sh.values
-            dt = time.perf_counter() - t0
             meta += [
                 dict(
                     common,
@@ -223,10 +221,7 @@ def explain_records(
                 for j in range(len(labels))
             ]
 
-            t0 = time.perf_counter()
-            li = explain_lime(predict_proba, masker, labels, lime_cfg, rs)
             rec_maps["lime"] = li.values
-            dt = time.perf_counter() - t0
             meta += [
                 dict(
                     common,
@@ -236,7 +231,7 @@ def explain_records(
                     intercept=li.intercept[j],
                     fx=li.local_pred[j],
                     n_evals=li.n_evals,
-                    seconds=dt,
+                    seconds=dt_lime,
                 )
                 for j in range(len(labels))
             ]
@@ -322,6 +317,26 @@ def explain_records(
     )
 
 
+MASKING_METHODS = ("shap", "lime")  # the methods that mask features with a background
+
+
+def masking_methods(predict_proba, masker: Masker, labels, shap_cfg, lime_cfg, seed: int, methods=MASKING_METHODS):
+    """{method: (result, seconds)} of permutation SHAP and LIME for one record in one space and background: the
+    one place both orchestrators (`explain_records` for the explain stage and the app, `explain_maps` for the
+    checks) compute them, with the same seed, so they agree on a record (tests/test_app.py)."""
+    out = {}
+    for method in methods:
+        t0 = time.perf_counter()
+        if method == "shap":
+            result = explain_shap(predict_proba, masker, labels, shap_cfg, seed)
+        elif method == "lime":
+            result = explain_lime(predict_proba, masker, labels, lime_cfg, seed)
+        else:
+            raise ValueError(f"masking methods are {MASKING_METHODS}, not {method!r}")
+        out[method] = result, time.perf_counter() - t0
+    return out
+
+
 def _concat(frames, columns) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
@@ -345,16 +360,11 @@ def explain_maps(
     predict, attend = model_functions(model)
     shap_cfg, lime_cfg = ShapConfig.from_any(cfg.shap), LimeConfig.from_any(cfg.lime)
     out = {}
+    wanted = tuple(m for m in MASKING_METHODS if m in cfg.methods)
     for bg_name, bg in backgrounds.items():
-        masker = Masker(x, space, bg)
-        if "shap" in cfg.methods:
-            out[("shap", bg_name)] = explain_shap(predict, masker, labels, shap_cfg, seed).values.reshape(
-                len(labels), -1
-            )
-        if "lime" in cfg.methods:
-            out[("lime", bg_name)] = explain_lime(predict, masker, labels, lime_cfg, seed).values.reshape(
-                len(labels), -1
-            )
+        found = masking_methods(predict, Masker(x, space, bg), labels, shap_cfg, lime_cfg, seed, wanted)
+        for method, (result, _) in found.items():
+            out[(method, bg_name)] = result.values.reshape(len(labels), -1)
     if "shap_gradient" in cfg.methods and gradient_background is not None:
         # per-sample expected gradients (one "bin" per sample), summed into the record's features
         g = gradient_shap(Probabilities(model), x, labels, gradient_background, space.T, shap_cfg, seed).values
