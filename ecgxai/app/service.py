@@ -278,7 +278,8 @@ class RunService:
 
     def _bin_overlap(self, samples: int) -> tuple[FeatureSpace, np.ndarray]:
         """(time-bin space, step-to-bin overlap) of records with `samples` samples, computed once per
-        length (0.8 ms per prediction otherwise); the model sees one length, so the cache stays small."""
+        length rather than per prediction (benchmarks/app_load.py); the model sees one length, so the cache
+        stays small."""
         if samples not in self._bin_overlaps:
             space = bin_space(samples, self.settings.n_bins)
             self._bin_overlaps[samples] = space, step_segment_overlap(self.model.step_to_sample_edges(samples), space)

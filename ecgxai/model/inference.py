@@ -4,9 +4,9 @@ Explaining one record costs hundreds of forward passes (permutation SHAP, LIME, 
 so the explainers call the model through `model_functions`, which
   * folds every Conv1d -> BatchNorm1d pair into one convolution (eval-time BN is an affine map, so the
     outputs agree to ~1e-7), on a copy: the caller's model, e.g. one being randomised, is left as is;
-  * runs batches of `INFERENCE_BATCH` records: on 2 CPU cores the HybridECGNet costs 0.36 ms per record
-    at batch 64 but 0.62 ms at batch 512, whose [512, 32, 1000] first-block activations (65 MB) no longer
-    fit the cache (benchmarks/explain.py prints the per-call figure).
+  * runs batches of `INFERENCE_BATCH` records: small enough that a batch's first-block activations
+    ([64, 32, 1000]) stay in the cache, where a batch of 512 (65 MB) does not and costs more per record
+    (benchmarks/explain.py prints the per-call figure; the docs' Benchmarks page has the measurements).
 """
 
 from __future__ import annotations
