@@ -1,5 +1,5 @@
 # ECG explainability workflow: PTB-XL -> Parquet -> hybrid CNN-BiLSTM-attention -> SHAP/LIME.
-# The DAG lives in rules/*.smk, the logic in the `ecgxai` package, the glue in workflow_scripts/.
+# The DAG lives in rules/*.smk, the logic in the `ptbxl_xai` package, the glue in workflow_scripts/.
 import os
 import sys
 
@@ -15,9 +15,9 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 # A typo or a bad value fails here, naming the key, before any job runs.
-SCHEMA = "ecgxai/resources/config.schema.yaml"
+SCHEMA = "ptbxl_xai/resources/config.schema.yaml"
 sys.path.insert(0, workflow.basedir)  # the package, for parse-time config handling
-from ecgxai.config import coerce_types
+from ptbxl_xai.config import coerce_types
 
 with open(os.path.join(workflow.basedir, SCHEMA)) as f:
     coerce_types(config, yaml.safe_load(f))  # nested --config values arrive as strings
@@ -50,8 +50,8 @@ rule all:
         checks_outputs(),
 
 
-# What the terminal says at the end: where to look, or which log explains the failure (ecgxai.run_summary).
-from ecgxai.run_summary import error_message, success_message
+# What the terminal says at the end: where to look, or which log explains the failure (ptbxl_xai.run_summary).
+from ptbxl_xai.run_summary import error_message, success_message
 
 
 onsuccess:

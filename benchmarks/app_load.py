@@ -4,7 +4,7 @@
         [--results results] [--configfile config.yaml tests/config/synthetic.yaml] \\
         [--clients 16] [--predictions 50] [--explains 4] [--client httpx|raw] [--record PATH.hea]
 
-Starts `ecgxai serve` (python -m ecgxai.cli serve) on 127.0.0.1 as its own process, waits for it
+Starts `ecgxai serve` (python -m ptbxl_xai.cli serve) on 127.0.0.1 as its own process, waits for it
 (the warm-up explains one record first), then measures, with an upload of one WFDB record:
 
   1. one explanation alone (SHAP + LIME of the top label), 3 times      target <= 1 s
@@ -49,8 +49,8 @@ def default_record(configfiles, results: Path) -> Path:
     sys.path.insert(0, str(REPO))
     import pyarrow.parquet as pq
 
-    from ecgxai.app.settings import load_config
-    from ecgxai.data.parquet_io import part_files
+    from ptbxl_xai.app.settings import load_config
+    from ptbxl_xai.data.parquet_io import part_files
 
     cfg = load_config(configfiles)
     rate = cfg["preprocess"]["sampling_rate"]
@@ -196,7 +196,7 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (1 min) before the server starts")
-    cmd = [sys.executable, "-m", "ecgxai.cli", "serve", "--run", args.run, "--results", str(args.results),
+    cmd = [sys.executable, "-m", "ptbxl_xai.cli", "serve", "--run", args.run, "--results", str(args.results),
            "--port", str(port), "--configfile", *args.configfile]  # fmt: skip
     started = time.perf_counter()
     log_path = REPO / "benchmarks" / "out" / "app_server.log"

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgxai.config import FilterSettings
-from ecgxai.data.delineation import (
+from ptbxl_xai.config import FilterSettings
+from ptbxl_xai.data.delineation import (
     FIDUCIALS,
     METHODS,
     DelineationError,
@@ -37,9 +37,9 @@ from ecgxai.data.delineation import (
     match_to_truth,
     record_summary,
 )
-from ecgxai.data.parquet_io import load_signals_mv
-from ecgxai.data.preprocess import preprocess
-from ecgxai.data.synthetic import FIDUCIALS_CSV, generate_ptbxl
+from ptbxl_xai.data.parquet_io import load_signals_mv
+from ptbxl_xai.data.preprocess import preprocess
+from ptbxl_xai.data.synthetic import FIDUCIALS_CSV, generate_ptbxl
 
 RATE = 100
 # Adult ranges, ms: QRS 60-120 normal (to ~180 in bundle-branch block), PR 120-200 normal

@@ -2,7 +2,7 @@
 
     python benchmarks/explain.py [--records 10] [--threads 2] [--batch 64] [--no-fuse] [--full]
 
-Builds the default `ecgxai.model.hybrid.HybridECGNet` (random weights are fine for timing; a small
+Builds the default `ptbxl_xai.model.hybrid.HybridECGNet` (random weights are fine for timing; a small
 conv net stands in if the model module is missing), explains each record for its top-3
 labels with the default settings in both feature spaces -- waves (12 leads x P/PR/QRS/ST/T/TP,
 72 features, from the synthetic records' known beats) and bins (12 x n_bins) -- and prints, per
@@ -11,7 +11,7 @@ unmasked signals) and their ratio, then the projection for 100 records x top-3 l
 Targets on 2 CPU cores (issue 10): waves SHAP + LIME <= 0.2 s per record, 100 records x top-3
 labels <= 1 minute.
 
-Defaults being timed (ecgxai.explain): SHAP npermutations=2 (2 x (2F + 1) + 1 model calls per record of F
+Defaults being timed (ptbxl_xai.explain): SHAP npermutations=2 (2 x (2F + 1) + 1 model calls per record of F
 features; the counts are printed), LIME num_samples=1000; with --full also gradient SHAP and the whole
 `explain_records` on waves + bins (attention, faithfulness curves).
 """
@@ -25,18 +25,18 @@ import time
 import numpy as np
 import torch
 
-from ecgxai.data.conditioning import zscore
-from ecgxai.explain.methods.explain_records import LimeConfig, ShapConfig, explain_records
-from ecgxai.explain.methods.lime_explainer import explain_lime
-from ecgxai.explain.methods.shap_explainer import explain_shap, gradient_shap
-from ecgxai.explain.spaces.features import FIDUCIALS, bin_space, wave_space
-from ecgxai.explain.spaces.masking import Masker
-from ecgxai.model.inference import INFERENCE_BATCH, Probabilities, model_functions
+from ptbxl_xai.data.conditioning import zscore
+from ptbxl_xai.explain.methods.explain_records import LimeConfig, ShapConfig, explain_records
+from ptbxl_xai.explain.methods.lime_explainer import explain_lime
+from ptbxl_xai.explain.methods.shap_explainer import explain_shap, gradient_shap
+from ptbxl_xai.explain.spaces.features import FIDUCIALS, bin_space, wave_space
+from ptbxl_xai.explain.spaces.masking import Masker
+from ptbxl_xai.model.inference import INFERENCE_BATCH, Probabilities, model_functions
 
 
 def build_model(n_classes: int):
     try:
-        from ecgxai.model.hybrid import HybridECGNet
+        from ptbxl_xai.model.hybrid import HybridECGNet
 
         return HybridECGNet(n_classes=n_classes).eval(), "HybridECGNet"
     except ImportError:

@@ -4,7 +4,7 @@
         [--records 12] [--permutations 1 2 3 5] [--lime-samples 150 300 500 1000] [--seeds 2]
 
 For delineated test-fold records (each for its most probable label) it explains every record on wave
-features and on time bins with `ecgxai.explain` at each budget, and compares the maps with a
+features and on time bins with `ptbxl_xai.explain` at each budget, and compares the maps with a
 high-budget reference (--ref-permutations, --ref-lime-samples) of another seed. Printed per space,
 method and budget: model calls per record, the median Spearman rank correlation with the reference,
 the median relative L2 distance to it, the seed-to-seed Spearman, and seconds per record.
@@ -23,16 +23,16 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from ecgxai.config import SPLITS
-from ecgxai.data.parquet_io import load_parquet_records
-from ecgxai.explain.methods.lime_explainer import LimeConfig, explain_lime
-from ecgxai.explain.methods.shap_explainer import ShapConfig, explain_shap
-from ecgxai.explain.spaces.features import bin_space, space_for_record
-from ecgxai.explain.spaces.masking import Masker
-from ecgxai.explain.spaces.template import NormalTemplate
-from ecgxai.model.checkpoint import load_checkpoint
-from ecgxai.model.inference import model_functions
-from ecgxai.stages.explain import read_beats_by_record
+from ptbxl_xai.config import SPLITS
+from ptbxl_xai.data.parquet_io import load_parquet_records
+from ptbxl_xai.explain.methods.lime_explainer import LimeConfig, explain_lime
+from ptbxl_xai.explain.methods.shap_explainer import ShapConfig, explain_shap
+from ptbxl_xai.explain.spaces.features import bin_space, space_for_record
+from ptbxl_xai.explain.spaces.masking import Masker
+from ptbxl_xai.explain.spaces.template import NormalTemplate
+from ptbxl_xai.model.checkpoint import load_checkpoint
+from ptbxl_xai.model.inference import model_functions
+from ptbxl_xai.stages.explain import read_beats_by_record
 
 
 def main() -> None:

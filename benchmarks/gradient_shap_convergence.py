@@ -4,7 +4,7 @@
         [--records 8] [--nsamples 8 16 32 64 128] [--reference 512] [--seeds 3] [--threads 2]
 
 For test-fold records (the first --records, each for its most probable label) it computes
-`ecgxai.explain.methods.shap_explainer.gradient_shap` at each sample count with several seeds and prints,
+`ptbxl_xai.explain.methods.shap_explainer.gradient_shap` at each sample count with several seeds and prints,
 per count: the additivity error |sum(phi) + E[f(bg)] - f(x)| relative to |f(x) - E[f(bg)]|
 (median over record-labels), the relative L2 distance of the lead x bin attribution map to a
 high-sample reference (--reference samples), the Spearman rank correlation with it, the
@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from ecgxai.config import SPLITS
-from ecgxai.data.parquet_io import load_fold_arrays
-from ecgxai.explain.methods.shap_explainer import ShapConfig, gradient_shap, sample_background
-from ecgxai.model.checkpoint import load_checkpoint
-from ecgxai.model.inference import Probabilities
+from ptbxl_xai.config import SPLITS
+from ptbxl_xai.data.parquet_io import load_fold_arrays
+from ptbxl_xai.explain.methods.shap_explainer import ShapConfig, gradient_shap, sample_background
+from ptbxl_xai.model.checkpoint import load_checkpoint
+from ptbxl_xai.model.inference import Probabilities
 
 
 def main() -> None:

@@ -43,8 +43,8 @@ def subset_root(root: Path, n: int, tmp: Path) -> Path:
 
 
 def run_ours(root: str, rate: int, workers: int, part_size: int) -> dict:
-    from ecgxai.data.conditioning import FilterSettings
-    from ecgxai.data.preprocess import preprocess
+    from ptbxl_xai.data.conditioning import FilterSettings
+    from ptbxl_xai.data.preprocess import preprocess
 
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()

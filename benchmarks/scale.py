@@ -4,7 +4,7 @@ Stages (each skipped when its result file already exists, so an interrupted run 
 
 1. ``generate``: a synthetic PTB-XL of 21,837 records (the size of PTB-XL v1.0.3) with both
    ``records100/`` and ``records500/`` (about 3.3 GB), in ``WORK/ptbxl``.
-2. ``preprocess500``: ``ecgxai.data.preprocess`` at 500 Hz on all of it, in a fresh interpreter:
+2. ``preprocess500``: ``ptbxl_xai.data.preprocess`` at 500 Hz on all of it, in a fresh interpreter:
    wall time, records/s and peak RSS (the process and its workers). Target: peak <= 4 GiB.
 3. ``dag``: the whole default DAG (``snakemake`` with this checkout's config.yaml) at 100 Hz on
    ``--cores`` cores, reading the generated folder as ``source: local``, with training epochs capped
@@ -60,7 +60,7 @@ def _in_fresh_interpreter(function: str, *args) -> dict:
 
 
 def run_generate(root: str, n_records: int, seed: int) -> dict:
-    from ecgxai.data.synthetic import generate_ptbxl
+    from ptbxl_xai.data.synthetic import generate_ptbxl
 
     t = time.perf_counter()
     generate_ptbxl(root, n_records=n_records, seed=seed, rates=(100, 500))
@@ -70,8 +70,8 @@ def run_generate(root: str, n_records: int, seed: int) -> dict:
 
 
 def run_preprocess(root: str, out: str, rate: int, workers: int, part_size: int) -> dict:
-    from ecgxai.config import FilterSettings
-    from ecgxai.data.preprocess import preprocess
+    from ptbxl_xai.config import FilterSettings
+    from ptbxl_xai.data.preprocess import preprocess
 
     t = time.perf_counter()
     summary = preprocess(

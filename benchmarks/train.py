@@ -8,7 +8,7 @@ Prints training records/s (train_model on random data, a few epochs), peak RSS,
 batched inference (ms/record, batch 256), single-record latency (median ms),
 and the parameter count. Targets on 2 CPU cores: >= 200 training records/s,
 <= 1 ms/record batched, <= 3 ms single record. They are the hybrid model's; for a
-baseline (--architecture, see ecgxai.model.baselines) the line is printed for comparison.
+baseline (--architecture, see ptbxl_xai.model.baselines) the line is printed for comparison.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from ecgxai.model.hybrid import ARCHITECTURES, count_parameters, model_from_config
-from ecgxai.model.training import TrainConfig, predict, resolve_device, train_model
+from ptbxl_xai.model.hybrid import ARCHITECTURES, count_parameters, model_from_config
+from ptbxl_xai.model.training import TrainConfig, predict, resolve_device, train_model
 
 
 def _sync(device):

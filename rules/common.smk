@@ -1,12 +1,12 @@
 import re
 from pathlib import Path
 
-from ecgxai.layout import RESULTS  # every path under results/ (ecgxai/layout.py)
+from ptbxl_xai.layout import RESULTS  # every path under results/ (ptbxl_xai/layout.py)
 
 # Shared values and input functions for the rules.
-from ecgxai.config import FOLDS, NORMALIZATIONS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
-from ecgxai.config import variant_config
-from ecgxai.config import (
+from ptbxl_xai.config import FOLDS, NORMALIZATIONS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
+from ptbxl_xai.config import variant_config
+from ptbxl_xai.config import (
     EXPLANATION_FIGURES,
     EXPLANATION_TABLES,
     PERFORMANCE_FIGURES,
@@ -21,7 +21,7 @@ except ValueError as exc:
 
 # A command whose data config differs from the one results/ was built from stops here, before
 # Snakemake sees changed acquire params and deletes what was built (issue 12).
-from ecgxai.config import check_data_config, data_identity
+from ptbxl_xai.config import check_data_config, data_identity
 
 try:
     check_data_config(config["data"])
@@ -35,7 +35,7 @@ DELINEATION = RESULTS.delineation(RATE)
 
 # The ablation grid's runs (abl-<variant>-s<seed>) join the configured ones; they are built only
 # by the `ablation` target, not by default.
-from ecgxai.config import expand_runs
+from ptbxl_xai.config import expand_runs
 
 try:
     ABLATION_RUNS = expand_runs(config["ablation"])
@@ -72,7 +72,7 @@ def user_record_header(wildcards):
     return path if path.endswith(".hea") else f"{path}.hea"
 
 
-from ecgxai.config import data_path, run_normalize
+from ptbxl_xai.config import data_path, run_normalize
 
 for _run in config["runs"]:  # a run asking for a normalisation without z-scoring fails here, naming it
     try:
@@ -121,7 +121,7 @@ def ablation_files(kind):
 def user_record_data(wildcards):
     """The data file(s) a user's header names, so a changed signal reruns explain_record; none
     where the header is missing or malformed (the job then fails naming it)."""
-    from ecgxai.data.wfdb_io import RecordError, read_header
+    from ptbxl_xai.data.wfdb_io import RecordError, read_header
 
     header = user_record_header(wildcards)
     try:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import wfdb
 
-from ecgxai.data.ptbxl import DATABASE_COLUMNS, LEADS, bundled_statements, record_path
+from ptbxl_xai.data.ptbxl import DATABASE_COLUMNS, LEADS, bundled_statements, record_path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_PTBXL = REPO.parent / "shared" / "ptbxl"

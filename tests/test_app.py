@@ -27,17 +27,17 @@ import pytest
 import yaml
 from conftest import REPO, ecg_like, write_record
 
-from ecgxai.config import SPLITS, FilterSettings
-from ecgxai.data.parquet_io import load_fold_arrays, load_parquet_records
-from ecgxai.data.preprocess import preprocess
-from ecgxai.data.ptbxl import record_path
-from ecgxai.data.synthetic import generate_ptbxl
-from ecgxai.evaluation.thresholds import tune_thresholds
-from ecgxai.explain.spaces.attention import attention_to_space
-from ecgxai.explain.spaces.features import FIDUCIALS, SEGMENTS, bin_space
-from ecgxai.model.checkpoint import save_checkpoint
-from ecgxai.model.hybrid import model_from_config
-from ecgxai.model.training import TrainConfig, predict, train_model
+from ptbxl_xai.config import SPLITS, FilterSettings
+from ptbxl_xai.data.parquet_io import load_fold_arrays, load_parquet_records
+from ptbxl_xai.data.preprocess import preprocess
+from ptbxl_xai.data.ptbxl import record_path
+from ptbxl_xai.data.synthetic import generate_ptbxl
+from ptbxl_xai.evaluation.thresholds import tune_thresholds
+from ptbxl_xai.explain.spaces.attention import attention_to_space
+from ptbxl_xai.explain.spaces.features import FIDUCIALS, SEGMENTS, bin_space
+from ptbxl_xai.model.checkpoint import save_checkpoint
+from ptbxl_xai.model.hybrid import model_from_config
+from ptbxl_xai.model.training import TrainConfig, predict, train_model
 
 RUN = "live"
 ARTIFACTS = REPO / "tests" / "artifacts" / "app"
@@ -80,14 +80,14 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(workdir) -> dict:
-    from ecgxai.app.settings import load_config
+    from ptbxl_xai.app.settings import load_config
 
     return load_config([REPO / "config.yaml", REPO / "tests" / "config" / "synthetic.yaml", workdir / "app.yaml"])
 
 
 @pytest.fixture(scope="module")
 def service(workdir, config):
-    from ecgxai.app.service import RunService, set_torch_threads
+    from ptbxl_xai.app.service import RunService, set_torch_threads
 
     set_torch_threads(1)
     return RunService(workdir / "results", RUN, config)
@@ -99,8 +99,8 @@ def tmp_root(tmp_path_factory) -> Path:
 
 
 def make_app(service, config, tmp_root, warm=True, **overrides):
-    from ecgxai.app.server import create_app
-    from ecgxai.app.settings import ServeSettings
+    from ptbxl_xai.app.server import create_app
+    from ptbxl_xai.app.settings import ServeSettings
 
     return create_app(service, ServeSettings.from_config(config["serve"], **overrides), tmp_root=tmp_root, warm=warm)
 
@@ -227,12 +227,12 @@ def test_app_checks_and_explain_stage_give_the_same_shap_for_a_record(workdir, c
     import copy
     import dataclasses
 
-    from ecgxai.app.service import RunService
-    from ecgxai.data.ptbxl import LEADS
-    from ecgxai.explain.methods.explain_records import explain_maps
-    from ecgxai.explain.methods.settings import record_seed
-    from ecgxai.stages.checks import check_config
-    from ecgxai.trained_run import TrainedRun
+    from ptbxl_xai.app.service import RunService
+    from ptbxl_xai.data.ptbxl import LEADS
+    from ptbxl_xai.explain.methods.explain_records import explain_maps
+    from ptbxl_xai.explain.methods.settings import record_seed
+    from ptbxl_xai.stages.checks import check_config
+    from ptbxl_xai.trained_run import TrainedRun
 
     cfg = copy.deepcopy(config)
     cfg["explain"].update(features="bins", compare_features=False, background="zero")
@@ -263,7 +263,7 @@ def test_app_checks_and_explain_stage_give_the_same_shap_for_a_record(workdir, c
 
 
 def test_a_record_that_cannot_be_delineated_is_explained_on_time_bins_with_the_reason(service):
-    from ecgxai.app.service import Record
+    from ptbxl_xai.app.service import Record
 
     rng = np.random.default_rng(0)
     noise = (0.01 * rng.standard_normal((12, 1000))).astype(np.float32)  # no beats to find
@@ -300,7 +300,7 @@ def test_the_page_reuses_the_viewer_and_opens_on_a_test_record(client, service):
     from importlib import resources
 
     page = client.get("/").text
-    viewer_js = resources.files("ecgxai.report.viewer").joinpath("viewer.js").read_text()
+    viewer_js = resources.files("ptbxl_xai.report.viewer").joinpath("viewer.js").read_text()
     assert viewer_js in page  # the viewer's own script, not a copy that could drift
     assert 'src="assets/app.js"' in page and "connect-src 'self'" in page
     assert client.get("/assets/app.js").status_code == 200
@@ -454,7 +454,7 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
 
     from fastapi.testclient import TestClient
 
-    from ecgxai.app.service import RecordError
+    from ptbxl_xai.app.service import RecordError
 
     hea, dat = record_files(workdir, first_test_id(service))
     files = upload(hea, dat)
@@ -595,7 +595,7 @@ def test_many_concurrent_predictions_all_succeed(server, service, workdir):
 
 def test_serve_command_refuses_an_unknown_run(workdir):
     res = subprocess.run(
-        [sys.executable, "-m", "ecgxai.cli", "serve", "--run", "nosuch", "--results", str(workdir / "results")],
+        [sys.executable, "-m", "ptbxl_xai.cli", "serve", "--run", "nosuch", "--results", str(workdir / "results")],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,14 +1,14 @@
-"""Published baselines (ecgxai.model.baselines): interface parity with HybridECGNet, reference sizes, config, checkpoints."""
+"""Published baselines (ptbxl_xai.model.baselines): interface parity with HybridECGNet, reference sizes, config, checkpoints."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from ecgxai.model.baselines import ARCHITECTURES, Inception1d, XResNet1d, create_head1d
-from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
-from ecgxai.model.hybrid import HybridECGNet, count_parameters, model_from_config
-from ecgxai.model.training import TrainConfig, predict, train_model
+from ptbxl_xai.model.baselines import ARCHITECTURES, Inception1d, XResNet1d, create_head1d
+from ptbxl_xai.model.checkpoint import load_checkpoint, save_checkpoint
+from ptbxl_xai.model.hybrid import HybridECGNet, count_parameters, model_from_config
+from ptbxl_xai.model.training import TrainConfig, predict, train_model
 
 # narrow variants for the round trip and the learning check
 SMALL = {
@@ -186,7 +186,7 @@ def test_checkpoint_round_trip(tmp_path, architecture):
 
 
 def test_trains_and_predicts_through_the_common_loop():
-    """A tiny inception1d learns a lead-0 sine vs noise task with ecgxai.model.training, like HybridECGNet."""
+    """A tiny inception1d learns a lead-0 sine vs noise task with ptbxl_xai.model.training, like HybridECGNet."""
     rng = np.random.default_rng(0)
     n, T = 80, 96
     X = rng.standard_normal((n, 12, T)).astype(np.float32) * 0.5
@@ -203,8 +203,8 @@ def test_trains_and_predicts_through_the_common_loop():
 
 def test_windowed_baseline_trains_on_crops_and_max_aggregates_sliding_windows():
     """The benchmark protocol: a random window per record in training, max over half-overlapping windows at test."""
-    from ecgxai.model.baselines import Windowed
-    from ecgxai.model.hybrid import model_from_config
+    from ptbxl_xai.model.baselines import Windowed
+    from ptbxl_xai.model.hybrid import model_from_config
 
     torch.manual_seed(0)
     model = model_from_config({"architecture": "inception1d", "window_samples": 250}, n_classes=3)
@@ -224,8 +224,8 @@ def test_windowed_baseline_trains_on_crops_and_max_aggregates_sliding_windows():
 
 
 def test_windowed_baseline_round_trips_through_a_checkpoint(tmp_path):
-    from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint
-    from ecgxai.model.hybrid import model_from_config
+    from ptbxl_xai.model.checkpoint import load_checkpoint, save_checkpoint
+    from ptbxl_xai.model.hybrid import model_from_config
 
     hp = {"architecture": "xresnet1d18", "window_samples": 250}
     model = model_from_config(hp, n_classes=2).eval()

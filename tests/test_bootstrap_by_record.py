@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from ecgxai.explain.correlate import summarize
-from ecgxai.report.tables import faithfulness_summary
+from ptbxl_xai.explain.correlate import summarize
+from ptbxl_xai.report.tables import faithfulness_summary
 
 
 def _per_record(n_records=40, labels_per_record=3, seed=0):

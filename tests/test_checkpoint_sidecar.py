@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
-from ecgxai.model.hybrid import model_from_config
+from ptbxl_xai.model.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from ptbxl_xai.model.hybrid import model_from_config
 
 SMALL = {"conv_channels": [8, 16], "kernel_sizes": [5, 3], "pool_sizes": [4, 2], "lstm_hidden": 8, "attention_dim": 8}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from ecgxai import cli
+from ptbxl_xai import cli
 
 REPO = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -18,16 +18,16 @@ SUBCOMMANDS = sorted(next(a for a in cli._parser()._actions if a.dest == "comman
 
 
 def ecgxai(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ecgxai.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "ptbxl_xai.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_the_distribution_is_the_one_pyproject_names():
     assert cli.DISTRIBUTION == PYPROJECT["name"] != "ecgxai"  # `ecgxai` on PyPI is another project
-    assert PYPROJECT["scripts"]["ecgxai"] == "ecgxai.cli:main"
+    assert PYPROJECT["scripts"]["ecgxai"] == "ptbxl_xai.cli:main"
 
 
 def test_version_is_the_installed_one():
-    import ecgxai as package
+    import ptbxl_xai as package
 
     assert package.__version__ == PYPROJECT["version"]  # the fallback where the package is not installed
     try:
@@ -44,7 +44,7 @@ def test_the_installed_script_is_the_cli():
     except metadata.PackageNotFoundError:
         pytest.skip(f"{cli.DISTRIBUTION} is not installed (pip install -e .)")
     scripts = {e.name: e.value for e in dist.entry_points if e.group == "console_scripts"}
-    assert scripts == {"ecgxai": "ecgxai.cli:main"}
+    assert scripts == {"ecgxai": "ptbxl_xai.cli:main"}
     script = Path(sys.executable).parent / "ecgxai"
     if script.is_file():
         run = subprocess.run([str(script), "--version"], capture_output=True, text=True)
@@ -66,9 +66,9 @@ def test_each_subcommand_has_help(name):
 
 
 def test_help_and_version_import_nothing_heavy():
-    heavy = ("numpy", "pandas", "scipy", "torch", "fastapi", "uvicorn", "wfdb", "ecgxai.data", "ecgxai.report")
+    heavy = ("numpy", "pandas", "scipy", "torch", "fastapi", "uvicorn", "wfdb", "ptbxl_xai.data", "ptbxl_xai.report")
     code = (
-        "import sys\nfrom ecgxai import cli\n"
+        "import sys\nfrom ptbxl_xai import cli\n"
         "for argv in (['--help'], ['--version'], ['synthetic', '--help'], ['serve', '--help']):\n"
         "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)"
@@ -78,7 +78,7 @@ def test_help_and_version_import_nothing_heavy():
 
 
 def test_synthetic_rates_are_the_package_rates():
-    from ecgxai.data.ptbxl import RATES
+    from ptbxl_xai.data.ptbxl import RATES
 
     assert cli.SYNTHETIC_RATES == tuple(sorted(RATES))
 
@@ -101,7 +101,7 @@ def test_synthetic_writes_a_tiny_data_set(tmp_path):
 
 def test_the_old_module_forms_still_work(tmp_path):
     old = subprocess.run(
-        [sys.executable, "-m", "ecgxai.data.synthetic", str(tmp_path / "old"), "--n-records", "1", "--rates", "100"],
+        [sys.executable, "-m", "ptbxl_xai.data.synthetic", str(tmp_path / "old"), "--n-records", "1", "--rates", "100"],
         capture_output=True,
         text=True,
     )
@@ -110,7 +110,7 @@ def test_the_old_module_forms_still_work(tmp_path):
     for name in ("ptbxl_database.csv", "records100/00000/00001_lr.dat"):
         assert (tmp_path / "old" / name).read_bytes() == (tmp_path / "new" / name).read_bytes()
     run = subprocess.run(
-        [sys.executable, "-m", "ecgxai.report.render", "--help"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "ptbxl_xai.report.render", "--help"], capture_output=True, text=True, cwd=REPO
     )
     assert run.returncode == 0 and run.stdout.startswith("usage: ecgxai captions "), run.stderr
 

@@ -11,7 +11,7 @@ import pytest
 import tomllib
 import yaml
 
-from ecgxai.config import SCHEMA, coerce_types, filter_settings
+from ptbxl_xai.config import SCHEMA, coerce_types, filter_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ def test_conda_envs_pin_what_pyproject_pins():
 
 def test_ablation_runs_are_variants_times_seeds_unless_a_variant_names_its_own(schema, config):
     """A costly baseline can train one seed while the hybrid family trains three (issue: numbers)."""
-    from ecgxai.config import expand_runs
+    from ptbxl_xai.config import expand_runs
 
     ablation = copy.deepcopy(config["ablation"])
     ablation.update(grid=["hybrid", "inception1d"], seeds=[0, 1, 2], scheme="crossval")

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.config import FOLDS, cv_splits, run_scheme
-from ecgxai.evaluation.predictions import read_predictions, write_predictions
-from ecgxai.evaluation.thresholds import read_thresholds
-from ecgxai.stages.train import pool_cv
+from ptbxl_xai.config import FOLDS, cv_splits, run_scheme
+from ptbxl_xai.evaluation.predictions import read_predictions, write_predictions
+from ptbxl_xai.evaluation.thresholds import read_thresholds
+from ptbxl_xai.stages.train import pool_cv
 
 
 def test_every_fold_is_test_exactly_once_and_never_trains_its_own_model():
@@ -74,8 +74,8 @@ def test_pooling_refuses_a_record_in_two_test_folds_and_foreign_folds(tmp_path):
 
 
 def test_ablation_pairs_each_variant_with_the_reference_of_its_seed(tmp_path):
-    from ecgxai.evaluation.ablation import paired_against_reference, summarize
-    from ecgxai.report.ablation import ablation_table
+    from ptbxl_xai.evaluation.ablation import paired_against_reference, summarize
+    from ptbxl_xai.report.ablation import ablation_table
 
     rng = np.random.default_rng(1)
     ids, y = np.arange(1, 121), rng.integers(0, 2, (120, 2))
@@ -108,8 +108,8 @@ def test_ablation_per_label_shows_the_one_label_a_variant_changes(tmp_path):
     """A variant that degrades label B only: the macro Δ averages it away, the per-label table names B."""
     from sklearn.metrics import roc_auc_score
 
-    from ecgxai.evaluation.ablation import paired_per_label
-    from ecgxai.report.ablation import per_label_table
+    from ptbxl_xai.evaluation.ablation import paired_per_label
+    from ptbxl_xai.report.ablation import per_label_table
 
     rng = np.random.default_rng(2)
     ids, y = np.arange(1, 201), rng.integers(0, 2, (200, 2))

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_workflow import SYNTHETIC, snakemake
 
-from ecgxai.config import check_data_config, data_identity
+from ptbxl_xai.config import check_data_config, data_identity
 
 TARGET = "results/data/quality.tsv"  # acquire + preprocess: enough to have something to lose
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ecgxai.config import SCHEMA, FilterSettings, filter_settings
+from ptbxl_xai.config import SCHEMA, FilterSettings, filter_settings
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -54,7 +54,7 @@ def _field_defaults(cls) -> dict:
 
 
 def test_train_config_defaults_are_the_config_train_section():
-    from ecgxai.model.training import TrainConfig
+    from ptbxl_xai.model.training import TrainConfig
 
     fields = _field_defaults(TrainConfig)
     train = {k: v for k, v in CONFIG["train"].items() if k != "label_set"}  # label_set: data, not the loop
@@ -68,7 +68,7 @@ def test_filter_settings_defaults_are_the_config_preprocess_section():
 
 
 def test_hybrid_model_defaults_are_the_config_model_section():
-    from ecgxai.model.hybrid import HybridECGNet
+    from ptbxl_xai.model.hybrid import HybridECGNet
 
     for key, value in CONFIG["model"].items():
         if key == "architecture":
@@ -81,8 +81,8 @@ def test_hybrid_model_defaults_are_the_config_model_section():
 @pytest.mark.parametrize(
     "section, settings",
     [
-        ("shap", "ecgxai.explain.methods.shap_explainer.ShapConfig"),
-        ("lime", "ecgxai.explain.methods.lime_explainer.LimeConfig"),
+        ("shap", "ptbxl_xai.explain.methods.shap_explainer.ShapConfig"),
+        ("lime", "ptbxl_xai.explain.methods.lime_explainer.LimeConfig"),
     ],
 )
 def test_explainer_settings_defaults_are_the_config_explain_section(section, settings):
@@ -95,10 +95,10 @@ def test_explainer_settings_defaults_are_the_config_explain_section(section, set
 
 
 def test_explain_and_evaluate_function_defaults_are_the_config_values():
-    from ecgxai.evaluation.metrics import evaluate
-    from ecgxai.explain.correlate import correlations_from_attributions
-    from ecgxai.explain.methods.explain_records import FAITHFULNESS_DEFAULTS, explain_records
-    from ecgxai.explain.select import labels_to_explain
+    from ptbxl_xai.evaluation.metrics import evaluate
+    from ptbxl_xai.explain.correlate import correlations_from_attributions
+    from ptbxl_xai.explain.methods.explain_records import FAITHFULNESS_DEFAULTS, explain_records
+    from ptbxl_xai.explain.select import labels_to_explain
 
     explain, pre = CONFIG["explain"], CONFIG["preprocess"]
     pairs = {

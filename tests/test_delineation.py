@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ecgxai.data.conditioning import FilterSettings
-from ecgxai.data.delineation import (
+from ptbxl_xai.data.conditioning import FilterSettings
+from ptbxl_xai.data.delineation import (
     BEAT_COLUMNS,
     FIDUCIALS,
     MIN_LEADS,
@@ -22,9 +22,9 @@ from ecgxai.data.delineation import (
     read_beats,
     read_delineation_summary,
 )
-from ecgxai.data.parquet_io import load_signals_mv, write_part
-from ecgxai.data.preprocess import preprocess
-from ecgxai.data.synthetic import FIDUCIALS_CSV, generate_ptbxl
+from ptbxl_xai.data.parquet_io import load_signals_mv, write_part
+from ptbxl_xai.data.preprocess import preprocess
+from ptbxl_xai.data.synthetic import FIDUCIALS_CSV, generate_ptbxl
 
 RATE = 100
 
@@ -156,8 +156,8 @@ def test_boundaries_are_global_over_leads():
 def test_figure_of_delineated_examples(synthetic, tmp_path):
     from PIL import Image
 
-    from ecgxai.report import plots
-    from ecgxai.stages.render import render_delineation
+    from ptbxl_xai.report import plots
+    from ptbxl_xai.stages.render import render_delineation
 
     written = render_delineation(
         signals=synthetic["data"], beats=synthetic["out"], png=tmp_path / "delineation_examples.png"

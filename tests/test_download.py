@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ecgxai.data.download import (
+from ptbxl_xai.data.download import (
     ChecksumError,
     DownloadError,
     LocalWriteError,
@@ -28,8 +28,8 @@ from ecgxai.data.download import (
     safe_extract,
     sha256_file,
 )
-from ecgxai.data.physionet import MARKER, acquire_physionet, required_files
-from ecgxai.data.ptbxl import SHA256SUMS, record_path
+from ptbxl_xai.data.physionet import MARKER, acquire_physionet, required_files
+from ptbxl_xai.data.ptbxl import SHA256SUMS, record_path
 
 BIG = record_path(1, 100) + ".dat"  # 200 kB so that chunking and resuming matter
 FAST = dict(backoff=0.01, progress=False)
@@ -576,7 +576,7 @@ def test_no_network_is_one_line_naming_the_url_and_the_alternatives(tmp_path):
 
 
 def test_the_workflow_script_shows_one_line_and_logs_the_traceback(tmp_path):
-    from ecgxai.runlog import logged
+    from ptbxl_xai.runlog import logged
 
     log = tmp_path / "acquire.log"
     with pytest.raises(SystemExit) as exit_:

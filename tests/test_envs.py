@@ -86,7 +86,7 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
     import numpy as np
     from conftest import ecg_like
 
-    from ecgxai.config import data_path, expand_runs
+    from ptbxl_xai.config import data_path, expand_runs
 
     wd = tmp_path_factory.mktemp("envs")
     record = wd / "own" / write_record(wd / "own", 7, 100, ecg_like(np.random.default_rng(7), 1000, 100))

@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.data.ptbxl import LEADS
-from ecgxai.evaluation.bootstrap import mean_ci
-from ecgxai.explain.checks.alignment import (
+from ptbxl_xai.data.ptbxl import LEADS
+from ptbxl_xai.evaluation.bootstrap import mean_ci
+from ptbxl_xai.explain.checks.alignment import (
     energy_share,
     positive_share,
     summarize_alignment,
     time_share,
 )
-from ecgxai.explain.checks.probe import background_check, deletion_probe, random_region, summarize_probe
-from ecgxai.explain.checks.rules import load_rules, rule_mask, rules_for_labels, rules_table
-from ecgxai.explain.spaces.features import SEGMENTS, bin_space, wave_space
+from ptbxl_xai.explain.checks.probe import background_check, deletion_probe, random_region, summarize_probe
+from ptbxl_xai.explain.checks.rules import load_rules, rule_mask, rules_for_labels, rules_table
+from ptbxl_xai.explain.spaces.features import SEGMENTS, bin_space, wave_space
 
 T = 1000
 
@@ -48,7 +48,7 @@ def test_rule_table_loads_with_citations_for_the_superclasses():
 
 
 def test_every_rule_names_a_real_ptbxl_label():
-    statements = pd.read_csv("ecgxai/resources/scp_statements.csv", index_col=0)
+    statements = pd.read_csv("ptbxl_xai/resources/scp_statements.csv", index_col=0)
     known = set(statements.index) | set(statements.diagnostic_class.dropna())
     assert set(load_rules()) <= known
     assert "NORM" not in load_rules()  # no criterion names a region for "normal"

@@ -1,4 +1,4 @@
-"""Known-answer tests of ecgxai.explain on tiny hand-made models (no HybridECGNet dependency)."""
+"""Known-answer tests of ptbxl_xai.explain on tiny hand-made models (no HybridECGNet dependency)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import pytest
 import torch
 from scipy import stats
 
-from ecgxai.evaluation.bootstrap import median_ci
-from ecgxai.explain.correlate import pearson, record_correlations, spearman, summarize
-from ecgxai.explain.methods.explain_records import Explanations, explain_records
-from ecgxai.explain.methods.faithfulness import curve_masks, faithfulness, ranking, step_counts
-from ecgxai.explain.methods.lime_explainer import explain_lime, sample_masks
-from ecgxai.explain.methods.shap_explainer import explain_shap, gradient_shap
-from ecgxai.explain.select import labels_to_explain, select_records
-from ecgxai.explain.spaces.attention import attention_to_bins, broadcast_leads, step_bin_overlap
-from ecgxai.explain.spaces.masking import Masker
+from ptbxl_xai.evaluation.bootstrap import median_ci
+from ptbxl_xai.explain.correlate import pearson, record_correlations, spearman, summarize
+from ptbxl_xai.explain.methods.explain_records import Explanations, explain_records
+from ptbxl_xai.explain.methods.faithfulness import curve_masks, faithfulness, ranking, step_counts
+from ptbxl_xai.explain.methods.lime_explainer import explain_lime, sample_masks
+from ptbxl_xai.explain.methods.shap_explainer import explain_shap, gradient_shap
+from ptbxl_xai.explain.select import labels_to_explain, select_records
+from ptbxl_xai.explain.spaces.attention import attention_to_bins, broadcast_leads, step_bin_overlap
+from ptbxl_xai.explain.spaces.masking import Masker
 
 T, N_BINS, W = 200, 20, 10  # 10 samples per bin keeps the tests fast
 LEAD, BIN = 3, 7  # where label 0 looks

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.explain.spaces.features import (
+from ptbxl_xai.explain.spaces.features import (
     FIDUCIALS,
     SEGMENTS,
     NotDelineated,
@@ -15,7 +15,7 @@ from ecgxai.explain.spaces.features import (
     space_for_record,
     wave_space,
 )
-from ecgxai.explain.spaces.masking import Masker
+from ptbxl_xai.explain.spaces.masking import Masker
 
 T = 1000
 

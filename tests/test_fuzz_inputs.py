@@ -21,12 +21,12 @@ import wfdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecgxai.config import FilterSettings
-from ecgxai.data.labels import read_statements
-from ecgxai.data.metadata import read_database
-from ecgxai.data.preprocess import process_part
-from ecgxai.data.ptbxl import DATABASE_CSV, LEADS, STATEMENTS_CSV, bundled_statements
-from ecgxai.data.wfdb_io import RecordError, read_wfdb_record
+from ptbxl_xai.config import FilterSettings
+from ptbxl_xai.data.labels import read_statements
+from ptbxl_xai.data.metadata import read_database
+from ptbxl_xai.data.preprocess import process_part
+from ptbxl_xai.data.ptbxl import DATABASE_CSV, LEADS, STATEMENTS_CSV, bundled_statements
+from ptbxl_xai.data.wfdb_io import RecordError, read_wfdb_record
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_RECORDS = [
@@ -368,7 +368,7 @@ def test_a_garbled_csv_line_costs_that_row_only(tmp_path_factory, line, cut, ins
 
 def test_preprocess_runs_through_unusable_rows_and_names_them(tmp_path):
     """End to end: rows with an unusable id, a ragged line and a bad fold cost those rows only."""
-    from ecgxai.data.preprocess import preprocess
+    from ptbxl_xai.data.preprocess import preprocess
 
     root = tmp_path / "ptbxl"
     for rel, _ in REAL_RECORDS[:2]:

@@ -18,10 +18,10 @@ import wfdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecgxai.config import FilterSettings
-from ecgxai.data.ptbxl import LEADS
-from ecgxai.data.user_record import UserRecordError, prepare_user_record_scaled
-from ecgxai.data.wfdb_io import RecordError, read_digital, read_header, read_wfdb_record, verify_data
+from ptbxl_xai.config import FilterSettings
+from ptbxl_xai.data.ptbxl import LEADS
+from ptbxl_xai.data.user_record import UserRecordError, prepare_user_record_scaled
+from ptbxl_xai.data.wfdb_io import RecordError, read_digital, read_header, read_wfdb_record, verify_data
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL = "records100/00000/00001_lr"  # real PTB-XL: format 16, with checksums and initial values

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ecgxai.data.acquire import MARKER, acquire, check_ptbxl_folder
-from ecgxai.tempdirs import owned_temp, remove_stale
+from ptbxl_xai.data.acquire import MARKER, acquire, check_ptbxl_folder
+from ptbxl_xai.tempdirs import owned_temp, remove_stale
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def _dead_pid() -> int:
 def test_a_killed_synthetic_acquisition_is_rerun(tmp_path):
     root = tmp_path / "ptbxl"
     big = {"source": "synthetic", "path": str(root), "synthetic": {"n_records": 5000, "seed": 0}}
-    code = f"from ecgxai.data.acquire import acquire; acquire({big!r}, 100)"
+    code = f"from ptbxl_xai.data.acquire import acquire; acquire({big!r}, 100)"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     try:
         deadline = time.monotonic() + 120
@@ -67,8 +67,8 @@ def test_temp_folders_of_dead_jobs_are_removed_and_others_kept(tmp_path):
 
 
 def test_preprocess_clears_a_killed_runs_parts(tiny_ptbxl, tmp_path):
-    from ecgxai.config import FilterSettings
-    from ecgxai.data.preprocess import preprocess
+    from ptbxl_xai.config import FilterSettings
+    from ptbxl_xai.data.preprocess import preprocess
 
     out = tmp_path / "data" / "100hz"
     host = socket.gethostname().replace("-", "_")

@@ -10,13 +10,13 @@ import yaml
 from conftest import REPO
 from torch import nn
 
-from ecgxai.data.planted import PLANTED_LABELS, PLANTED_LEADS, generate_planted, load_planted, save_planted
-from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.checks.config import CheckConfig
-from ecgxai.explain.checks.known_answer import localisation, mask_fraction, summarize_localisation
-from ecgxai.explain.checks.randomisation import randomised_model
-from ecgxai.explain.methods.explain_records import explain_maps
-from ecgxai.explain.spaces.features import FIDUCIALS, bin_space, wave_space
+from ptbxl_xai.data.planted import PLANTED_LABELS, PLANTED_LEADS, generate_planted, load_planted, save_planted
+from ptbxl_xai.data.ptbxl import LEADS
+from ptbxl_xai.explain.checks.config import CheckConfig
+from ptbxl_xai.explain.checks.known_answer import localisation, mask_fraction, summarize_localisation
+from ptbxl_xai.explain.checks.randomisation import randomised_model
+from ptbxl_xai.explain.methods.explain_records import explain_maps
+from ptbxl_xai.explain.spaces.features import FIDUCIALS, bin_space, wave_space
 
 RATE = 100
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.data.labels import aggregate_labels, labels_table, parse_scp_codes, read_statements
-from ecgxai.data.ptbxl import bundled_statements
+from ptbxl_xai.data.labels import aggregate_labels, labels_table, parse_scp_codes, read_statements
+from ptbxl_xai.data.ptbxl import bundled_statements
 
 ROWS = Path(__file__).parent / "fixtures" / "ptbxl_database_rows.csv"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "ecgxai"
+PACKAGE = Path(__file__).resolve().parent.parent / "ptbxl_xai"
 COMPUTE = ("data", "model", "evaluation", "explain")
-UPWARD = ("ecgxai.report", "ecgxai.app", "ecgxai.stages")
+UPWARD = ("ptbxl_xai.report", "ptbxl_xai.app", "ptbxl_xai.stages")
 
 
 def _modules(*folders: str):
@@ -43,15 +43,15 @@ def test_compute_packages_never_import_report_app_or_stages(folder):
 def test_the_checker_sees_an_upward_import(tmp_path):
     """The test above can fail: a function-level import of the report layer is found."""
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from ecgxai.report.plots import checks\n    return checks\n")
-    assert [n for _, n in _imports(module) if n.startswith(UPWARD)] == ["ecgxai.report.plots"]
+    module.write_text("def f():\n    from ptbxl_xai.report.plots import checks\n    return checks\n")
+    assert [n for _, n in _imports(module) if n.startswith(UPWARD)] == ["ptbxl_xai.report.plots"]
 
 
 RESULT_PATH = re.compile(r"^results/(\S|$)")  # a path, not a sentence about results/
 
 
 def test_only_the_layout_module_spells_a_results_path():
-    """Paths under results/ come from `ecgxai.layout`; a string literal starting with results/ elsewhere in
+    """Paths under results/ come from `ptbxl_xai.layout`; a string literal starting with results/ elsewhere in
     the package is a second spelling of the layout that will drift."""
     bad = []
     for path in sorted(PACKAGE.rglob("*.py")):

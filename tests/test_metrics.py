@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss, precision_score, recall_score, roc_auc_score
 
-from ecgxai.evaluation.calibration import reliability_bins
-from ecgxai.evaluation.metrics import _all_metrics, evaluate, macro_auc, paired_comparison, roc_auc_per_label
-from ecgxai.evaluation.thresholds import f1_over_grid, tune_thresholds
+from ptbxl_xai.evaluation.calibration import reliability_bins
+from ptbxl_xai.evaluation.metrics import _all_metrics, evaluate, macro_auc, paired_comparison, roc_auc_per_label
+from ptbxl_xai.evaluation.thresholds import f1_over_grid, tune_thresholds
 
 
 def _data(n=200, C=4, seed=0):
@@ -193,7 +193,7 @@ def test_per_record_thresholds_of_pooled_folds():
 
 
 def test_cluster_bootstrap_resamples_records_whole():
-    from ecgxai.evaluation.bootstrap import cluster_weights, weighted_median
+    from ptbxl_xai.evaluation.bootstrap import cluster_weights, weighted_median
 
     x = np.array([0.1, 0.5, 0.2, 0.9, 0.4, 0.3, 0.8])
     rec = np.array([7, 7, 7, 3, 3, 5, 9])

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ecgxai.model.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
-from ecgxai.model.hybrid import HybridECGNet, count_parameters, model_from_config
+from ptbxl_xai.model.checkpoint import load_checkpoint, save_checkpoint, sidecar_path
+from ptbxl_xai.model.hybrid import HybridECGNet, count_parameters, model_from_config
 
 SMALL = dict(conv_channels=(8, 16), kernel_sizes=(5, 3), pool_sizes=(4, 2), lstm_hidden=8, attention_dim=8)
 
@@ -121,7 +121,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
 def test_inference_functions_fold_batchnorm_without_changing_outputs_or_the_model():
     """The explainers' fast path (Conv-BN folded, small batches) gives the model's own probabilities and
     attention, and leaves the caller's model (e.g. one being randomised by the sanity check) untouched."""
-    from ecgxai.model.inference import fuse_for_inference, model_functions
+    from ptbxl_xai.model.inference import fuse_for_inference, model_functions
 
     torch.manual_seed(0)
     model = HybridECGNet(n_classes=4)

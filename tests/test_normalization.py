@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ecgxai.config import SPLITS, FilterSettings
-from ecgxai.data import parquet_io as dataset
-from ecgxai.data.normalization import STATS_FILE, standardize_parts
+from ptbxl_xai.config import SPLITS, FilterSettings
+from ptbxl_xai.data import parquet_io as dataset
+from ptbxl_xai.data.normalization import STATS_FILE, standardize_parts
 
 
 def _write(tmp_path, fold, x, first_id):
@@ -64,8 +64,8 @@ def test_normalize_must_be_a_known_scheme():
 def test_renormalised_tree_equals_preprocessing_with_the_other_scheme(tiny_ptbxl, tmp_path, built, wanted):
     """What an ablation variant with its own `normalize` trains on (rule renormalize) is what preprocessing
     with that scheme writes: same records, same values, filters metadata and scaler file to match."""
-    from ecgxai.data.normalization import renormalize_tree
-    from ecgxai.data.preprocess import preprocess
+    from ptbxl_xai.data.normalization import renormalize_tree
+    from ptbxl_xai.data.preprocess import preprocess
 
     def prep(scheme):
         out = tmp_path / scheme
@@ -96,7 +96,7 @@ def test_renormalised_tree_equals_preprocessing_with_the_other_scheme(tiny_ptbxl
 
 
 def test_renormalise_refuses_an_unknown_scheme_or_an_empty_source(tmp_path):
-    from ecgxai.data.normalization import renormalize_tree
+    from ptbxl_xai.data.normalization import renormalize_tree
 
     (tmp_path / "src").mkdir()
     with pytest.raises(ValueError, match="normalize must be one of"):
@@ -107,7 +107,7 @@ def test_renormalise_refuses_an_unknown_scheme_or_an_empty_source(tmp_path):
 
 
 def test_a_run_reads_the_data_of_its_own_normalisation():
-    from ecgxai.config import data_path, expand_runs
+    from ptbxl_xai.config import data_path, expand_runs
 
     ablation = {
         "label_set": "superdiagnostic", "seeds": [0], "grid": ["hybrid", "hybrid_train_standard"],

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from ecgxai.evaluation.thresholds import DEFAULT_GRID, read_thresholds, tune_thresholds, write_thresholds
-from ecgxai.outputs import reading_precision, write_tsv
-from ecgxai.run_summary import error_message, failed_logs, success_message
+from ptbxl_xai.evaluation.thresholds import DEFAULT_GRID, read_thresholds, tune_thresholds, write_thresholds
+from ptbxl_xai.outputs import reading_precision, write_tsv
+from ptbxl_xai.run_summary import error_message, failed_logs, success_message
 
 
 def test_tuned_thresholds_round_trip_as_grid_values(tmp_path):

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ecgxai.data.ptbxl import LEADS
-from ecgxai.evaluation.reference import comparison_table
-from ecgxai.explain.correlate import record_correlations, summarize
-from ecgxai.explain.methods.explain_records import long_format
-from ecgxai.outputs import reading_precision
-from ecgxai.report import plots, tables
+from ptbxl_xai.data.ptbxl import LEADS
+from ptbxl_xai.evaluation.reference import comparison_table
+from ptbxl_xai.explain.correlate import record_correlations, summarize
+from ptbxl_xai.explain.methods.explain_records import long_format
+from ptbxl_xai.outputs import reading_precision
+from ptbxl_xai.report import plots, tables
 
 RATE, T, N_BINS = 100, 1000, 20
 LABELS = ["NORM", "MI", "STTC", "CD", "HYP"]
@@ -204,8 +204,8 @@ def test_figure_inputs_variants(data, tmp_path):
 
 
 def test_roc_pr_match_definitions():
-    from ecgxai.evaluation.metrics import roc_auc_per_label
-    from ecgxai.report.plots._common import precision_recall, roc
+    from ptbxl_xai.evaluation.metrics import roc_auc_per_label
+    from ptbxl_xai.report.plots._common import precision_recall, roc
 
     rng = np.random.default_rng(1)
     y = rng.random((300, 1)) < 0.3
@@ -231,7 +231,7 @@ def check_table(paths, stem):
 
 
 def exact(a, b) -> bool:
-    """Numbers read back from a TSV equal the exact values as printed (ecgxai.outputs.reading_precision)."""
+    """Numbers read back from a TSV equal the exact values as printed (ptbxl_xai.outputs.reading_precision)."""
     printed = [float(reading_precision(v)) for v in np.asarray(b, dtype=np.float64)]
     return np.array_equal(np.asarray(a, dtype=np.float64), printed, equal_nan=True)
 
@@ -350,8 +350,8 @@ def test_faithfulness_table_says_which_space_is_more_faithful(data, tmp_path):
 
 def test_median_beats_are_referred_to_each_records_pr_baseline():
     """Pooled beats show ST/T relative to the isoelectric PR segment, whatever offset a record carries."""
-    from ecgxai.explain.spaces.features import FIDUCIALS
-    from ecgxai.report.plots.beats import BEFORE_S, record_median_beat
+    from ptbxl_xai.explain.spaces.features import FIDUCIALS
+    from ptbxl_xai.report.plots.beats import BEFORE_S, record_median_beat
 
     rate, T = 100, 1000
     r = np.arange(50, 950, 80)

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ecg_like, write_record
 
-from ecgxai import __version__
-from ecgxai.data.conditioning import FilterSettings, bin_means, filter_signals
-from ecgxai.data.parquet_io import load_fold_arrays, load_parquet_records, load_signals_mv, read_labels
-from ecgxai.data.preprocess import InputError, preprocess
-from ecgxai.data.ptbxl import LEADS, record_path
+from ptbxl_xai import __version__
+from ptbxl_xai.data.conditioning import FilterSettings, bin_means, filter_signals
+from ptbxl_xai.data.parquet_io import load_fold_arrays, load_parquet_records, load_signals_mv, read_labels
+from ptbxl_xai.data.preprocess import InputError, preprocess
+from ptbxl_xai.data.ptbxl import LEADS, record_path
 
 
 def run(root, out, **kw):
@@ -172,7 +172,7 @@ def test_invalid_filter_settings_are_explained():
 def test_fast_header_parser_agrees_with_wfdb_and_falls_back_for_other_formats(tmp_path):
     import wfdb
 
-    from ecgxai.data.wfdb_io import read_header, read_wfdb_record
+    from ptbxl_xai.data.wfdb_io import read_header, read_wfdb_record
 
     rng = np.random.default_rng(3)
     sig = ecg_like(rng, 1000, 100)

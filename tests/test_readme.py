@@ -20,8 +20,8 @@ def test_readme_main_command_runs_the_full_reproduction():
 
 
 def test_report_captions_match_the_package():
-    """report/*.rst are generated from the captions in ecgxai.report.plots/ecgxai.report.tables (no drift)."""
-    from ecgxai.report.render import all_captions
+    """report/*.rst are generated from the captions in ptbxl_xai.report.plots/ptbxl_xai.report.tables (no drift)."""
+    from ptbxl_xai.report.render import all_captions
 
     for name, text in all_captions().items():
         assert (REPO / "report" / f"{name}.rst").read_text() == text + "\n", "regenerate: ecgxai captions report"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.checks.config import CheckConfig
-from ecgxai.explain.checks.randomisation import (
+from ptbxl_xai.data.ptbxl import LEADS
+from ptbxl_xai.explain.checks.config import CheckConfig
+from ptbxl_xai.explain.checks.randomisation import (
     cascade_units,
     cascading_randomisation,
     method_flags,
@@ -17,10 +17,10 @@ from ecgxai.explain.checks.randomisation import (
     randomised_model,
     rank_correlation,
 )
-from ecgxai.explain.checks.seeds import pairwise_consistency, seed_consistency
-from ecgxai.explain.methods.explain_records import explain_maps
-from ecgxai.explain.spaces.features import SEGMENTS, wave_space
-from ecgxai.model.hybrid import HybridECGNet
+from ptbxl_xai.explain.checks.seeds import pairwise_consistency, seed_consistency
+from ptbxl_xai.explain.methods.explain_records import explain_maps
+from ptbxl_xai.explain.spaces.features import SEGMENTS, wave_space
+from ptbxl_xai.model.hybrid import HybridECGNet
 
 T = 200
 V1 = LEADS.index("V1")
@@ -182,8 +182,8 @@ def test_expert_rule_check_finds_the_rule_a_model_follows(trained):
     share beats the time share, and deleting the region drops P(HYP) for the trained model only. (The
     randomised model's SHAP also lands on V1's large QRS, as SHAP magnitude follows the input: the
     paired share difference is reported, not asserted.)"""
-    from ecgxai.explain.checks.expert_rule_check import expert_rule_check
-    from ecgxai.explain.checks.rules import load_rules
+    from ptbxl_xai.explain.checks.expert_rule_check import expert_rule_check
+    from ptbxl_xai.explain.checks.rules import load_rules
 
     model, x, space, ref = trained
     y = np.zeros((len(x), 2))

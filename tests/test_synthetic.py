@@ -20,8 +20,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ecgxai.data.ptbxl import DATABASE_COLUMNS, LEADS, bundled_statements, record_path
-from ecgxai.data.synthetic import generate_ptbxl, main
+from ptbxl_xai.data.ptbxl import DATABASE_COLUMNS, LEADS, bundled_statements, record_path
+from ptbxl_xai.data.synthetic import generate_ptbxl, main
 
 LIKELIHOODS = {0.0, 15.0, 35.0, 50.0, 80.0, 100.0}
 
@@ -227,7 +227,7 @@ def test_rhythm_labels_are_learnable_from_simple_features(ds, db, codes):
 
 def test_true_fiducials_of_every_beat(ds, codes):
     """fiducials.csv: every beat's boundaries at both rates, in order, physiological, no P in AFIB."""
-    from ecgxai.data.synthetic import FIDUCIALS, FIDUCIALS_CSV
+    from ptbxl_xai.data.synthetic import FIDUCIALS, FIDUCIALS_CSV
 
     truth = pd.read_csv(ds / FIDUCIALS_CSV)
     assert list(truth.columns) == ["ecg_id", "rate", "beat", *FIDUCIALS]

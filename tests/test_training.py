@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ecgxai.evaluation.metrics import macro_auc
-from ecgxai.model.hybrid import HybridECGNet
-from ecgxai.model.losses import FocalLoss, make_loss
-from ecgxai.model.training import HISTORY_COLUMNS, TrainConfig, predict, resolve_device, sample_weights, train_model
+from ptbxl_xai.evaluation.metrics import macro_auc
+from ptbxl_xai.model.hybrid import HybridECGNet
+from ptbxl_xai.model.losses import FocalLoss, make_loss
+from ptbxl_xai.model.training import HISTORY_COLUMNS, TrainConfig, predict, resolve_device, sample_weights, train_model
 
 TINY = dict(conv_channels=(8, 8), kernel_sizes=(5, 5), pool_sizes=(4, 4), lstm_hidden=8, attention_dim=8)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import ecg_like, write_record
 
-from ecgxai.data.conditioning import FilterSettings, to_mv
-from ecgxai.data.ptbxl import LEADS, record_path
-from ecgxai.data.user_record import UserRecordError, prepare_user_record, prepare_user_record_scaled
-from ecgxai.report.viewer import render_viewer, validate_record
+from ptbxl_xai.data.conditioning import FilterSettings, to_mv
+from ptbxl_xai.data.ptbxl import LEADS, record_path
+from ptbxl_xai.data.user_record import UserRecordError, prepare_user_record, prepare_user_record_scaled
+from ptbxl_xai.report.viewer import render_viewer, validate_record
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_scaled_record_maps_back_to_the_filtered_millivolts(tmp_path, rng):
 def test_train_standard_runs_pass_a_user_record_through_the_stored_training_scaler(tmp_path, rng):
     """Under normalize: train_standard the model never saw per-record z-scores: a user's record must go
     through the scaler of folds 1-8 (normalization.json), keeping its absolute amplitude."""
-    from ecgxai.data.normalization import STATS_FILE, load_lead_stats, training_scaler
+    from ptbxl_xai.data.normalization import STATS_FILE, load_lead_stats, training_scaler
 
     rel = write_record(tmp_path, 1, 100, ecg_like(rng, 1000, 100))
     mean, std = rng.uniform(-0.1, 0.1, 12), rng.uniform(0.1, 0.4, 12)
@@ -175,8 +175,8 @@ def test_a_long_record_is_read_in_its_window_with_the_same_result(tmp_path):
 
     from scipy.signal import resample_poly
 
-    from ecgxai.data.conditioning import condition
-    from ecgxai.data.user_record import read_user_record
+    from ptbxl_xai.data.conditioning import condition
+    from ptbxl_xai.data.user_record import read_user_record
 
     base = _own_record(tmp_path, "five_minutes", rate=500, seconds=300)
     settings = FilterSettings(rate=100)
@@ -218,8 +218,8 @@ def test_a_24_hour_500_hz_record_is_explained_within_1_gib(tmp_path):
             f.write(ecg.tobytes())
     code = (
         "import json, sys\n"
-        "from ecgxai.config import FilterSettings\n"
-        "from ecgxai.data.user_record import prepare_user_record\n"
+        "from ptbxl_xai.config import FilterSettings\n"
+        "from ptbxl_xai.data.user_record import prepare_user_record\n"
         f"x, notes = prepare_user_record({str(tmp_path / name)!r}, FilterSettings(rate=100))\n"
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent (a big pytest)
         "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]\n"

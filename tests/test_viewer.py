@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecgxai.explain.spaces.features import FIDUCIALS, SEGMENTS, wave_space
-from ecgxai.explain.spaces.median_beat import median_beat
-from ecgxai.report.viewer import METHODS, method_flags_from_table, render_viewer, validate_record, viewer_html
+from ptbxl_xai.explain.spaces.features import FIDUCIALS, SEGMENTS, wave_space
+from ptbxl_xai.explain.spaces.median_beat import median_beat
+from ptbxl_xai.report.viewer import METHODS, method_flags_from_table, render_viewer, validate_record, viewer_html
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "viewer"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -309,7 +309,7 @@ def test_the_page_says_what_its_numbers_come_from_under_the_title():
         "labels_with_test_positives": 5,
         "split": "holdout: train folds 1-8, validation fold 9, test fold 10",
     }
-    from ecgxai.evaluation.context import context_sentence
+    from ptbxl_xai.evaluation.context import context_sentence
 
     line = context_sentence(ctx)
     page = viewer_html([make_record(1)], "run x", line)
@@ -445,7 +445,7 @@ def test_the_page_shows_the_models_decision_however_close_to_the_threshold(proba
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
 def test_rounding_keeps_every_finite_value_finite_and_close(values):
     """Subnormal probabilities or attributions must not turn into NaN (10**exp overflows there)."""
-    from ecgxai.report.viewer import _round_sig
+    from ptbxl_xai.report.viewer import _round_sig
 
     rounded = _round_sig(np.array(values))
     assert np.isfinite(rounded).all()
@@ -1202,8 +1202,8 @@ def test_records_set_from_script_for_other_pages(browser, tmp_path):
 def test_run_records_choose_waves_and_say_why_a_record_fell_back():
     """viewer_records (the viewer rule's path): waves where a record was explained on waves, bins with
     the explain stage's fallback reason where it was not delineated, mV calibration passed through."""
-    from ecgxai.data.ptbxl import LEADS as PTBXL_LEADS
-    from ecgxai.report.render import viewer_records
+    from ptbxl_xai.data.ptbxl import LEADS as PTBXL_LEADS
+    from ptbxl_xai.report.render import viewer_records
 
     def long_format(values, ecg_id, labels, method, kind):
         """The explain stage's attribution rows: ecg_id, label, method, feature_space, lead, feature, bin, value."""
@@ -1265,7 +1265,7 @@ def test_lead_calibration_read_from_the_signals_parquet(tmp_path):
     """mV calibration per record from the parts' lead_scale/lead_offset columns; None for older parts."""
     import pyarrow.parquet as pq
 
-    from ecgxai.data.parquet_io import lead_calibration, write_part
+    from ptbxl_xai.data.parquet_io import lead_calibration, write_part
 
     x = np.zeros((3, 12, 10), np.float32)
     scale = np.arange(36, dtype=np.float32).reshape(3, 12) + 1

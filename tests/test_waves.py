@@ -8,16 +8,21 @@ import pandas as pd
 import pytest
 import torch
 
-from ecgxai.data.ptbxl import LEADS
-from ecgxai.explain.backgrounds import background_summary, compare_backgrounds
-from ecgxai.explain.correlate import correlations_from_attributions
-from ecgxai.explain.methods.explain_records import explain_records
-from ecgxai.explain.methods.shap_explainer import explain_shap, gradient_shap
-from ecgxai.explain.spaces.attention import attention_to_bins, attention_to_space, step_segment_overlap
-from ecgxai.explain.spaces.features import SEGMENTS, bin_space, record_spaces, segment_labels, wave_space
-from ecgxai.explain.spaces.masking import Masker
-from ecgxai.explain.spaces.template import N_POINTS, NormalTemplate, build_normal_template, normal_template_background
-from ecgxai.report.plots.beats import beat_attribution, label_beat_profiles
+from ptbxl_xai.data.ptbxl import LEADS
+from ptbxl_xai.explain.backgrounds import background_summary, compare_backgrounds
+from ptbxl_xai.explain.correlate import correlations_from_attributions
+from ptbxl_xai.explain.methods.explain_records import explain_records
+from ptbxl_xai.explain.methods.shap_explainer import explain_shap, gradient_shap
+from ptbxl_xai.explain.spaces.attention import attention_to_bins, attention_to_space, step_segment_overlap
+from ptbxl_xai.explain.spaces.features import SEGMENTS, bin_space, record_spaces, segment_labels, wave_space
+from ptbxl_xai.explain.spaces.masking import Masker
+from ptbxl_xai.explain.spaces.template import (
+    N_POINTS,
+    NormalTemplate,
+    build_normal_template,
+    normal_template_background,
+)
+from ptbxl_xai.report.plots.beats import beat_attribution, label_beat_profiles
 
 T, PERIOD, RATE = 400, 80, 100
 LEAD = LEADS.index("V2")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgxai.data.parquet_io import load_fold_arrays
+from ptbxl_xai.data.parquet_io import load_fold_arrays
 
 REPO = Path(__file__).resolve().parent.parent
 SYNTHETIC = REPO / "tests" / "config" / "synthetic.yaml"
@@ -81,7 +81,7 @@ def test_model_learns_the_synthetic_classes(workdir, run):
 def test_figures_tables_and_viewer_are_rendered(workdir):
     from PIL import Image
 
-    from ecgxai.report.render import EXPLANATION_FIGURES, PERFORMANCE_FIGURES
+    from ptbxl_xai.report.render import EXPLANATION_FIGURES, PERFORMANCE_FIGURES
 
     res = workdir / "results"
     for run, names in (

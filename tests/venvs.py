@@ -2,7 +2,7 @@
 
 A venv is keyed by the Python version and its exact requirement list, built under a temporary name and renamed
 when complete, so an interrupted build is never reused. Cache folder: $ECGXAI_VENV_CACHE, else
-~/.cache/ecgxai/venvs (CI keeps it between runs to save the downloads and installs).
+~/.cache/ptbxl_xai/venvs (CI keeps it between runs to save the downloads and installs).
 """
 
 from __future__ import annotations

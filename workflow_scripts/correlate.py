@@ -1,7 +1,7 @@
 """Rule correlate: Pearson/Spearman agreement of SHAP, LIME and attention over time bins."""
 
-from ecgxai.runlog import logged
-from ecgxai.stages.explain import correlate
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.explain import correlate
 
 with logged(snakemake.log[0]):
     correlate(**snakemake.input, **snakemake.output, **snakemake.params)

@@ -1,7 +1,7 @@
 """Rule delineate: preprocessed signals -> beats with global P/QRS/T boundaries, per-record summary."""
 
-from ecgxai.runlog import logged
-from ecgxai.stages.data import delineate
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.data import delineate
 
 with logged(snakemake.log[0]) as log:
     summary = delineate(**snakemake.input, **snakemake.output, **snakemake.params, threads=snakemake.threads)

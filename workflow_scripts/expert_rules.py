@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.runlog import logged
-from ecgxai.stages.checks import expert_rules
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.checks import expert_rules
 
 with logged(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)

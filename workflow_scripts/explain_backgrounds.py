@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.runlog import logged
-from ecgxai.stages.explain import explain_backgrounds
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.explain import explain_backgrounds
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

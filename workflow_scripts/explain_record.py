@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.runlog import logged
-from ecgxai.stages.explain_record import explain_record
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.explain_record import explain_record
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

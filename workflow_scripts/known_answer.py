@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.runlog import logged
-from ecgxai.stages.known_answer import known_answer
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.known_answer import known_answer
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

@@ -1,7 +1,7 @@
 """Rule pool_cv: the ten cross-validation models' test predictions and thresholds, pooled."""
 
-from ecgxai.runlog import logged
-from ecgxai.stages.train import pool_cv
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.train import pool_cv
 
 with logged(snakemake.log[0]) as log:
     summary = pool_cv(

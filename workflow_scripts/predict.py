@@ -2,8 +2,8 @@
 
 import torch
 
-from ecgxai.runlog import logged
-from ecgxai.stages.train import predict
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.train import predict
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

@@ -1,7 +1,7 @@
 """Rule preprocess: PTB-XL folder -> Parquet folds, labels table, quality report."""
 
-from ecgxai.runlog import logged
-from ecgxai.stages.data import preprocess
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.data import preprocess
 
 with logged(snakemake.log[0]) as log:
     summary = preprocess(

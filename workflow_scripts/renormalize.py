@@ -1,9 +1,9 @@
-"""Rule renormalize: the preprocessed records under the other input normalisation (ecgxai.data.normalization)."""
+"""Rule renormalize: the preprocessed records under the other input normalisation (ptbxl_xai.data.normalization)."""
 
 import logging
 
-from ecgxai.runlog import logged
-from ecgxai.stages.data import renormalize
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.data import renormalize
 
 with logged(snakemake.log[0]):
     stats = renormalize(
@@ -12,7 +12,7 @@ with logged(snakemake.log[0]):
         normalize=snakemake.wildcards.normalize,
         train_folds=snakemake.params.train_folds,
     )
-    logging.getLogger("ecgxai.renormalize").info(
+    logging.getLogger("ptbxl_xai.renormalize").info(
         "%s -> %s: %s over %d records", snakemake.input.signals, snakemake.output.signals,
         snakemake.wildcards.normalize, stats["records"],
     )  # fmt: skip

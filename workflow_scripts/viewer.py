@@ -1,7 +1,7 @@
 """Rule viewer: the interactive explanation page for the explained test records."""
 
-from ecgxai.runlog import logged
-from ecgxai.stages.render import viewer
+from ptbxl_xai.runlog import logged
+from ptbxl_xai.stages.render import viewer
 
 with logged(snakemake.log[0]) as log:
     page = viewer(

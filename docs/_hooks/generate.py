@@ -1,11 +1,11 @@
 """mkdocs hook: pages generated at build time, so that they cannot drift from the code.
 
-* `configuration.md`: every key of `ecgxai/resources/config.schema.yaml` with its type (from the schema), its
+* `configuration.md`: every key of `ptbxl_xai/resources/config.schema.yaml` with its type (from the schema), its
   default (the schema's, else `config.yaml`'s, the one home of defaults) and its description (the schema's
   `description`, else the comment beside or above the key in `config.yaml`, else `docs/_hooks/config_notes.yaml`
   for the few keys `config.yaml` does not set). A key without any description, or a note for a key the schema
   does not have, is a warning, which `mkdocs build --strict` turns into a failure.
-* `api/...`: one mkdocstrings page per module of the `ecgxai` package, found by walking the package folder,
+* `api/...`: one mkdocstrings page per module of the `ptbxl_xai` package, found by walking the package folder,
   and the "API reference" entry of the navigation that lists them.
 """
 
@@ -21,7 +21,7 @@ from mkdocs.structure.files import File
 log = logging.getLogger("mkdocs.hooks.generate")
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "ecgxai"
+PACKAGE = ROOT / "ptbxl_xai"
 SCHEMA = PACKAGE / "resources" / "config.schema.yaml"
 CONFIG = ROOT / "config.yaml"
 NOTES = Path(__file__).with_name("config_notes.yaml")
@@ -246,7 +246,7 @@ def configuration_page() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Generated from `ecgxai/resources/config.schema.yaml` when the site is built: every key the schema",
+        "Generated from `ptbxl_xai/resources/config.schema.yaml` when the site is built: every key the schema",
         "accepts, its type, its default and what it does. Defaults come from the schema or from `config.yaml`",
         "(the one home of defaults); descriptions from the schema or from the comments of `config.yaml`.",
         "Keys are checked against the schema before any job runs, so a typo fails at once, naming the key.",
@@ -295,7 +295,7 @@ def configuration_page() -> str:
 
 # ------------------------------------------------------------------------------------------ API reference
 def api_modules() -> list[str]:
-    """Dotted names of every module and package under ecgxai/, packages before their modules."""
+    """Dotted names of every module and package under ptbxl_xai/, packages before their modules."""
     names = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(ROOT).with_suffix("")
@@ -332,7 +332,7 @@ def api_nav(names: list[str]) -> list:
                 items.append({title: build(name)} if _is_package(name) else {title: _api_uri(name)})
         return items
 
-    return build("ecgxai")
+    return build("ptbxl_xai")
 
 
 def api_page(name: str) -> str:

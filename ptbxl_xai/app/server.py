@@ -1,0 +1,246 @@
+"""The ASGI app (FastAPI): the page, GET /api/health, POST /api/predict, POST /api/explain.
+
+Model calls never run on the event loop. By default they run in worker processes
+(`ptbxl_xai.app.worker_pool`): one for predictions, at the server's priority, and `serve.explain_workers`
+reniced ones for explanations, so the server process only speaks HTTP and a long SHAP request leaves
+the CPU to the predictions of other clients. With `serve.predict_process` / `serve.explain_process`
+false they run in threads of the server process (anyio), behind their own limiters. Every malformed request
+gets a 4xx JSON answer `{"error": "..."}` naming what is wrong, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib import resources
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ptbxl_xai import __version__
+from ptbxl_xai.app.page import app_page
+from ptbxl_xai.app.service import RecordError, RunService, warm_up
+from ptbxl_xai.app.settings import ServeSettings
+from ptbxl_xai.app.uploads import UploadError, check_size, parse_form
+
+log = logging.getLogger(__name__)
+
+STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+ERROR = {"content": {"application/json": {"example": {"error": "rec.hea: 3 signals ['I', 'II', 'V1']; ..."}}}}
+UPLOAD_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "hea": {"type": "string", "format": "binary", "description": "WFDB header (.hea)"},
+                    "dat": {"type": "string", "format": "binary", "description": "WFDB signal file (.dat)"},
+                    "zip": {"type": "string", "format": "binary", "description": "or: a zip of one record"},
+                    "ecg_id": {"type": "integer", "description": "or: a test record of the run (fold 10)"},
+                    "include_signal": {
+                        "type": "boolean",
+                        "description": "predict: also return the conditioned record for the viewer",
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm: bool = True) -> FastAPI:
+    """The app for one loaded run. `tmp_root`: where the per-request folders go (system temp by default);
+    `warm`: explain a test record once before serving, so the first request is as fast as the others.
+    With `settings.predict_process` / `settings.explain_process`, predictions / explanations run in worker
+    processes (`ServicePool`, explanations reniced), started with the app and stopped with it."""
+    pools = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        from ptbxl_xai.app.worker_pool import ServicePool, freeze_heap
+
+        start = partial(ServicePool, service.results, service.run, service.config, threads=settings.threads)
+        try:
+            if settings.predict_process:
+                pools["predict"] = await anyio.to_thread.run_sync(
+                    partial(
+                        start,
+                        workers=settings.predict_workers,
+                        nice=0,
+                        warm="predict" if warm else None,
+                        role="prediction",
+                    )
+                )
+            if settings.explain_process:
+                pools["explain"] = await anyio.to_thread.run_sync(
+                    partial(
+                        start,
+                        workers=settings.explain_workers,
+                        nice=settings.explain_nice,
+                        warm="explain" if warm else None,
+                        role="explanation",
+                    )
+                )
+            app.state.predict_pool, app.state.explain_pool = pools.get("predict"), pools.get("explain")
+            freeze_heap()  # the server's long-lived objects too
+            yield
+        finally:
+            for pool in pools.values():
+                await anyio.to_thread.run_sync(pool.close)
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title=f"ecgxai serve: run {service.run}",
+        version=__version__,
+        description=(
+            f"Predictions and SHAP/LIME/attention explanations of the trained run `{service.run}` "
+            f"({len(service.label_names)} labels, label set {service.label_set}) for one 12-lead WFDB record. "
+            f"Uploads up to {settings.max_upload_mb:g} MB; nothing uploaded is kept."
+        ),
+    )
+    explain_limiter = anyio.CapacityLimiter(settings.explain_workers)
+    # One prediction at a time: the request work is mostly Python under the GIL, so more threads only
+    # contend for it. benchmarks/app_load.py, 16 clients on 2 cores: server CPU per prediction 11.0 ms with
+    # anyio's 40 threads, 6.3 ms with 2, 5.1 ms with 1 (p99 253 -> 119 -> 108 ms).
+    predict_limiter = anyio.CapacityLimiter(1)
+    cap = settings.max_upload_bytes
+
+    @app.exception_handler(ClientError)
+    async def _client_error(request: Request, exc: ClientError):
+        log.info("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc.message)
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        return JSONResponse({"error": "; ".join(e.get("msg", str(e)) for e in exc.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception):
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+
+    async def read_body(request: Request) -> bytes:
+        """The request body up to the cap, refused as soon as it is exceeded."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit():
+            _check(check_size, int(declared), cap)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            _check(check_size, size, cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def read_form(request: Request):
+        """The request body, parsed off the event loop."""
+        body = await read_body(request)
+        return await anyio.to_thread.run_sync(partial(_check, parse_form, body, request.headers.get("content-type")))
+
+    def form_record(upload):
+        """The uploaded record (in a fresh folder, removed afterwards) or the test record the form names."""
+        return _check(service.form_record, upload, cap, tmp_root)
+
+    @app.get("/api/health", summary="Server status and the run's labels")
+    async def health():
+        return {
+            "status": "ok",
+            "run": service.run,
+            "labels": service.label_names,
+            "label_set": service.label_set,
+            "sampling_rate": service.settings.rate,
+            "feature_space": service.features,
+            "test_records": len(service.test_ids),
+        }
+
+    @app.get("/api/test-records", summary="ecg_ids of the run's test records (fold 10)")
+    async def test_records():
+        return {"run": service.run, "fold": 10, "ecg_ids": service.test_ids.tolist()}
+
+    @app.post(
+        "/api/predict",
+        summary="Probabilities, thresholds, decisions and attention for one record",
+        openapi_extra={"requestBody": UPLOAD_FORM},
+        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
+    )
+    async def api_predict(request: Request):
+        body, content_type = await read_body(request), request.headers.get("content-type")
+        if "predict" in pools:  # the worker parses, predicts and encodes; the server passes bytes
+            try:
+                answer = await pools["predict"].predict(body, content_type, cap, tmp_root)
+            except RecordError as exc:
+                raise ClientError(exc.status, exc.message) from None
+        else:
+            answer = await anyio.to_thread.run_sync(
+                partial(_check, service.predict_form, body, content_type, cap, tmp_root), limiter=predict_limiter
+            )
+        return Response(answer, media_type="application/json")
+
+    @app.post(
+        "/api/explain",
+        summary="SHAP and LIME per feature for one label of one record (form field `label`)",
+        openapi_extra={
+            "requestBody": _with_label(UPLOAD_FORM, service.label_names),
+        },
+        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
+    )
+    async def api_explain(request: Request):
+        upload = await read_form(request)
+        label = _check(service.label_index, upload.fields.get("label"))
+        # Preparing the record is cheap; only the explanation itself waits for an explain worker.
+        record = await anyio.to_thread.run_sync(form_record, upload)
+        if "explain" in pools:
+            try:
+                return await pools["explain"].explain(record, label)
+            except RecordError as exc:
+                raise ClientError(exc.status, exc.message) from None
+        return await anyio.to_thread.run_sync(partial(_check, service.explain, record, label), limiter=explain_limiter)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return HTMLResponse(page_html, headers={"Cache-Control": "no-store"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)  # no icon, and no 404 in the browser console
+
+    @app.get("/assets/{name}", include_in_schema=False)
+    async def asset(name: str):
+        if name not in STATIC:
+            raise ClientError(404, f"no asset {name!r}")
+        return Response(resources.files("ptbxl_xai.app").joinpath("static", name).read_bytes(), media_type=STATIC[name])
+
+    # The first test record, predicted at start-up, so the page opens with an ECG on it.
+    first = service.test_record(int(service.test_ids[0]))
+    page_html = app_page(service, service.page_record(first), settings)
+    if warm and not settings.explain_process:  # the workers warm up themselves
+        warm_up(service)
+    return app
+
+
+def _check(fn, *args):
+    """Call fn; turn the errors that describe a bad request into ClientError (4xx JSON)."""
+    try:
+        return fn(*args)
+    except (UploadError, RecordError) as exc:
+        raise ClientError(exc.status, exc.message) from None
+
+
+def _with_label(form: dict, labels) -> dict:
+    schema = form["content"]["multipart/form-data"]["schema"]
+    props = {k: v for k, v in schema["properties"].items() if k != "include_signal"}
+    props["label"] = {"type": "string", "enum": list(labels), "description": "the label to explain"}
+    return {**form, "content": {"multipart/form-data": {"schema": {**schema, "properties": props}}}}

@@ -1,0 +1,127 @@
+"""Model calls in worker processes, so the server process only speaks HTTP.
+
+The server process is bound by the GIL: parsing HTTP and multipart, preparing a record and calling the
+model all take turns on one core while the second waits. Measured with benchmarks/app_load.py
+(16 clients, 2 cores), in-process predictions cost 4-5 ms of server CPU each and the server used one
+core; see the README for the figures with these pools.
+
+Two pools of spawned processes, each worker with the run loaded once (its own `RunService`):
+- predictions (`serve.predict_process`): `serve.predict_workers` (1) workers at the server's priority.
+  A worker gets the raw request body and returns the JSON answer (multipart parsing, WFDB reading,
+  conditioning, the model, encoding) while the server reads the next request: the processes use both
+  cores. Its workers import neither shap nor lime;
+- explanations (`serve.explain_process`): on 2 cores a SHAP + LIME request is ~450 model calls plus
+  Python-heavy bookkeeping (shap's permutation loop, LIME's ridge fits). Reniced
+  (`serve.explain_nice`), the scheduler runs it only on CPU time the predictions leave: predictions
+  come first, as the page promises. Its workers compile shap's numba code at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+
+from ptbxl_xai.app.service import RecordError, RunService, set_torch_threads, warm_up
+
+log = logging.getLogger(__name__)
+
+_SERVICE = None  # the worker process's own RunService
+
+
+def _init_worker(results: str, run: str, config: dict, threads: int, nice: int, warm: str | None) -> None:
+    global _SERVICE
+    if nice:
+        os.nice(nice)
+    set_torch_threads(threads)
+    _SERVICE = RunService(results, run, config)
+    if warm == "explain":
+        warm_up(_SERVICE)
+    elif warm == "predict":  # first-call costs of torch and the filters, off the first user's request
+        _SERVICE.predict(_SERVICE.test_record(int(_SERVICE.test_ids[0])), include_signal=True)
+    freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Move everything allocated so far (torch, shap, the run) out of the garbage collector's sight:
+    a full collection over it takes ~190 ms here, a pause a request would wait out at random."""
+    gc.collect()
+    gc.freeze()
+
+
+def _explain(record, label: int) -> dict:
+    return _SERVICE.explain(record, label)
+
+
+def _predict(body: bytes, content_type: str | None, cap: int, tmp_root) -> bytes:
+    return _SERVICE.predict_form(body, content_type, cap, tmp_root)
+
+
+class ServicePool:
+    """`workers` spawned processes at niceness `nice`, each with the run loaded:
+    `await pool.explain(record, label)`, `await pool.predict(body, content_type, cap, tmp_root)`.
+    A RecordError raised in a worker is raised again in the caller."""
+
+    def __init__(
+        self, results, run: str, config: dict, workers: int, threads: int, nice: int, warm: str | None, role: str
+    ):
+        # spawn, not fork: the server process has threads (uvicorn, torch) that a fork would copy mid-flight
+        self._new_executor = partial(
+            ProcessPoolExecutor,
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(str(results), run, config, threads, nice, warm),
+        )
+        self._pool = self._new_executor()
+        self.workers, self.role = workers, role
+        self.closed = False
+        # start every worker now (loading the run, compiling shap), not on the first user's request
+        for future in [self._pool.submit(os.getpid) for _ in range(workers)]:
+            future.result()
+        log.info("%d %s worker process(es) ready (nice +%d, %d torch thread(s) each)", workers, role, nice, threads)
+
+    def niceness(self) -> int:
+        """A worker's niceness (what the scheduler sees)."""
+        return self._pool.submit(os.nice, 0).result()
+
+    def worker_pid(self) -> int:
+        """The process id of a worker (tests stop one to see the pool recover)."""
+        return self._pool.submit(os.getpid).result()
+
+    def frozen_objects(self) -> int:
+        """Objects a worker keeps out of the garbage collector's full collections (`freeze_heap`)."""
+        return self._pool.submit(gc.get_freeze_count).result()
+
+    async def explain(self, record, label: int) -> dict:
+        return await self._call(_explain, record, label)
+
+    async def predict(self, body: bytes, content_type: str | None, cap: int, tmp_root=None) -> bytes:
+        """`RunService.predict_form` in a worker: the request body in, the JSON answer out."""
+        return await self._call(_predict, body, content_type, cap, tmp_root)
+
+    async def _call(self, fn, *args):
+        """fn(*args) in a worker. A worker that dies (killed, out of memory) breaks the whole executor:
+        this request gets a 503, and a fresh executor takes the next ones, so the server keeps serving."""
+        pool = self._pool
+        try:
+            return await asyncio.wrap_future(pool.submit(fn, *args))
+        except BrokenProcessPool:
+            if pool is self._pool and not self.closed:
+                log.error("a %s worker process stopped; starting a new one", self.role)
+                self._pool = self._new_executor()
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise RecordError(
+                503,
+                f"the {self.role} worker process stopped while handling this request (see the server log); "
+                "a new one is starting: try again in a few seconds",
+            ) from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.closed = True

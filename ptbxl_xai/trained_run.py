@@ -1,0 +1,178 @@
+"""A trained run, loaded once: the one loader that the explain stages, the checks, `explain_record` and the app share.
+
+A run is its weights and sidecar (architecture, label names), its validation-tuned thresholds, the data folder
+it was trained on (the conditioning, recorded in the Parquet, and the stored scaler of `train_standard`), the
+training reference of the explanations (lead means, gradient-SHAP background records) and the NORM template of
+the `normal_template` background. `TrainedRun.explain` explains conditioned records with every method, so a
+record gets the same SHAP, LIME and attention from the workflow, the checks and the app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ptbxl_xai.config import SPLITS, FilterSettings, data_path
+from ptbxl_xai.data.normalization import training_scaler
+from ptbxl_xai.data.parquet_io import load_parquet_records, part_files, read_metadata
+from ptbxl_xai.evaluation.thresholds import read_thresholds
+from ptbxl_xai.layout import Layout
+from ptbxl_xai.model.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+TRAINING_REFERENCE_FOLDS = SPLITS["train"][:1]  # one training fold: a large enough sample for means and references
+
+
+class TrainedRun:
+    """One trained run. Heavy parts (training sample, template) load on first use and are kept."""
+
+    def __init__(self, weights, thresholds, data_dir, *, name: str | None = None, template=None, settings=None):
+        """weights: model.pt (its sidecar beside it); thresholds: thresholds.json; data_dir: the preprocessed
+        records the run trained on; template: the NORM template (.npz path or object) where one exists;
+        settings: the conditioning of new records (FilterSettings), by default the one the data records."""
+        self.weights, self.thresholds_path, self.data_dir = Path(weights), Path(thresholds), Path(data_dir)
+        self.name = name or self.weights.parent.name
+        self.model, self.sidecar = load_checkpoint(self.weights)
+        self.model.eval()
+        self.label_names: list[str] = list(self.sidecar["label_names"])
+        self.thresholds = read_thresholds(self.thresholds_path, self.label_names)
+        self.label_set = json.loads(self.thresholds_path.read_text()).get("label_set")
+        self.test_parts = part_files(self.data_dir, SPLITS["test"])
+        if not self.test_parts:
+            raise FileNotFoundError(f"{self.data_dir}: no preprocessed test fold; run snakemake {self.data_dir}")
+        self.data_meta = read_metadata(self.test_parts[0])
+        self.settings = settings or FilterSettings(**self.data_meta["filters"])
+        self.rate, self.n_bins = int(self.settings.rate), int(self.settings.n_bins)
+        self.lead_stats = training_scaler(self.data_dir, self.settings)  # train_standard: the stored scaler
+        self._template = template
+
+    @classmethod
+    def from_results(cls, results, run: str, config: dict) -> TrainedRun:
+        """The run `run` of a workflow's results folder, as the workflow's rules built it."""
+        layout = Layout(str(results))
+        weights, thresholds = Path(layout.weights(run)), Path(layout.thresholds(run))
+        if not weights.is_file() or not thresholds.is_file():
+            have = layout.trained_runs()
+            raise FileNotFoundError(
+                f"{layout.model_dir(run)}: no trained run {run!r} (model.pt and thresholds.json); trained runs under "
+                f"{layout.root}/models: {have or 'none'}. Train it with: snakemake {weights}"
+            )
+        template = Path(layout.template(run))
+        return cls(
+            weights,
+            thresholds,
+            data_path(config, run, results=str(results)),
+            name=run,
+            template=template if template.is_file() else None,
+        )
+
+    # ---- what the explanations need -----------------------------------------------------------
+    @property
+    def template(self):
+        """The NORM template (`ptbxl_xai.explain.spaces.template.NormalTemplate`), or None where the run has none."""
+        if isinstance(self._template, (str, Path)):
+            from ptbxl_xai.explain.spaces.template import NormalTemplate
+
+            self._template = NormalTemplate.load(self._template)
+        return self._template
+
+    @cached_property
+    def training_sample(self) -> np.ndarray:
+        """Records of the first training fold [n, leads, T]: the source of lead means and gradient references."""
+        return load_parquet_records(self.data_dir, TRAINING_REFERENCE_FOLDS)[0]
+
+    @cached_property
+    def lead_means(self) -> np.ndarray:
+        """Per-lead mean of the training sample [leads], the `mean` background."""
+        return self.training_sample.mean(axis=(0, 2))
+
+    def gradient_background(self, n: int, seed: int) -> np.ndarray:
+        """n training records (seeded) as the gradient-SHAP reference."""
+        from ptbxl_xai.explain.methods.shap_explainer import sample_background
+
+        return sample_background(self.training_sample, int(n), int(seed))
+
+    def training_reference(self, cfg: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(lead means, gradient-SHAP background) where the explain config `cfg` needs them, else None."""
+        if not (cfg["background"] == "mean" or cfg["shap"].get("gradient", False)):
+            return None, None
+        return self.lead_means, self.gradient_background(cfg["shap"].get("gradient_background", 32), cfg["seed"])
+
+    # ---- records ------------------------------------------------------------------------------
+    def test_signals(self, ecg_ids=None) -> tuple[np.ndarray, np.ndarray]:
+        """(x [n, leads, T], ecg_ids) of test records, in the order of `ecg_ids` (all by default, sorted)."""
+        x, ids, _ = load_parquet_records(self.data_dir, SPLITS["test"])
+        if ecg_ids is None:
+            return x, ids
+        wanted = np.asarray([int(e) for e in ecg_ids], dtype=ids.dtype)
+        pos = np.clip(np.searchsorted(ids, wanted), 0, max(len(ids) - 1, 0))
+        missing = wanted[ids[pos] != wanted] if len(ids) else wanted
+        if len(missing):
+            raise ValueError(f"ecg_ids {missing[:5].tolist()} missing from the test signals in {self.data_dir}")
+        return x[pos], wanted
+
+    # ---- explanations -------------------------------------------------------------------------
+    def explain(
+        self,
+        x: np.ndarray,
+        labels,
+        ecg_ids,
+        cfg: dict,
+        *,
+        beats: dict | None = None,
+        progress: bool = True,
+    ):
+        """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config):
+        SHAP, LIME, attention (and gradient SHAP, faithfulness curves where `cfg` asks), in the configured
+        feature space (and the other one with `compare_features`). beats: ecg_id -> beat table for the wave
+        space; a record without one is explained on time bins. Returns `Explanations`."""
+        from ptbxl_xai.explain.methods.explain_records import explain_records
+        from ptbxl_xai.explain.spaces.features import record_spaces
+        from ptbxl_xai.model.inference import Probabilities, model_functions
+
+        if cfg["background"] == "normal_template" and self.template is None:
+            raise ValueError(
+                "explain.background normal_template needs the NORM template (rule normal_template, from delineated "
+                "NORM training records); choose another background or provide delineation"
+            )
+        spaces = [
+            record_spaces(
+                cfg.get("features", "waves"),
+                x.shape[-1],
+                self.n_bins,
+                None if beats is None else beats.get(e),
+                cfg.get("compare_features", True),
+            )
+            for e in ecg_ids
+        ]
+        lead_means, grad_bg = self.training_reference(cfg)
+        predict_proba, attention = model_functions(self.model)
+        return explain_records(
+            predict_proba,
+            x,
+            labels,
+            n_bins=self.n_bins,
+            background=cfg["background"],
+            shap_cfg=cfg["shap"],
+            lime_cfg=cfg["lime"],
+            attention_fn=attention,
+            step_edges=self.model.step_to_sample_edges(x.shape[-1]),
+            seed=cfg["seed"],
+            progress=progress,
+            ecg_ids=list(ecg_ids),
+            label_names=self.label_names,
+            lead_means=lead_means,
+            blur_sigma_s=cfg["blur_sigma_s"],
+            rate=self.rate,
+            gradient_model=Probabilities(self.model) if cfg["shap"].get("gradient", False) else None,
+            gradient_background=grad_bg,
+            faithfulness_cfg=cfg["faithfulness"],
+            correlations=False,
+            spaces=spaces,
+            template=self.template,
+        )
