@@ -73,6 +73,11 @@ class TrainedRun:
 
     # ---- what the explanations need -----------------------------------------------------------
     @property
+    def has_template(self) -> bool:
+        """Whether the run has a NORM template, without loading it (a prediction worker never needs it)."""
+        return self._template is not None
+
+    @property
     def template(self):
         """The NORM template (`ptbxl_xai.explain.spaces.template.NormalTemplate`), or None where the run has none."""
         if isinstance(self._template, (str, Path)):

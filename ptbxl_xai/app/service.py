@@ -109,7 +109,7 @@ class RunService:
         self.explain_cfg = app_explain_config(config["explain"], config.get("serve", {}).get("explain", {}))
         self.features = self.explain_cfg.get("features", "bins")  # config explain.features, where it exists
         self.delineation_method = config.get("delineate", {}).get("method", "neurokit_prominence")
-        if self.explain_cfg["background"] == "normal_template" and self.trained.template is None:
+        if self.explain_cfg["background"] == "normal_template" and not self.trained.has_template:
             # the workflow builds it (rule normal_template); without it, the zero background
             log.warning("%s missing: explanations use the zero background", Layout(str(results)).template(run))
             self.explain_cfg["background"] = "zero"
