@@ -33,6 +33,18 @@ NOT_RUN = {
 }
 
 
+# The known-answer target at its smallest: 10 pairs per label fill the ten folds once, one record per label explained.
+KNOWN_ANSWER = {
+    "pairs_per_label": 10,
+    "train": {"epochs": 2, "patience": None},
+    "records_per_label": 1,
+    "spaces": ["waves", "bins"],
+    "backgrounds": ["zero", "normal_template"],
+    "methods": ["shap", "attention"],  # LIME and gradient SHAP go through the same explain_maps
+    "n_boot": 20,
+}
+
+
 def rule_envs() -> dict[str, str]:
     """{rule: env name} for every rule with a `conda:` directive in rules/*.smk."""
     out = {}
@@ -91,7 +103,7 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
     wd = tmp_path_factory.mktemp("envs")
     record = wd / "own" / write_record(wd / "own", 7, 100, ecg_like(np.random.default_rng(7), 1000, 100))
     own = wd / "own.yaml"
-    own.write_text(yaml.safe_dump({"explain_record": {"records": {"mine": str(record)}}}))
+    own.write_text(yaml.safe_dump({"explain_record": {"records": {"mine": str(record)}}, "known_answer": KNOWN_ANSWER}))
     cfg = _config(quick_config)
     runs, ablation_runs, explained = list(cfg["runs"]), list(expand_runs(cfg["ablation"])), cfg["explain"]["runs"]
     stages = [
@@ -115,7 +127,7 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
             + ["results/explain_record/mine/index.html"],
         ),
         ("report", ["all"] + [f"results/metrics/{r}/overall.tsv" for r in ablation_runs]),
-        ("torch", ["ablation"]),
+        ("torch", ["ablation", "known_answer"]),
     ]
     jobs, seconds, said = {}, {}, {}
     for i, (env, targets) in enumerate(stages):
@@ -172,3 +184,28 @@ def test_closing_message_says_where_to_look(staged_run):
     assert not missing, f"the message names files that do not exist: {missing}"
     assert re.search(r"synthetic PTB-XL .*: \d+ of 300 records kept, \d+ quarantined", msg), msg
     assert "snakemake --report results/report.html --configfile" in msg
+
+
+@pytest.mark.slow
+def test_the_known_answer_target_writes_its_tables_and_figure(staged_run):
+    """`snakemake known_answer` (run above in the torch environment): two architectures, every configured space,
+    trained and randomised model, attention only where the architecture has it, the 0.95 AUC floor, the figure."""
+    import pandas as pd
+
+    from ptbxl_xai.data.planted import PLANTED_LABELS
+    from ptbxl_xai.explain.spaces.features import FIDUCIALS
+
+    wd = staged_run[0]
+    out = wd / "results" / "known_answer"
+    table = pd.read_csv(out / "localisation.tsv", sep="\t")
+    assert set(table.architecture) == {"hybrid", "cnn"} and set(table.label) == set(PLANTED_LABELS)
+    assert set(table.model) == {"trained", "randomised"} and set(table.feature_space) == {"waves", "bins"}
+    assert "attention" in set(table[table.architecture == "hybrid"].method)
+    assert "attention" not in set(table[table.architecture == "cnn"].method)  # the CNN has none
+    assert table.share.between(0, 1).all() and table.region_share.between(0, 1).all()
+    accuracy = pd.read_csv(out / "accuracy.tsv", sep="\t")
+    assert len(accuracy) == 2 * len(PLANTED_LABELS) and accuracy.meaningful.dtype == bool
+    assert ((accuracy.auc >= 0.95) == accuracy.meaningful).all()
+    assert (wd / "results" / "figures" / "known_answer_localisation.png").stat().st_size > 10_000
+    assert len(pd.read_csv(out / "delineation.tsv", sep="\t")) == len(PLANTED_LABELS) * len(FIDUCIALS)
+    assert "best method per label" in (wd / "results" / "logs" / "known_answer.log").read_text()

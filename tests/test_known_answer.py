@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
-from conftest import REPO
 from torch import nn
 
 from ptbxl_xai.data.planted import PLANTED_LABELS, PLANTED_LEADS, generate_planted, load_planted, save_planted
@@ -173,38 +171,3 @@ def test_summary_has_intervals_per_group():
     assert table.loc["STE", "share"] == pytest.approx(0.85) and table.loc["STE", "n"] == 4
     assert table.loc["STE", "share_ci_low"] <= 0.85 <= table.loc["STE", "share_ci_high"]
     assert table.loc["TINV", "pointing"] == pytest.approx(0.5)
-
-
-@pytest.mark.slow
-def test_the_known_answer_target_runs_end_to_end(tmp_path):
-    """`snakemake known_answer` on a tiny planted set: data, two architectures, the scored tables and figure."""
-    from test_workflow import snakemake
-
-    tiny = {
-        "known_answer": {
-            "pairs_per_label": 12,
-            "train": {"epochs": 3, "patience": None},
-            "records_per_label": 1,
-            "spaces": ["waves", "bins"],
-            "backgrounds": ["zero", "normal_template"],
-            "methods": ["shap", "attention"],  # LIME and gradient SHAP go through the same explain_maps
-            "n_boot": 50,
-        },
-        "explain": {"shap": {"npermutations": 1}, "lime": {"num_samples": 100}},
-    }
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny))
-    run = snakemake(tmp_path, "known_answer", "--configfile", str(REPO / "tests/config/synthetic.yaml"), str(config))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
-    out = tmp_path / "results" / "known_answer"
-    table = pd.read_csv(out / "localisation.tsv", sep="\t")
-    assert set(table.architecture) == {"hybrid", "cnn"} and set(table.label) == set(PLANTED_LABELS)
-    assert set(table.model) == {"trained", "randomised"} and set(table.feature_space) == {"waves", "bins"}
-    assert "attention" in set(table[table.architecture == "hybrid"].method)
-    assert "attention" not in set(table[table.architecture == "cnn"].method)  # the CNN has none
-    accuracy = pd.read_csv(out / "accuracy.tsv", sep="\t")
-    assert len(accuracy) == 2 * len(PLANTED_LABELS) and accuracy.meaningful.dtype == bool
-    assert (tmp_path / "results" / "figures" / "known_answer_localisation.png").stat().st_size > 10_000
-    assert len(pd.read_csv(out / "delineation.tsv", sep="\t")) == len(PLANTED_LABELS) * len(FIDUCIALS)
-    log = (tmp_path / "results" / "logs" / "known_answer.log").read_text()
-    assert "best method per label" in log
