@@ -47,21 +47,22 @@ def localisation_figure(table: pd.DataFrame, out_stem, context: str = "") -> lis
                                     color=METHOD_COLORS[method], markerfacecolor=face, markersize=5, capsize=2,
                                     label=method if (r, col, model) == (0, 0, "trained") else None)  # fmt: skip
                 if score == "share":
-                    null = a[a.model == "trained"].groupby("label")["mask_share"].mean().reindex(labels)
+                    null = a[a.model == "trained"].groupby("label")["region_share"].mean().reindex(labels)
                     ax.scatter(
                         np.arange(len(labels)),
                         null,
                         marker="_",
                         s=400,
                         color="0.5",
-                        label="mask share" if r == 0 else None,
+                        label="region's share of lead x time" if r == 0 else None,
                     )
                 names = [lab + ("" if a[a.label == lab]["meaningful"].all() else "*") for lab in labels]
                 ax.set_xticks(np.arange(len(labels)), names)
                 ax.set_ylim(-0.02, 1.02)
-                ax.set_ylabel({"share": "positive attribution in mask", "pointing": "top feature in mask"}[score])
+                ax.set_ylabel({"share": "positive attribution on mask", "pointing": "top feature on mask"}[score])
                 ax.set_title(f"{arch}: {space}, background {background}", loc="left")
-        axes[0, 0].legend(loc="upper right", ncols=3)
+        # below the panels: inside, it hides the points of the right-hand labels
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=6)
         if context:
             fig.suptitle(context, fontsize=9)
         return save(fig, out_stem)
