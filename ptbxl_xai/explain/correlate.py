@@ -21,6 +21,10 @@ from scipy.stats import rankdata
 from ptbxl_xai.evaluation.bootstrap import median_ci
 
 TOL = 1e-12
+# one row per record, label, feature space and pair of methods (record_correlations, per feature space)
+CORRELATION_COLUMNS = [
+    "ecg_id", "label", "feature_space", "method_a", "method_b", "space", "variant", "pearson", "spearman", "n", "reason",
+]  # fmt: skip
 
 
 def pearson(a, b) -> tuple[float, str]:
@@ -165,18 +169,6 @@ def correlations_from_attributions(attributions: pd.DataFrame, *, n_boot: int = 
         rows += [dict(r, feature_space=kind) for r in record_correlations(ecg_id, label, ordered, att)]
     per_record = pd.DataFrame(
         rows,
-        columns=[
-            "ecg_id",
-            "label",
-            "feature_space",
-            "method_a",
-            "method_b",
-            "space",
-            "variant",
-            "pearson",
-            "spearman",
-            "n",
-            "reason",
-        ],
+        columns=CORRELATION_COLUMNS,
     )
     return per_record, summarize(per_record, n_boot=n_boot, seed=seed)

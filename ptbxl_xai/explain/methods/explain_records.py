@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ptbxl_xai.data.ptbxl import LEADS
-from ptbxl_xai.explain.correlate import record_correlations, summarize
+from ptbxl_xai.explain.correlate import CORRELATION_COLUMNS, record_correlations, summarize
 from ptbxl_xai.explain.methods.faithfulness import faithfulness
 from ptbxl_xai.explain.methods.lime_explainer import LimeConfig, explain_lime
 from ptbxl_xai.explain.methods.settings import record_seed
@@ -292,19 +292,7 @@ def explain_records(
 
     corr_df = pd.DataFrame(
         corr,
-        columns=[
-            "ecg_id",
-            "label",
-            "feature_space",
-            "method_a",
-            "method_b",
-            "space",
-            "variant",
-            "pearson",
-            "spearman",
-            "n",
-            "reason",
-        ],
+        columns=CORRELATION_COLUMNS,
     )
     return Explanations(
         attributions=_concat(attrs, ATTRIBUTION_COLUMNS),
