@@ -157,7 +157,14 @@ def _serve(args) -> int:
         f"at http://{settings.host}:{settings.port}/  (API docs: /docs; Ctrl+C stops)",
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", workers=1)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        workers=1,
+        limit_concurrency=settings.max_connections,  # beyond it: 503
+    )
     return 0
 
 

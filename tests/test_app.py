@@ -98,6 +98,9 @@ def tmp_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("requests")
 
 
+LOCAL = "http://127.0.0.1"  # the bound address: the Host the server answers to
+
+
 def make_app(service, config, tmp_root, warm=True, **overrides):
     from ptbxl_xai.app.server import create_app
     from ptbxl_xai.app.settings import ServeSettings
@@ -109,7 +112,7 @@ def make_app(service, config, tmp_root, warm=True, **overrides):
 def client(service, config, tmp_root):
     from fastapi.testclient import TestClient
 
-    with TestClient(make_app(service, config, tmp_root)) as c:
+    with TestClient(make_app(service, config, tmp_root), base_url=LOCAL) as c:
         yield c
 
 
@@ -461,7 +464,7 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
     in_process = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
     predicted = client.post("/api/predict", files=files, data={"include_signal": "1"}).json()
     app = make_app(service, config, tmp_root, warm=False, explain_process=True, explain_nice=5, predict_process=True)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         pool = app.state.explain_pool
         assert pool is not None and pool.niceness() == min(19, os.nice(0) + 5)
         assert app.state.predict_pool.niceness() == os.nice(0)  # predictions keep the server's priority
@@ -495,7 +498,7 @@ def test_uploads_over_the_cap_are_refused_with_413(service, config, workdir, tmp
     from fastapi.testclient import TestClient
 
     hea, dat = record_files(workdir, first_test_id(service), rate=500)  # 120 kB of signal
-    with TestClient(make_app(service, config, tmp_root, warm=False, max_upload_mb=0.05)) as small:
+    with TestClient(make_app(service, config, tmp_root, warm=False, max_upload_mb=0.05), base_url=LOCAL) as small:
         direct = small.post("/api/predict", files=upload(hea, dat))
         # a zip that is small itself but unpacks past the cap
         bomb = zipped(hea, extra={dat.name: b"\0" * 200_000})
@@ -505,6 +508,49 @@ def test_uploads_over_the_cap_are_refused_with_413(service, config, workdir, tmp
     for res in (direct, unpacked):
         assert res.status_code == 413 and "upload too large" in res.json()["error"], res.text
     assert ok.status_code == 200  # a record under the cap still goes through
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_foreign_hosts_and_cross_origin_posts_are_refused(client, service, workdir, tmp_root, config):
+    """DNS rebinding (a page's own domain pointed at 127.0.0.1) and other sites' forms do not reach the run."""
+    from fastapi.testclient import TestClient
+
+    files = upload(*record_files(workdir, first_test_id(service)))
+    rebound = client.get("/api/health", headers={"Host": "attacker.example:8000"})
+    assert rebound.status_code == 400 and "serve.allowed_hosts" in rebound.json()["error"], rebound.text
+    foreign = client.post("/api/predict", files=files, headers={"Origin": "https://attacker.example"})
+    assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"], foreign.text
+    assert client.post("/api/predict", files=files, headers={"Origin": "null"}).status_code == 403
+    # the page itself (same origin), localhost, and clients that send no Origin (curl, scripts) are served
+    assert client.post("/api/predict", files=files, headers={"Origin": LOCAL}).status_code == 200
+    assert client.get("/api/health", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.post("/api/predict", files=files).status_code == 200
+    # configured names and origins are served too
+    app = make_app(
+        service,
+        config,
+        tmp_root,
+        warm=False,
+        allowed_hosts=("ecg.example.org",),
+        allowed_origins=("https://viewer.example.org",),
+    )
+    with TestClient(app, base_url="http://ecg.example.org") as named:
+        res = named.post("/api/predict", files=files, headers={"Origin": "https://viewer.example.org"})
+        assert res.status_code == 200, res.text
+
+
+def test_uploads_beyond_the_servers_byte_budget_get_503_with_retry_after(service, config, workdir, tmp_root):
+    """serve.max_buffered_mb bounds the bytes of all requests in flight; the budget is given back after each."""
+    from fastapi.testclient import TestClient
+
+    hea, dat = record_files(workdir, first_test_id(service), rate=500)  # 120 kB of signal
+    small = upload(*record_files(workdir, first_test_id(service)))  # 24 kB
+    with TestClient(make_app(service, config, tmp_root, warm=False, max_buffered_mb=0.05), base_url=LOCAL) as c:
+        big = c.post("/api/predict", files=upload(hea, dat))
+        assert big.status_code == 503 and "serve.max_buffered_mb" in big.json()["error"], big.text
+        assert int(big.headers["Retry-After"]) > 0
+        for _ in range(3):  # released after each request: repeated requests under the budget all pass
+            assert c.post("/api/predict", files=small).status_code == 200
     assert list(tmp_root.iterdir()) == []
 
 

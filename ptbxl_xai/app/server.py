@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ptbxl_xai import __version__
+from ptbxl_xai.app.guard import ClientError, Guard, allowed_host_names
 from ptbxl_xai.app.page import app_page
 from ptbxl_xai.app.service import RecordError, RunService, warm_up
 from ptbxl_xai.app.settings import ServeSettings
@@ -51,11 +52,6 @@ UPLOAD_FORM = {
         }
     },
 }
-
-
-class ClientError(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
 
 
 def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm: bool = True) -> FastAPI:
@@ -89,6 +85,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
                         nice=settings.explain_nice,
                         warm="explain" if warm else None,
                         role="explanation",
+                        max_queued=settings.max_queued_explanations,
                     )
                 )
             app.state.predict_pool, app.state.explain_pool = pools.get("predict"), pools.get("explain")
@@ -108,6 +105,13 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
             f"Uploads up to {settings.max_upload_mb:g} MB; nothing uploaded is kept."
         ),
     )
+    app.add_middleware(
+        Guard,
+        hosts=allowed_host_names(settings.host, settings.allowed_hosts),
+        origins=settings.allowed_origins,
+        max_buffered=settings.max_buffered_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     explain_limiter = anyio.CapacityLimiter(settings.explain_workers)
     # One prediction at a time: the request work is mostly Python under the GIL, so more threads only
     # contend for it. benchmarks/app_load.py, 16 clients on 2 cores: server CPU per prediction 11.0 ms with
@@ -118,7 +122,8 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
     @app.exception_handler(ClientError)
     async def _client_error(request: Request, exc: ClientError):
         log.info("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc.message)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):

@@ -68,14 +68,28 @@ class ServeSettings:
     explain_nice: int
     predict_process: bool
     predict_workers: int
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    max_connections: int
+    max_buffered_mb: float
+    max_queued_explanations: int
+    body_timeout_s: float
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
+
+    @property
+    def max_buffered_bytes(self) -> int:
+        return int(self.max_buffered_mb * 2**20)
 
     @classmethod
     def from_config(cls, serve: dict, **overrides) -> ServeSettings:
         keys = [f.name for f in fields(cls)]  # every setting is a `serve` key of the config
         values = {k: serve[k] for k in keys}
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values["allowed_hosts"], values["allowed_origins"] = (
+            tuple(values["allowed_hosts"]),
+            tuple(values["allowed_origins"]),
+        )
         return cls(**values)

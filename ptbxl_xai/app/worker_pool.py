@@ -27,7 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
-from ptbxl_xai.app.service import RecordError, RunService, set_torch_threads, warm_up
+from ptbxl_xai.app.guard import RETRY_AFTER_S, ClientError
+from ptbxl_xai.app.service import RunService, set_torch_threads, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,24 @@ def _predict(body: bytes, content_type: str | None, cap: int, tmp_root) -> bytes
 class ServicePool:
     """`workers` spawned processes at niceness `nice`, each with the run loaded:
     `await pool.explain(record, label)`, `await pool.predict(body, content_type, cap, tmp_root)`.
-    A RecordError raised in a worker is raised again in the caller."""
+    A RecordError raised in a worker is raised again in the caller.
+
+    The pool hands a worker at most one request at a time; the others wait here, at most `max_queued`
+    of them (None: no bound), and a request beyond that gets 503 with Retry-After. So when a worker
+    dies (killed, out of memory), only the request it was running is lost: a new executor is started at
+    once and the waiting requests go to it."""
 
     def __init__(
-        self, results, run: str, config: dict, workers: int, threads: int, nice: int, warm: str | None, role: str
+        self,
+        results,
+        run: str,
+        config: dict,
+        workers: int,
+        threads: int,
+        nice: int,
+        warm: str | None,
+        role: str,
+        max_queued: int | None = None,
     ):
         # spawn, not fork: the server process has threads (uvicorn, torch) that a fork would copy mid-flight
         self._new_executor = partial(
@@ -78,13 +93,23 @@ class ServicePool:
             initializer=_init_worker,
             initargs=(str(results), run, config, threads, nice, warm),
         )
-        self._pool = self._new_executor()
-        self.workers, self.role = workers, role
+        self.workers, self.role, self.max_queued = workers, role, max_queued
         self.closed = False
-        # start every worker now (loading the run, compiling shap), not on the first user's request
+        self.waiting = 0  # requests waiting for a worker
+        self.restarts = 0
+        self._slots = asyncio.Semaphore(workers)
+        self._pool = self._start()
+        # every worker ready now (run loaded, shap compiled), not on the first user's request
         for future in [self._pool.submit(os.getpid) for _ in range(workers)]:
             future.result()
         log.info("%d %s worker process(es) ready (nice +%d, %d torch thread(s) each)", workers, role, nice, threads)
+
+    def _start(self) -> ProcessPoolExecutor:
+        """A new executor whose workers start loading at once (an executor starts them on demand)."""
+        pool = self._new_executor()
+        for _ in range(self.workers):
+            pool.submit(os.getpid)
+        return pool
 
     def niceness(self) -> int:
         """A worker's niceness (what the scheduler sees)."""
@@ -106,21 +131,37 @@ class ServicePool:
         return await self._call(_predict, body, content_type, cap, tmp_root)
 
     async def _call(self, fn, *args):
-        """fn(*args) in a worker. A worker that dies (killed, out of memory) breaks the whole executor:
-        this request gets a 503, and a fresh executor takes the next ones, so the server keeps serving."""
-        pool = self._pool
-        try:
-            return await asyncio.wrap_future(pool.submit(fn, *args))
-        except BrokenProcessPool:
-            if pool is self._pool and not self.closed:
-                log.error("a %s worker process stopped; starting a new one", self.role)
-                self._pool = self._new_executor()
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise RecordError(
+        """fn(*args) in a worker, once one is free. A request cancelled while it waits (its client gone)
+        leaves the queue; one cancelled while it runs is not stopped in the worker, its answer is dropped."""
+        if self.max_queued is not None and self._slots.locked() and self.waiting >= self.max_queued:
+            raise ClientError(
                 503,
-                f"the {self.role} worker process stopped while handling this request (see the server log); "
-                "a new one is starting: try again in a few seconds",
-            ) from None
+                f"{self.waiting} {self.role}s are waiting already (at most {self.max_queued}); try again shortly",
+                retry_after=RETRY_AFTER_S,
+            )
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            pool = self._pool
+            try:
+                return await asyncio.wrap_future(pool.submit(fn, *args))
+            except BrokenProcessPool:
+                if pool is self._pool and not self.closed:
+                    log.error("a %s worker process stopped; starting a new one", self.role)
+                    self.restarts += 1
+                    self._pool = self._start()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise ClientError(
+                    503,
+                    f"the {self.role} worker process stopped while handling this request (see the server log); "
+                    "a new one is starting: try again in a few seconds",
+                    retry_after=RETRY_AFTER_S,
+                ) from None
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
