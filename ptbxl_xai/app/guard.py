@@ -1,5 +1,5 @@
 """What the server refuses before a request reaches the app: foreign hosts and origins, too many bytes
-held at once, bodies and headers that never finish.
+held at once, bodies that never finish.
 
 - Host (`serve.allowed_hosts`): a page on another site can point its own domain at 127.0.0.1 (DNS
   rebinding) and then read the answers; the request still names that domain in `Host`, so only the
@@ -21,6 +21,7 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 import anyio
+from starlette.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Guard:
         if refusal:
             status, message = refusal
             log.info("%s %s -> %d: %s", scope["method"], scope["path"], status, message)
-            return await _send_json(send, status, message)
+            return await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
         held = 0
         deadline = time.monotonic() + self.body_timeout_s
 
@@ -127,12 +128,3 @@ class Guard:
                     "(serve.allowed_origins lists others)"
                 )
         return None
-
-
-async def _send_json(send, status: int, message: str) -> None:
-    import json
-
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -96,20 +96,17 @@ class ServicePool:
         self.workers, self.role, self.max_queued = workers, role, max_queued
         self.closed = False
         self.waiting = 0  # requests waiting for a worker
-        self.restarts = 0
         self._slots = asyncio.Semaphore(workers)
-        self._pool = self._start()
-        # every worker ready now (run loaded, shap compiled), not on the first user's request
-        for future in [self._pool.submit(os.getpid) for _ in range(workers)]:
+        self._pool, starting = self._start()
+        for future in starting:  # every worker ready now (run loaded, shap compiled), not on a user's request
             future.result()
         log.info("%d %s worker process(es) ready (nice +%d, %d torch thread(s) each)", workers, role, nice, threads)
 
-    def _start(self) -> ProcessPoolExecutor:
-        """A new executor whose workers start loading at once (an executor starts them on demand)."""
+    def _start(self):
+        """A new executor whose workers start loading at once (an executor starts them on demand), and
+        the futures that complete once each has started."""
         pool = self._new_executor()
-        for _ in range(self.workers):
-            pool.submit(os.getpid)
-        return pool
+        return pool, [pool.submit(os.getpid) for _ in range(self.workers)]
 
     def niceness(self) -> int:
         """A worker's niceness (what the scheduler sees)."""
@@ -151,8 +148,7 @@ class ServicePool:
             except BrokenProcessPool:
                 if pool is self._pool and not self.closed:
                     log.error("a %s worker process stopped; starting a new one", self.role)
-                    self.restarts += 1
-                    self._pool = self._start()
+                    self._pool, _ = self._start()
                     pool.shutdown(wait=False, cancel_futures=True)
                 raise ClientError(
                     503,
