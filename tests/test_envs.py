@@ -209,3 +209,38 @@ def test_the_known_answer_target_writes_its_tables_and_figure(staged_run):
     assert (wd / "results" / "figures" / "known_answer_localisation.png").stat().st_size > 10_000
     assert len(pd.read_csv(out / "delineation.tsv", sep="\t")) == len(PLANTED_LABELS) * len(FIDUCIALS)
     assert "best method per label" in (wd / "results" / "logs" / "known_answer.log").read_text()
+
+
+@pytest.mark.slow
+def test_ablation_target_renders_the_grid(staged_run):
+    """`snakemake ablation` (run above in the torch environment): the reduced grid, paired against the reference."""
+    import json
+
+    import pandas as pd
+
+    workdir = staged_run[0]
+    table = pd.read_csv(workdir / "results" / "tables" / "ablation.tsv", sep="\t")
+    assert table.variant.tolist() == ["cnn", "hybrid", "hybrid_train_standard"]  # the synthetic config's reduced grid
+    per_run = pd.read_csv(workdir / "results" / "tables" / "ablation_per_run.tsv", sep="\t")
+    for _, row in per_run.iterrows():
+        overall = pd.read_csv(workdir / "results" / "metrics" / row.run / "overall.tsv", sep="\t")
+        assert row.macro_auc == overall.set_index("metric").at["macro_auc", "value"]
+    assert (table.parameters > 0).all() and (table.inference_ms_per_record > 0).all()
+    assert table.set_index("variant").at["cnn", "parameters"] < table.set_index("variant").at["hybrid", "parameters"]
+    assert (workdir / "results" / "figures" / "ablation.png").stat().st_size > 10_000
+    paired = pd.read_csv(workdir / "results" / "tables" / "ablation_paired.tsv", sep="\t")
+    assert set(paired.variant) == {"cnn", "hybrid_train_standard"} and (paired.reference_run == "abl-hybrid-s0").all()
+    # the normalisation variant trained on the same records, renormalised with the training folds' scaler
+    other = workdir / "results" / "data" / "100hz-train_standard"
+    assert json.loads((other / "normalization.json").read_text())["fitted_on_folds"] == list(range(1, 9))
+    ids = {
+        run: set(pd.read_parquet(workdir / "results" / "predictions" / run / "test.parquet").ecg_id)
+        for run in ("abl-hybrid-s0", "abl-hybrid_train_standard-s0")
+    }
+    assert ids["abl-hybrid-s0"] == ids["abl-hybrid_train_standard-s0"]
+    log = (workdir / "results" / "logs" / "train" / "abl-hybrid_train_standard-s0.log").read_text()
+    assert "100hz-train_standard" in log
+    assert (
+        table.set_index("variant").at["cnn", "delta_macro_auc"]
+        == paired.set_index(["variant", "metric"]).at[("cnn", "macro_auc"), "delta"]
+    )

@@ -1,7 +1,6 @@
 """Reproducibility of reruns: what Snakemake redoes after a change, and seeded CPU training.
 
-All on the quick synthetic configuration (conftest.quick_config: 2 epochs, CPU, 50 bootstrap
-resamples). The finished workdir is shared for the session (conftest.quick_workdir, also the
+All on the quick synthetic configuration (conftest.quick_config: CPU, 50 bootstrap resamples). The finished workdir is shared for the session (conftest.quick_workdir, also the
 local reference of test_slurm.py); the test that changes results works on a copy.
 """
 
@@ -12,6 +11,7 @@ import re
 import pytest
 import yaml
 from conftest import assert_same_results, copy_workdir, job_counts, result_files
+from slurm_cluster import missing_binaries
 from test_workflow import snakemake
 
 pytestmark = pytest.mark.slow
@@ -40,16 +40,17 @@ def test_second_run_has_nothing_to_do(quick_workdir, quick_config):
     assert "Nothing to be done" in run.log
 
 
+@pytest.mark.skipif(
+    not missing_binaries(), reason="test_slurm.py::test_outputs_equal_a_local_run compares a second workdir"
+)
 def test_same_seed_same_results_in_a_second_workdir(quick_workdir, quick_config, tmp_path):
-    """Two CPU trainings with the same seed, each from its own acquire: identical data, metrics
-    and predictions (the whole default target, so new rules are covered by the file list)."""
+    """Two CPU trainings with the same seed, each from its own acquire: identical data; weights,
+    predictions and metrics equal to within conftest.RESULT_*TOL (the whole default target, so new
+    rules are covered by the file list). Where SLURM is installed, the cluster run is that second workdir."""
     run_ok(tmp_path, "--configfile", str(quick_config))
     compared = assert_same_results(quick_workdir, tmp_path)
-    for model in (quick_workdir / "results" / "models").iterdir():  # same weights, byte for byte
-        other = tmp_path / "results" / "models" / model.name
-        assert (model / "model.pt").read_bytes() == (other / "model.pt").read_bytes(), model.name
-        assert (model / "thresholds.json").read_text() == (other / "thresholds.json").read_text()
-    assert compared["tsv"] >= 4 and compared["parquet"] >= 3
+    print(f"\nsecond workdir, largest differences: {compared['worst']}")
+    assert compared["tsv"] >= 4 and compared["parquet"] >= 3 and compared["models"] >= 2
 
 
 def test_forcerun_train_redoes_train_and_what_depends_on_it(quick_workdir, quick_config):

@@ -138,7 +138,8 @@ def test_outputs_equal_a_local_run(slurm_run, request):
     # (pytest sets up session fixtures before module ones)
     quick_workdir = request.getfixturevalue("quick_workdir")
     compared = assert_same_results(slurm_run.workdir, quick_workdir)
-    assert compared["tsv"] >= 4 and compared["parquet"] >= 3
+    print(f"\nSLURM run vs local run, largest differences: {compared['worst']}")
+    assert compared["tsv"] >= 4 and compared["parquet"] >= 3 and compared["models"] >= 2
 
 
 def test_train_asks_slurm_for_a_gpu_when_the_run_may_use_one(slurm_run, cluster, quick_config, tmp_path):

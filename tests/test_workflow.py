@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,11 +37,19 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("workflow")
-    run = snakemake(wd)
-    assert run.returncode == 0, run.stderr[-5000:]
+def workdir(quick_workdir, quick_config, tmp_path_factory):
+    """A copy of the session's run of the quick synthetic configuration (conftest.quick_workdir), with that
+    configuration beside it as quick.yaml: the tests here run further targets in it (in_workdir)."""
+    from conftest import copy_workdir
+
+    wd = copy_workdir(quick_workdir, tmp_path_factory.mktemp("workflow") / "wd")
+    (wd / "quick.yaml").write_bytes(quick_config.read_bytes())
     return wd
+
+
+def in_workdir(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """snakemake in the workflow fixture's workdir, with the configuration it was run with."""
+    return snakemake(workdir, *args, "--configfile", str(workdir / "quick.yaml"))  # last: it takes several values
 
 
 def test_synthetic_dag_produces_the_data_contract(workdir):
@@ -135,7 +142,7 @@ def test_explanations_are_written(workdir):
 
 
 def test_report_is_generated(workdir):
-    run = snakemake(workdir, "--report", "results/report.html")
+    run = in_workdir(workdir, "--report", "results/report.html")
     assert run.returncode == 0, run.stderr[-3000:]
     html = (workdir / "results" / "report.html").read_text(errors="replace")
     assert "fig2_shap_heatmap" in html and "table1_overall" in html
@@ -144,7 +151,7 @@ def test_report_is_generated(workdir):
 
 
 def test_rerun_is_a_no_op(workdir):
-    run = snakemake(workdir)
+    run = in_workdir(workdir)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Nothing to be done" in run.stdout + run.stderr
 
@@ -163,7 +170,7 @@ def test_explain_your_own_ecg(workdir, tmp_path):
 
     rel = write_record(tmp_path, 7, 500, ecg_like(np.random.default_rng(7), 5000, 500))
     target = "results/explain_record/mine/index.html"
-    run = snakemake(workdir, target, "--config", f"explain_record={{records: {{mine: {tmp_path / rel}}}}}")
+    run = in_workdir(workdir, target, "--config", f"explain_record={{records: {{mine: {tmp_path / rel}}}}}")
     assert run.returncode == 0, run.stderr[-3000:]
     out = workdir / "results" / "explain_record" / "mine"
     preds = pd.read_csv(out / "predictions.tsv", sep="\t")
@@ -172,7 +179,7 @@ def test_explain_your_own_ecg(workdir, tmp_path):
     assert "resampled from 500 Hz to 100 Hz" in (out / "index.html").read_text()
 
     bad = write_record(tmp_path, 8, 100, ecg_like(np.random.default_rng(8), 1000, 100, leads=2), names=["I", "II"])
-    run = snakemake(
+    run = in_workdir(
         workdir,
         "results/explain_record/bad/index.html",
         "--config",
@@ -183,33 +190,3 @@ def test_explain_your_own_ecg(workdir, tmp_path):
     assert "00008_lr.hea: 2 signals" in log and "missing ['III'" in log
     # the closing message shows the failed rule's log and what to try (Snakefile onerror)
     assert "last" in run.stdout and "00008_lr.hea: 2 signals" in run.stdout and "What to try:" in run.stdout
-
-
-def test_ablation_target_renders_the_grid(workdir):
-    run = snakemake(workdir, "ablation")
-    assert run.returncode == 0, run.stderr[-3000:]
-    table = pd.read_csv(workdir / "results" / "tables" / "ablation.tsv", sep="\t")
-    assert table.variant.tolist() == ["cnn", "hybrid", "hybrid_train_standard"]  # the synthetic config's reduced grid
-    per_run = pd.read_csv(workdir / "results" / "tables" / "ablation_per_run.tsv", sep="\t")
-    for _, row in per_run.iterrows():
-        overall = pd.read_csv(workdir / "results" / "metrics" / row.run / "overall.tsv", sep="\t")
-        assert row.macro_auc == overall.set_index("metric").at["macro_auc", "value"]
-    assert (table.parameters > 0).all() and (table.inference_ms_per_record > 0).all()
-    assert table.set_index("variant").at["cnn", "parameters"] < table.set_index("variant").at["hybrid", "parameters"]
-    assert (workdir / "results" / "figures" / "ablation.png").stat().st_size > 10_000
-    paired = pd.read_csv(workdir / "results" / "tables" / "ablation_paired.tsv", sep="\t")
-    assert set(paired.variant) == {"cnn", "hybrid_train_standard"} and (paired.reference_run == "abl-hybrid-s0").all()
-    # the normalisation variant trained on the same records, renormalised with the training folds' scaler
-    other = workdir / "results" / "data" / "100hz-train_standard"
-    assert json.loads((other / "normalization.json").read_text())["fitted_on_folds"] == list(range(1, 9))
-    ids = {
-        run: set(pd.read_parquet(workdir / "results" / "predictions" / run / "test.parquet").ecg_id)
-        for run in ("abl-hybrid-s0", "abl-hybrid_train_standard-s0")
-    }
-    assert ids["abl-hybrid-s0"] == ids["abl-hybrid_train_standard-s0"]
-    log = (workdir / "results" / "logs" / "train" / "abl-hybrid_train_standard-s0.log").read_text()
-    assert "100hz-train_standard" in log
-    assert (
-        table.set_index("variant").at["cnn", "delta_macro_auc"]
-        == paired.set_index(["variant", "metric"]).at[("cnn", "macro_auc"), "delta"]
-    )
