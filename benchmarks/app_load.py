@@ -205,20 +205,30 @@ def main() -> int:
     server = subprocess.Popen(cmd, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     print(f"server log: {log_path}")
     try:
-        while True:
+        live = None
+        while True:  # live: /api/health answers (status starting); ready: the workers are loaded and warm
             if server.poll() is not None:
                 print(log_path.read_text()[-3000:])
                 return 1
             try:
                 health = httpx.get(f"{url}/api/health", timeout=2).json()
-                break
             except httpx.HTTPError:
                 time.sleep(0.5)
+                continue
+            live = live or time.perf_counter() - started
+            if health["status"] != "starting":
+                break
+            time.sleep(0.2)
+        if health["status"] != "ready":
+            print(f"start-up failed: {health.get('error')}\n{log_path.read_text()[-3000:]}")
+            return 1
         proc = psutil.Process(server.pid)
         print(
             f"server: run {health['run']} ({len(health['labels'])} labels, {health['label_set']}), "
-            f"{health['feature_space']} features, ready after {time.perf_counter() - started:.1f} s "
-            f"(model load + warm-up), record {hea} uploaded as .hea + .dat ({sum(len(v[1]) for v in files.values())} bytes)"
+            f"{health['feature_space']} features; start-up: live (health answers) after {live:.1f} s, ready after "
+            f"{time.perf_counter() - started:.1f} s (workers load the run and warm up; the server reports "
+            f"{health['startup_seconds']:.1f} s), record {hea} uploaded as .hea + .dat "
+            f"({sum(len(v[1]) for v in files.values())} bytes)"
         )
         top = max(httpx.post(f"{url}/api/predict", files=files).json()["labels"], key=lambda lab: lab["probability"])
         rss_before = rss_mb(proc)

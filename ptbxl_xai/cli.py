@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args) -> int:
     import uvicorn
 
+    from ptbxl_xai.app.protocol import header_deadline_protocol
     from ptbxl_xai.app.server import create_app
     from ptbxl_xai.app.service import RunService, set_torch_threads
     from ptbxl_xai.app.settings import ServeSettings, load_config
@@ -154,7 +155,8 @@ def _serve(args) -> int:
     app = create_app(service, settings)
     print(
         f"ecgxai serve: run {args.run} ({len(service.label_names)} labels, {len(service.test_ids)} test records) "
-        f"at http://{settings.host}:{settings.port}/  (API docs: /docs; Ctrl+C stops)",
+        f"at http://{settings.host}:{settings.port}/  (API docs: /docs; Ctrl+C stops); "
+        "warming up in the background: /api/health says when it is ready",
         flush=True,
     )
     uvicorn.run(
@@ -164,6 +166,7 @@ def _serve(args) -> int:
         log_level="info",
         workers=1,
         limit_concurrency=settings.max_connections,  # beyond it: 503
+        http=header_deadline_protocol(settings.header_timeout_s),
     )
     return 0
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,7 @@ import pytest
 import yaml
 from conftest import REPO, ecg_like, write_record
 
+from ptbxl_xai.app.protocol import header_deadline_protocol
 from ptbxl_xai.config import SPLITS, FilterSettings
 from ptbxl_xai.data.parquet_io import load_fold_arrays, load_parquet_records
 from ptbxl_xai.data.preprocess import preprocess
@@ -98,14 +100,17 @@ def tmp_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("requests")
 
 
+HEADER_TIMEOUT_S = 2.0  # serve.header_timeout_s of the test server, short so the slowloris test is quick
 LOCAL = "http://127.0.0.1"  # the bound address: the Host the server answers to
 
 
-def make_app(service, config, tmp_root, warm=True, **overrides):
+def make_app(service, config, tmp_root, warm=True, wait_ready=True, **overrides):
+    """The app, by default ready when its TestClient is entered (start-up finished in its lifespan)."""
     from ptbxl_xai.app.server import create_app
     from ptbxl_xai.app.settings import ServeSettings
 
-    return create_app(service, ServeSettings.from_config(config["serve"], **overrides), tmp_root=tmp_root, warm=warm)
+    settings = ServeSettings.from_config(config["serve"], **overrides)
+    return create_app(service, settings, tmp_root=tmp_root, warm=warm, wait_ready=wait_ready)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +152,7 @@ def zipped(*files: Path, extra: dict | None = None) -> bytes:
 
 def test_health_names_the_run_and_its_labels(client, service):
     body = client.get("/api/health").json()
-    assert body["status"] == "ok" and body["run"] == RUN
+    assert body["status"] == "ready" and body["run"] == RUN and body["startup_seconds"] >= 0
     assert body["labels"] == service.label_names == ["CD", "HYP", "MI", "NORM", "STTC"]
 
 
@@ -296,18 +301,34 @@ def test_openapi_documents_the_endpoints(client):
     assert {"/api/health", "/api/predict", "/api/explain"} <= set(spec["paths"])
     form = spec["paths"]["/api/explain"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert {"hea", "dat", "zip", "label"} <= set(form["properties"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")  # Swagger UI from this server's files: nothing from a CDN, no inline script
+    assert (
+        docs.status_code == 200 and "unsafe-inline" not in docs.headers["content-security-policy"].split("style-src")[0]
+    )
+    assert "http" not in docs.text and "<script>" not in docs.text
+    for src in re.findall(r'(?:src|href)="([^"]+)"', docs.text):
+        assert client.get(src).status_code == 200, src
+    assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page loads from a CDN: switched off
 
 
 def test_the_page_reuses_the_viewer_and_opens_on_a_test_record(client, service):
     from importlib import resources
 
-    page = client.get("/").text
-    viewer_js = resources.files("ptbxl_xai.report.viewer").joinpath("viewer.js").read_text()
-    assert viewer_js in page  # the viewer's own script, not a copy that could drift
-    assert 'src="assets/app.js"' in page and "connect-src 'self'" in page
-    assert client.get("/assets/app.js").status_code == 200
-    assert client.get("/assets/viewer.js").status_code == 404  # only the app's own files are assets
+    res = client.get("/")
+    page = res.text
+    viewer = resources.files("ptbxl_xai.report.viewer")
+    # the viewer's own script and stylesheet, linked (not copies that could drift, not inlined)
+    assert 'src="assets/viewer.js"' in page and 'href="assets/viewer.css"' in page
+    assert client.get("/assets/viewer.js").text == viewer.joinpath("viewer.js").read_text()
+    assert client.get("/assets/viewer.css").text == viewer.joinpath("viewer.css").read_text()
+    assert 'src="assets/app.js"' in page and client.get("/assets/app.js").status_code == 200
+    assert client.get("/assets/template.html").status_code == 404  # only the listed files are assets
+    # no inline script or style may run: every <script> has a src or is a JSON data block, no <style>
+    policy = res.headers["content-security-policy"]
+    assert "unsafe-inline" not in policy and "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    scripts = re.findall(r"<script([^>]*)>", page)
+    assert scripts and all("src=" in attrs or 'type="application/json"' in attrs for attrs in scripts), scripts
+    assert "<style" not in page and "unsafe-inline" not in page
 
 
 # ------------------------------------------------------------------------------------------------
@@ -438,7 +459,7 @@ def test_every_bad_upload_gets_a_4xx_json_error_naming_the_problem(client, servi
             if res.status_code != status or text not in error:
                 failures.append(f"{name} {path}: {res.status_code} {res.text[:300]}")
     assert not failures, "\n".join(failures)
-    assert client.get("/api/health").json()["status"] == "ok"  # still serving
+    assert client.get("/api/health").json()["status"] == "ready"  # still serving
     assert list(tmp_root.iterdir()) == []  # every per-request folder removed, no upload kept
 
 
@@ -463,8 +484,30 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
     files = upload(hea, dat)
     in_process = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
     predicted = client.post("/api/predict", files=files, data={"include_signal": "1"}).json()
-    app = make_app(service, config, tmp_root, warm=False, explain_process=True, explain_nice=5, predict_process=True)
+    app = make_app(
+        service,
+        config,
+        tmp_root,
+        warm=False,
+        wait_ready=False,
+        explain_process=True,
+        explain_nice=5,
+        predict_process=True,
+    )
     with TestClient(app, base_url=LOCAL) as c:
+        # live at once, ready once the workers have loaded the run: model requests wait with 503 + Retry-After
+        health = c.get("/api/health")
+        assert health.status_code == 200 and health.json()["status"] == "starting", health.json()
+        early = c.post("/api/predict", data={"ecg_id": str(first_test_id(service))})
+        assert early.status_code == 503 and int(early.headers["Retry-After"]) > 0
+        assert "the server is starting" in early.json()["error"]
+        assert c.get("/api/ready").status_code == 503
+        for _ in range(600):
+            if c.get("/api/health").json()["status"] != "starting":
+                break
+            time.sleep(0.5)
+        assert c.get("/api/health").json()["status"] == "ready" and c.get("/api/ready").status_code == 200
+        assert c.get("/").status_code == 200
         pool = app.state.explain_pool
         assert pool is not None and pool.niceness() == min(19, os.nice(0) + 5)
         assert app.state.predict_pool.niceness() == os.nice(0)  # predictions keep the server's priority
@@ -492,6 +535,29 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
     assert not list(Path(tmp_root).iterdir())  # the worker removed its upload folders
     err = pickle.loads(pickle.dumps(RecordError(422, "rec.hea: too short")))
     assert (err.status, err.message) == (422, "rec.hea: too short")
+
+
+def test_a_failed_start_up_is_reported_not_hidden(service, config, tmp_root, monkeypatch):
+    """Start-up fails (here: the page's first record cannot be prepared): the server stays up and says so,
+    health `failed` with the error, model requests and the page 503 without Retry-After (waiting will not help)."""
+    from fastapi.testclient import TestClient
+
+    def broken(record):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(service, "page_record", broken)
+    app = make_app(service, config, tmp_root, warm=False, wait_ready=False)
+    with TestClient(app, base_url=LOCAL) as c:
+        for _ in range(200):
+            if (health := c.get("/api/health").json())["status"] != "starting":
+                break
+            time.sleep(0.05)
+        assert health["status"] == "failed" and "OSError: disk gone" in health["error"], health
+        answer = c.post("/api/predict", data={"ecg_id": str(first_test_id(service))})
+        assert answer.status_code == 503 and "failed to start" in answer.json()["error"]
+        assert "Retry-After" not in answer.headers
+        page = c.get("/")
+        assert page.status_code == 503 and "failed to start" in page.text and "refresh" not in page.text
 
 
 def test_uploads_over_the_cap_are_refused_with_413(service, config, workdir, tmp_root):
@@ -572,16 +638,49 @@ def server(service, config, tmp_root):
 
     app = make_app(service, config, tmp_root)
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    http = header_deadline_protocol(HEADER_TIMEOUT_S)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=http))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 300  # start-up (warm-up included) runs in the lifespan here: wait_ready
     while not srv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}", app
     srv.should_exit = True
     thread.join(10)
+
+
+def test_a_client_that_never_finishes_its_headers_gets_408_and_is_closed(server):
+    """Slowloris: headers sent a byte at a time past the deadline; other clients are served meanwhile."""
+    import httpx
+
+    url, _ = server
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+        slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert httpx.get(f"{url}/api/health", timeout=30).status_code == 200
+        slow.settimeout(0.25)
+        answer = b""
+        while time.monotonic() - started < HEADER_TIMEOUT_S + 10:
+            try:
+                chunk = slow.recv(4096)
+            except TimeoutError:
+                slow.sendall(b"X")  # a byte at a time: trickling does not extend the deadline
+                continue
+            if not chunk:  # the server answered and closed
+                break
+            answer += chunk
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"serve.header_timeout_s" in answer
+    assert HEADER_TIMEOUT_S * 0.9 <= waited < HEADER_TIMEOUT_S + 10
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as prompt:  # a complete request is not cut
+        prompt.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        time.sleep(HEADER_TIMEOUT_S + 0.5)
+        reply = b"".join(iter(lambda: prompt.recv(4096), b""))
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
 
 
 def test_a_running_explanation_does_not_block_predictions(server, service, workdir, monkeypatch):
@@ -756,4 +855,23 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
     context.close()
     # the browser logs the refused upload's answer as a failed load; nothing else may go wrong
     errors = [e for e in errors if "status of 400 (Bad Request)" not in e]
+    assert not errors, errors
+
+
+def test_browser_api_docs_render_from_this_server_alone(browser, server):
+    """/docs in Chromium: Swagger UI lists the endpoints, every request goes to this server, and its
+    content policy blocks nothing the page needs (a violation is a console error)."""
+    url, _ = server
+    context = browser.new_context()
+    page = context.new_page()
+    errors, elsewhere = [], []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.on("request", lambda req: None if req.url.startswith(url) else elsewhere.append(req.url))
+    page.goto(url + "/docs")
+    page.wait_for_selector("#operations-default-api_predict_api_predict_post, .opblock-summary-path", timeout=60_000)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.dataset.path || e.innerText)")
+    context.close()
+    assert {"/api/health", "/api/predict", "/api/explain"} <= {p.strip() for p in paths}, paths
+    assert not elsewhere, elsewhere
     assert not errors, errors

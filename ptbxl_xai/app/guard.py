@@ -10,7 +10,7 @@ held at once, bodies that never finish.
 - Bytes (`serve.max_buffered_mb`): every request's body is counted while it arrives and released when
   its answer is sent; past the limit across all requests the server answers 503 with Retry-After.
 - Time (`serve.body_timeout_s`): a body still incomplete after that long gets 408, so held uploads do
-  not pile up. (Connections that never finish their headers are bounded by `serve.max_connections`.)
+  not pile up. (Headers that never finish: `serve.header_timeout_s`, in ptbxl_xai.app.protocol.)
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The app's page: the static viewer's own page (ptbxl_xai/report/viewer `viewer_html`), not a copy.
 
-The viewer's page (its template with viewer.css and viewer.js inlined, the records as JSON) gets
-three additions: the app's panel (test records, upload, status) at the top of the body, the app's
-stylesheet and script (ptbxl_xai/app/static), and a content policy that lets the page talk to this
-server and nothing else (the static viewer's allows no requests).
+The viewer's page (its template with viewer.css and viewer.js linked from /assets, the records as
+JSON) gets three additions: the app's panel (test records, upload, status) at the top of the body,
+the app's stylesheet and script (ptbxl_xai/app/static), and a content policy that lets the page
+talk to this server and nothing else, with no inline script or style (the static viewer's inlines
+them and allows no requests).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from importlib import resources
 
 from ptbxl_xai.report.viewer import viewer_html
 
+# Scripts and stylesheets only as files from this server (the viewer's are linked, not inlined), so an
+# injected inline script could not run; the records' JSON is a data block, which the policy does not execute.
 CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; connect-src 'self'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'"
 )
+# Only as a response header (a <meta> policy ignores it): no other site may frame the page.
+CSP_HEADER = CSP + "; frame-ancestors 'none'"
 
 
 def _text(package: str, *name: str) -> str:
@@ -55,7 +60,7 @@ def app_page(service, first_record: dict, settings) -> str:
         "npermutations": service.explain_cfg["shap"].get("npermutations"),
         "lime_samples": service.explain_cfg["lime"].get("num_samples"),
     }
-    page = viewer_html([first_record], title, service.context)
+    page = viewer_html([first_record], title, service.context, asset_url="assets")
     page = re.sub(
         r'<meta http-equiv="Content-Security-Policy"[^>]*>',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',

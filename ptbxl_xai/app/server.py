@@ -10,8 +10,11 @@ gets a 4xx JSON answer `{"error": "..."}` naming what is wrong, and the server k
 
 from __future__ import annotations
 
+import asyncio
+import html
 import logging
-from contextlib import asynccontextmanager
+import time
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from importlib import resources
 
@@ -22,15 +25,31 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ptbxl_xai import __version__
-from ptbxl_xai.app.guard import ClientError, Guard, allowed_host_names
-from ptbxl_xai.app.page import app_page
+from ptbxl_xai.app.guard import RETRY_AFTER_S, ClientError, Guard, allowed_host_names
+from ptbxl_xai.app.page import CSP_HEADER, app_page
 from ptbxl_xai.app.service import RecordError, RunService, warm_up
 from ptbxl_xai.app.settings import ServeSettings
 from ptbxl_xai.app.uploads import UploadError, check_size, parse_form
+from ptbxl_xai.report.viewer import ASSETS as VIEWER_ASSETS
+from ptbxl_xai.report.viewer import viewer_asset
 
 log = logging.getLogger(__name__)
 
-STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC = {"js": "text/javascript", "css": "text/css"}
+APP_ASSETS = ("app.js", "app.css", "docs.js")
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")  # fastapi-offline's copy of Swagger UI
+# /docs: scripts and styles only as files from here (Swagger UI sets some styles from script, which the
+# policy allows), nothing from anywhere else, no framing.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}: API</title>
+<link rel="stylesheet" href="assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="assets/swagger-ui-bundle.js"></script><script src="assets/docs.js"></script></body></html>
+"""
 ERROR = {"content": {"application/json": {"example": {"error": "rec.hea: 3 signals ['I', 'II', 'V1']; ..."}}}}
 UPLOAD_FORM = {
     "required": True,
@@ -54,49 +73,114 @@ UPLOAD_FORM = {
 }
 
 
-def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm: bool = True) -> FastAPI:
+class Readiness:
+    """Where the app's start-up stands (`starting`, `ready`, `failed`): /api/health reports it at once,
+    and model requests are answered 503 with Retry-After until the run is ready in every worker."""
+
+    def __init__(self):
+        self.state, self.error, self._began, self.seconds = "starting", None, time.monotonic(), None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.seconds = time.monotonic() - self._began
+        if error is None:
+            self.state = "ready"
+        else:
+            self.state, self.error = "failed", f"{type(error).__name__}: {error}"
+
+    def elapsed(self) -> float:
+        return self.seconds if self.seconds is not None else time.monotonic() - self._began
+
+    def require(self) -> None:
+        """Raise the 503 a model request gets before the app is ready."""
+        if self.state == "starting":
+            raise ClientError(
+                503,
+                f"the server is starting ({self.elapsed():.0f} s so far: loading the run into its worker "
+                "processes and explaining one record to warm up); try again shortly",
+                retry_after=RETRY_AFTER_S,
+            )
+        if self.state == "failed":
+            raise ClientError(503, f"the server failed to start ({self.error}); see its log")
+
+
+def status_page(message: str, refresh_s: int | None) -> str:
+    """The page served instead of the app's while it starts (reloading itself) or after a failed start."""
+    refresh = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+    again = f"<p>This page reloads itself every {refresh_s} s.</p>" if refresh_s else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'">{refresh}'
+        f"<title>ecgxai serve</title></head><body><p>{html.escape(message)}</p>{again}</body></html>"
+    )
+
+
+def create_app(
+    service: RunService, settings: ServeSettings, tmp_root=None, warm: bool = True, wait_ready: bool = False
+) -> FastAPI:
     """The app for one loaded run. `tmp_root`: where the per-request folders go (system temp by default);
     `warm`: explain a test record once before serving, so the first request is as fast as the others.
     With `settings.predict_process` / `settings.explain_process`, predictions / explanations run in worker
-    processes (`ServicePool`, explanations reniced), started with the app and stopped with it."""
-    pools = {}
+    processes (`ServicePool`, explanations reniced), started with the app and stopped with it.
+
+    Start-up (the page's first record, the workers, the warm-up) runs in the background: the server
+    answers /api/health at once and model requests once it is ready (`app.state.readiness`).
+    `wait_ready`: finish start-up before serving instead (tests, where every request wants the model)."""
+    pools, page = {}, {}
+    readiness = Readiness()
+
+    async def start_up(app):
+        from ptbxl_xai.app.worker_pool import ServicePool, freeze_heap
+
+        try:
+            # The first test record, predicted, so the page opens with an ECG on it.
+            first = int(service.test_ids[0])
+            page["html"] = await anyio.to_thread.run_sync(
+                lambda: app_page(service, service.page_record(service.test_record(first)), settings)
+            )
+            start = partial(ServicePool, service.results, service.run, service.config, threads=settings.threads)
+            if settings.predict_process:
+                pools["predict"] = await anyio.to_thread.run_sync(
+                    partial(start, workers=settings.predict_workers, nice=0, role="prediction",
+                            warm="predict" if warm else None)
+                )  # fmt: skip
+            if settings.explain_process:
+                pools["explain"] = await anyio.to_thread.run_sync(
+                    partial(start, workers=settings.explain_workers, nice=settings.explain_nice, role="explanation",
+                            warm="explain" if warm else None, max_queued=settings.max_queued_explanations)
+                )  # fmt: skip
+            app.state.predict_pool, app.state.explain_pool = pools.get("predict"), pools.get("explain")
+            if warm and not settings.explain_process:  # the workers warm up themselves
+                await anyio.to_thread.run_sync(warm_up, service)
+            for pool in pools.values():  # loading in parallel; wait for all
+                await pool.started()
+            freeze_heap()  # the server's long-lived objects too
+        except Exception as exc:
+            readiness.finish(exc)
+            log.exception("start-up failed after %.1f s; model requests get 503", readiness.elapsed())
+            return
+        readiness.finish()
+        log.info("ready after %.1f s (run %s)", readiness.seconds, service.run)
 
     @asynccontextmanager
     async def lifespan(app):
-        from ptbxl_xai.app.worker_pool import ServicePool, freeze_heap
-
-        start = partial(ServicePool, service.results, service.run, service.config, threads=settings.threads)
+        task = asyncio.create_task(start_up(app))
         try:
-            if settings.predict_process:
-                pools["predict"] = await anyio.to_thread.run_sync(
-                    partial(
-                        start,
-                        workers=settings.predict_workers,
-                        nice=0,
-                        warm="predict" if warm else None,
-                        role="prediction",
-                    )
-                )
-            if settings.explain_process:
-                pools["explain"] = await anyio.to_thread.run_sync(
-                    partial(
-                        start,
-                        workers=settings.explain_workers,
-                        nice=settings.explain_nice,
-                        warm="explain" if warm else None,
-                        role="explanation",
-                        max_queued=settings.max_queued_explanations,
-                    )
-                )
-            app.state.predict_pool, app.state.explain_pool = pools.get("predict"), pools.get("explain")
-            freeze_heap()  # the server's long-lived objects too
+            if wait_ready:
+                await task
+                if readiness.state != "ready":
+                    raise RuntimeError(f"start-up failed: {readiness.error}")
             yield
         finally:
+            task.cancel()  # a server stopped while it starts stops starting
+            with suppress(asyncio.CancelledError):
+                await task
             for pool in pools.values():
                 await anyio.to_thread.run_sync(pool.close)
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own /docs and /redoc load their scripts from a CDN; /docs below does not
+        redoc_url=None,
         title=f"ecgxai serve: run {service.run}",
         version=__version__,
         description=(
@@ -159,10 +243,14 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         """The uploaded record (in a fresh folder, removed afterwards) or the test record the form names."""
         return _check(service.form_record, upload, cap, tmp_root)
 
-    @app.get("/api/health", summary="Server status and the run's labels")
+    app.state.readiness = readiness
+
+    @app.get("/api/health", summary="Liveness: answers at once, with `status` starting, ready or failed")
     async def health():
         return {
-            "status": "ok",
+            "status": readiness.state,
+            "startup_seconds": round(readiness.elapsed(), 1),
+            **({"error": readiness.error} if readiness.error else {}),
             "run": service.run,
             "labels": service.label_names,
             "label_set": service.label_set,
@@ -170,6 +258,15 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
             "feature_space": service.features,
             "test_records": len(service.test_ids),
         }
+
+    @app.get(
+        "/api/ready",
+        summary="Readiness: 200 once the run is loaded and warm, 503 with Retry-After before",
+        responses={503: ERROR},
+    )
+    async def ready():
+        readiness.require()
+        return {"status": readiness.state, "startup_seconds": round(readiness.seconds, 1)}
 
     @app.get("/api/test-records", summary="ecg_ids of the run's test records (fold 10)")
     async def test_records():
@@ -182,6 +279,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
     )
     async def api_predict(request: Request):
+        readiness.require()
         body, content_type = await read_body(request), request.headers.get("content-type")
         if "predict" in pools:  # the worker parses, predicts and encodes; the server passes bytes
             try:
@@ -203,6 +301,7 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
     )
     async def api_explain(request: Request):
+        readiness.require()
         upload = await read_form(request)
         label = _check(service.label_index, upload.fields.get("label"))
         # Preparing the record is cheap; only the explanation itself waits for an explain worker.
@@ -215,8 +314,19 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
         return await anyio.to_thread.run_sync(partial(_check, service.explain, record, label), limiter=explain_limiter)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page():
-        return HTMLResponse(page_html, headers={"Cache-Control": "no-store"})
+    async def index():
+        if "html" not in page:  # starting (or failed): a page that says so and reloads itself
+            try:
+                readiness.require()
+            except ClientError as exc:
+                headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+                return HTMLResponse(status_page(exc.message, exc.retry_after), status_code=503, headers=headers)
+        return HTMLResponse(page["html"], headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP_HEADER})
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        text = DOCS_PAGE.format(title=html.escape(app.title))
+        return HTMLResponse(text, headers={"Content-Security-Policy": DOCS_CSP})
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon():
@@ -224,15 +334,16 @@ def create_app(service: RunService, settings: ServeSettings, tmp_root=None, warm
 
     @app.get("/assets/{name}", include_in_schema=False)
     async def asset(name: str):
-        if name not in STATIC:
+        if name in VIEWER_ASSETS:  # the viewer's own files, which the page links rather than inlines
+            return Response(viewer_asset(name), media_type=STATIC[name.rsplit(".", 1)[1]])
+        if name in SWAGGER_ASSETS:
+            data = resources.files("fastapi_offline").joinpath("static", name).read_bytes()
+        elif name in APP_ASSETS:
+            data = resources.files("ptbxl_xai.app").joinpath("static", name).read_bytes()
+        else:
             raise ClientError(404, f"no asset {name!r}")
-        return Response(resources.files("ptbxl_xai.app").joinpath("static", name).read_bytes(), media_type=STATIC[name])
+        return Response(data, media_type=STATIC[name.rsplit(".", 1)[1]])
 
-    # The first test record, predicted at start-up, so the page opens with an ECG on it.
-    first = service.test_record(int(service.test_ids[0]))
-    page_html = app_page(service, service.page_record(first), settings)
-    if warm and not settings.explain_process:  # the workers warm up themselves
-        warm_up(service)
     return app
 
 

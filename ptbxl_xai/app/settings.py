@@ -74,6 +74,7 @@ class ServeSettings:
     max_buffered_mb: float
     max_queued_explanations: int
     body_timeout_s: float
+    header_timeout_s: float
 
     @property
     def max_upload_bytes(self) -> int:

@@ -93,14 +93,25 @@ class ServicePool:
             initializer=_init_worker,
             initargs=(str(results), run, config, threads, nice, warm),
         )
-        self.workers, self.role, self.max_queued = workers, role, max_queued
+        self.threads = threads
+        self.workers, self.role, self.max_queued, self.nice = workers, role, max_queued, nice
         self.closed = False
         self.waiting = 0  # requests waiting for a worker
         self._slots = asyncio.Semaphore(workers)
-        self._pool, starting = self._start()
-        for future in starting:  # every worker ready now (run loaded, shap compiled), not on a user's request
-            future.result()
-        log.info("%d %s worker process(es) ready (nice +%d, %d torch thread(s) each)", workers, role, nice, threads)
+        self._pool, self._starting = self._start()  # loading now; `await started()` waits for it
+
+    async def started(self) -> None:
+        """Once every worker has loaded the run (and, with warm, compiled shap), not on a user's request;
+        a worker that fails to start raises its error here."""
+        for future in self._starting:
+            await asyncio.wrap_future(future)
+        log.info(
+            "%d %s worker process(es) ready (nice +%d, %d torch thread(s) each)",
+            self.workers,
+            self.role,
+            self.nice,
+            self.threads,
+        )
 
     def _start(self):
         """A new executor whose workers start loading at once (an executor starts them on demand), and
@@ -148,7 +159,7 @@ class ServicePool:
             except BrokenProcessPool:
                 if pool is self._pool and not self.closed:
                     log.error("a %s worker process stopped; starting a new one", self.role)
-                    self._pool, _ = self._start()
+                    self._pool, self._starting = self._start()
                     pool.shutdown(wait=False, cancel_futures=True)
                 raise ClientError(
                     503,
@@ -160,5 +171,9 @@ class ServicePool:
             self._slots.release()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers; ones still starting (loading, warming up) are terminated, not waited for."""
         self.closed = True
+        if not all(f.done() for f in self._starting):
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)

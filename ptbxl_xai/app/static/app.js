@@ -64,14 +64,25 @@
     return form;
   }
 
-  async function post(path, form) {
+  const MAX_RETRIES = 40; // a 503 with Retry-After (warming up, queue full): ~3 min of retries at 5 s
+
+  async function post(path, form, where) {
     live.busy += 1;
     try {
-      const res = await fetch(path, { method: 'POST', body: form });
-      let body;
-      try { body = await res.json(); } catch (e) { body = { error: `HTTP ${res.status} ${res.statusText}` }; }
-      if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
-      return body;
+      for (let attempt = 0; ; attempt += 1) {
+        const res = await fetch(path, { method: 'POST', body: form });
+        let body;
+        try { body = await res.json(); } catch (e) { body = { error: `HTTP ${res.status} ${res.statusText}` }; }
+        const wait = Number(res.headers.get('Retry-After'));
+        if (res.status === 503 && wait > 0 && attempt < MAX_RETRIES) {
+          setStatus(`${body.error || 'busy'}: retrying in ${wait} s`, false, where);
+          live.retries = (live.retries || 0) + 1;
+          await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+          continue;
+        }
+        if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+        return body;
+      }
     } finally {
       live.busy -= 1;
     }
@@ -124,7 +135,7 @@
     form.append('label', label);
     startProgress(`Explaining ${label} with SHAP (${CONFIG.npermutations} permutation(s)) and LIME ` +
       `(${CONFIG.lime_samples} samples) over ${CONFIG.feature_space}...`);
-    const job = post('api/explain', form).then((res) => {
+    const job = post('api/explain', form, 'explain-status').then((res) => {
       explained[index][label] = res;
       rec.attributions.shap = Object.assign(rec.attributions.shap || {}, { [label]: res.shap.values });
       rec.attributions.lime = Object.assign(rec.attributions.lime || {}, { [label]: res.lime.values });

@@ -468,17 +468,41 @@ def _asset(name: str) -> str:
     return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
 
 
-def _page(title: str, data_json: str, context: str = "") -> str:
-    css, js = _asset("viewer.css"), _asset("viewer.js")
-    if re.search(r"</style", css, re.I) or re.search(r"</script", js, re.I):
-        raise RuntimeError("viewer.css/viewer.js must not contain '</style' or '</script'")
+ASSETS = ("viewer.css", "viewer.js")  # what a page with linked assets loads from its asset URL
+
+
+def viewer_asset(name: str) -> str:
+    """viewer.css or viewer.js, as a server of linked pages serves them."""
+    if name not in ASSETS:
+        raise KeyError(name)
+    return _asset(name)
+
+
+def _page(title: str, data_json: str, context: str = "", asset_url: str | None = None) -> str:
+    template = _asset("template.html")
+    if asset_url is None:  # self-contained: the stylesheet and script inlined
+        css, js = _asset("viewer.css"), _asset("viewer.js")
+        if re.search(r"</style", css, re.I) or re.search(r"</script", js, re.I):
+            raise RuntimeError("viewer.css/viewer.js must not contain '</style' or '</script'")
+    else:  # served: loaded as files, so the page's content policy needs no 'unsafe-inline'
+        base = html.escape(asset_url.rstrip("/"), quote=True)
+        css = js = ""
+        template = template.replace("<style>{{css}}</style>", f'<link rel="stylesheet" href="{base}/viewer.css">')
+        template = template.replace("<script>{{js}}</script>", f'<script src="{base}/viewer.js"></script>')
+        if "{{css}}" in template or "{{js}}" in template:
+            raise RuntimeError("the viewer template's <style>{{css}}</style> / <script>{{js}}</script> changed")
     parts = {"title": html.escape(title), "context": html.escape(context), "css": css, "js": js, "data": data_json}
     # One pass: inserted text is never scanned again, so data containing "{{js}}" is inert.
-    return re.sub(r"\{\{(title|context|css|js|data)\}\}", lambda m: parts[m.group(1)], _asset("template.html"))
+    return re.sub(r"\{\{(title|context|css|js|data)\}\}", lambda m: parts[m.group(1)], template)
 
 
-def viewer_html(records: list[dict], title: str = "ECG explanations", context: str = "") -> str:
+def viewer_html(
+    records: list[dict], title: str = "ECG explanations", context: str = "", asset_url: str | None = None
+) -> str:
     """The self-contained page for `records` (validated, JSON-ready) as a string.
+
+    `asset_url`: link viewer.css and viewer.js from there (`viewer_asset` serves them) instead of
+    inlining them, for a server whose content policy allows no inline script or style.
 
     `context` is the line under the title that says what the numbers on the page come from: data
     source, records used, label set, split (`ptbxl_xai.evaluation.context.context_sentence`).
@@ -500,7 +524,7 @@ def viewer_html(records: list[dict], title: str = "ECG explanations", context: s
         seen[record["ecg_id"]] = i
     if not isinstance(context, str):
         raise ValueError(f"context: expected a string, got {context!r}")
-    return _page(title, _json_for_script({"title": title, "records": clean}), context)
+    return _page(title, _json_for_script({"title": title, "records": clean}), context, asset_url)
 
 
 def render_viewer(records: list[dict], out_path, title: str = "ECG explanations", context: str = "") -> Path:
