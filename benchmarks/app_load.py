@@ -2,7 +2,7 @@
 
     python benchmarks/app_load.py --run hybrid_superdiagnostic \\
         [--results results] [--configfile config.yaml tests/config/synthetic.yaml] \\
-        [--clients 16] [--predictions 50] [--explains 4] [--client httpx|raw] [--record PATH.hea]
+        [--clients 16] [--predictions 50] [--explains 4] [--client httpx|raw] [--record PATH.hea] [--hostile]
 
 Starts `ecgxai serve` (python -m ptbxl_xai.cli serve) on 127.0.0.1 as its own process, waits for it
 (the warm-up explains one record first), then measures, with an upload of one WFDB record:
@@ -10,6 +10,11 @@ Starts `ecgxai serve` (python -m ptbxl_xai.cli serve) on 127.0.0.1 as its own pr
   1. one explanation alone (SHAP + LIME of the top label), 3 times      target <= 1 s
   2. --clients concurrent clients x --predictions predictions each, nothing else running
   3. the same predictions while --explains clients keep explaining       target predict p99 <= 100 ms
+
+  4. with --hostile: --clients well-behaved prediction clients while the server is attacked by
+     connections that never finish their headers, uploads that stall mid-body, explanations whose
+     clients leave after 0.5 s, and bursts of concurrent predictions             target p99 <= 100 ms,
+     no well-behaved request failing; then one explanation (not held up by the abandoned ones)
 
 and prints p50/p99 latency (client side, including HTTP and the upload), errors, and the server's
 RSS before and after, and the CPU time per prediction of the server, its workers and the load
@@ -167,6 +172,97 @@ async def run_phase(url, files, label, clients, n, explains, client="httpx"):
     return pred, errors, wall, expl, expl_errors, server_s
 
 
+HOSTILE = dict(held_headers=24, held_uploads=8, abandoned_explains=2, burst=16)  # 50 of 64 connections
+
+
+async def hostile_phase(url, files, label, clients, n, counts: dict) -> tuple[list, list]:
+    """Well-behaved raw keep-alive predictions while attackers hold connections and abandon work (HOSTILE)."""
+    host, port = url.removeprefix("http://").split(":")
+    stop = asyncio.Event()
+
+    def count(key):
+        counts[key] = counts.get(key, 0) + 1
+
+    async def answer_of(reader) -> str:
+        head = await reader.read(200)
+        return head.split(b"\r\n", 1)[0].decode("latin-1", "replace") or "closed"
+
+    async def held_headers():  # slowloris: a header line a second, never the blank line that ends them
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(f"POST /api/predict HTTP/1.1\r\nHost: {host}:{port}\r\n".encode())
+                while not stop.is_set():
+                    try:
+                        count(f"held headers -> {await asyncio.wait_for(answer_of(reader), 1.0)}")
+                        break
+                    except asyncio.TimeoutError:
+                        writer.write(b"X-Slow: 1\r\n")
+                writer.close()
+            except OSError as exc:
+                count(f"held headers -> {type(exc).__name__}")
+                await asyncio.sleep(0.5)
+
+    async def held_uploads():  # a 15 MB upload that stops after 1 MB
+        body, headers = encoded(files, {})
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write((f"POST /api/predict HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: "
+                              f"{headers['content-type']}\r\ncontent-length: {15 * 2**20}\r\n\r\n").encode())  # fmt: skip
+                writer.write(body + b"\0" * (2**20 - len(body)))
+                while not stop.is_set():
+                    try:
+                        count(f"held upload -> {await asyncio.wait_for(answer_of(reader), 1.0)}")
+                        break
+                    except asyncio.TimeoutError:
+                        pass
+                writer.close()
+            except OSError as exc:
+                count(f"held upload -> {type(exc).__name__}")
+                await asyncio.sleep(0.5)
+
+    async def abandoned_explains():
+        body, headers = encoded(files, {"label": label})
+        async with httpx.AsyncClient(base_url=url, timeout=0.5) as c:
+            while not stop.is_set():
+                try:
+                    res = await c.post("/api/explain", content=body, headers=headers)
+                    count(f"abandoned explain -> HTTP {res.status_code}")
+                except httpx.TimeoutException:
+                    count("abandoned explain -> left after 0.5 s")
+                except httpx.HTTPError as exc:
+                    count(f"abandoned explain -> {type(exc).__name__}")
+
+    async def bursts():
+        body, headers = encoded(files, {})
+        async with httpx.AsyncClient(
+            base_url=url, timeout=60, limits=httpx.Limits(max_connections=HOSTILE["burst"])
+        ) as c:
+
+            async def one():
+                try:
+                    res = await c.post("/api/predict", content=body, headers=headers)
+                    count(f"burst predict -> HTTP {res.status_code}")
+                except httpx.HTTPError as exc:
+                    count(f"burst predict -> {type(exc).__name__}")
+
+            while not stop.is_set():
+                await asyncio.gather(*(one() for _ in range(HOSTILE["burst"])))
+                await asyncio.sleep(2.0)
+
+    attackers = [asyncio.create_task(held_headers()) for _ in range(HOSTILE["held_headers"])]
+    attackers += [asyncio.create_task(held_uploads()) for _ in range(HOSTILE["held_uploads"])]
+    attackers += [asyncio.create_task(abandoned_explains()) for _ in range(HOSTILE["abandoned_explains"])]
+    attackers.append(asyncio.create_task(bursts()))
+    await asyncio.sleep(3.0)  # the attack is under way before the measured clients start
+    pred, errors = [], []
+    await raw_predict_clients(url, files, clients, n, pred, errors)
+    stop.set()
+    await asyncio.gather(*attackers)
+    return pred, errors
+
+
 def rss_mb(proc: psutil.Process) -> float:
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
@@ -186,6 +282,7 @@ def main() -> int:
         help="load generator of the predictions: httpx, or raw keep-alive HTTP/1.1 on asyncio streams (less CPU)",
     )
     ap.add_argument("--record", type=Path, help="WFDB header to upload (default: the run's first test record)")
+    ap.add_argument("--hostile", action="store_true", help="also phase 4: well-behaved clients during an attack")
     args = ap.parse_args()
 
     hea = args.record or default_record(args.configfile, args.results)
@@ -283,6 +380,22 @@ def main() -> int:
                 print(f"   target: predict p99 <= 100 ms -> {np.percentile(pred, 99) if pred else float('nan'):.1f} ms")
             for e in (errors + expl_errors)[:5]:
                 print("   error:", e)
+        if args.hostile:
+            counts: dict = {}
+            pred, errors = asyncio.run(hostile_phase(url, files, top["name"], args.clients, args.predictions, counts))
+            print(f"4. hostile: {HOSTILE} attackers; {args.clients} well-behaved clients x {args.predictions} "
+                  f"raw keep-alive predictions: {percentiles(pred)}, errors {len(errors)}")  # fmt: skip
+            print(f"   target: p99 <= 100 ms, no errors -> {np.percentile(pred, 99) if pred else float('nan'):.1f} ms, "
+                  f"{len(errors)} errors")  # fmt: skip
+            for key, value in sorted(counts.items()):
+                print(f"   attack: {key}: {value}")
+            for e in errors[:5]:
+                print("   error:", e)
+            t = time.perf_counter()
+            after = httpx.post(f"{url}/api/explain", files=files, data={"label": top["name"]}, timeout=600)
+            print(f"   one explanation after the attack: HTTP {after.status_code} in "
+                  f"{(time.perf_counter() - t) * 1000:.0f} ms")  # fmt: skip
+            print(f"   server RSS after the attack: {rss_mb(proc):.0f} MB (before any load {rss_before:.0f} MB)")
         print(f"server RSS: {rss_before:.0f} MB before the load, {rss_mb(proc):.0f} MB after")
         print(f"machine load average after: {os.getloadavg()[0]:.1f} (1 min)")
     finally:

@@ -131,11 +131,13 @@ class TrainedRun:
         *,
         beats: dict | None = None,
         progress: bool = True,
+        should_stop=None,
     ):
         """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config):
         SHAP, LIME, attention (and gradient SHAP, faithfulness curves where `cfg` asks), in the configured
         feature space (and the other one with `compare_features`). beats: ecg_id -> beat table for the wave
-        space; a record without one is explained on time bins. Returns `Explanations`."""
+        space; a record without one is explained on time bins. should_stop: asked before each batch of model
+        calls, True stops the explanation (`CallsStopped`). Returns `Explanations`."""
         from ptbxl_xai.explain.methods.explain_records import explain_records
         from ptbxl_xai.explain.spaces.features import record_spaces
         from ptbxl_xai.model.inference import Probabilities, model_functions
@@ -147,16 +149,16 @@ class TrainedRun:
             )
         spaces = [
             record_spaces(
-                cfg.get("features", "waves"),
+                cfg["features"],
                 x.shape[-1],
                 self.n_bins,
                 None if beats is None else beats.get(e),
-                cfg.get("compare_features", True),
+                cfg["compare_features"],
             )
             for e in ecg_ids
         ]
         lead_means, grad_bg = self.training_reference(cfg)
-        predict_proba, attention = model_functions(self.model)
+        predict_proba, attention = model_functions(self.model, should_stop=should_stop)
         return explain_records(
             predict_proba,
             x,

@@ -269,6 +269,22 @@ def test_app_checks_and_explain_stage_give_the_same_shap_for_a_record(workdir, c
     np.testing.assert_allclose(stage, app, atol=1e-6)
     np.testing.assert_allclose(from_checks, app, atol=1e-6)
 
+    # so the checks reuse the explain stage's SHAP and LIME of a record instead of computing them again, for
+    # any subset of the labels it explained (one set of coalitions and LIME samples serves every label)
+    from ptbxl_xai.explain.methods.explain_records import Explained
+
+    both = run.explain(x[-1:], [[0, label]], [eid], stage_cfg, progress=False)
+    checks = dataclasses.replace(checks, methods=("shap", "lime"))
+    fresh = explain_maps(
+        run.model, x[-1], [label], space, {"zero": np.zeros_like(x[-1])}, checks, record_seed(checks.seed, eid)
+    )
+    explained = Explained(both.attributions, "zero")
+    reused = explained.maps(eid, [label], run.label_names, space)
+    assert set(reused) == {("shap", "zero"), ("lime", "zero")} and explained.reused == 2
+    for key, values in reused.items():
+        np.testing.assert_allclose(values, fresh[key], atol=1e-9)
+    assert not explained.maps(eid, [2], run.label_names, space)  # a label it did not explain: computed afresh
+
 
 def test_a_record_that_cannot_be_delineated_is_explained_on_time_bins_with_the_reason(service):
     from ptbxl_xai.app.service import Record
@@ -519,6 +535,18 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
         assert pred.status_code == 200, pred.text
         by_id = c.post("/api/predict", data={"ecg_id": str(first_test_id(service))})
         assert by_id.status_code == 200 and by_id.json()["ecg_id"] == first_test_id(service)
+        # a client gone while its explanation runs in the worker: dropped, and the worker is free again
+        from ptbxl_xai.app.worker_pool import ClientGone
+
+        async def gone():
+            return True
+
+        record = service.test_record(first_test_id(service))
+        with pytest.raises(ClientGone):
+            c.portal.call(pool.explain, record, 0, gone)
+        assert pool.waiting == 0 and len(pool._free) == pool.workers
+        after = c.post("/api/explain", files=files, data={"label": "NORM"}).json()
+        assert after["shap"] == res.json()["shap"] and after["lime"] == res.json()["lime"]
         bad = c.post("/api/predict", files=upload(hea))  # raised in the worker, answered by the server
         assert bad.status_code == 400 and "missing file `dat`" in bad.json()["error"]
         assert c.get("/api/health").status_code == 200  # and it keeps serving
@@ -715,6 +743,39 @@ def test_a_running_explanation_does_not_block_predictions(server, service, workd
         release.set()
         explainer.join(120)
     assert result["res"].status_code == 200 and result["res"].json()["label"] == "MI"
+
+
+def test_an_explanation_whose_client_disconnects_is_stopped(server, service, workdir, monkeypatch):
+    """The client gives up while its explanation runs: the model calls stop at the next batch, and the next
+    client's explanation is served."""
+    import httpx
+
+    from ptbxl_xai.model.inference import CallsStopped
+
+    url, _ = server
+    batches, stopped = [], threading.Event()
+    real = service.explain
+
+    def slowed(record, label, should_stop=None):
+        def slow_batch():  # each batch of model calls takes 0.3 s: the explanation outlasts its client
+            time.sleep(0.3)
+            batches.append(1)
+            return should_stop()
+
+        try:
+            return real(record, label, slow_batch)
+        except CallsStopped:
+            stopped.set()
+            raise
+
+    monkeypatch.setattr(service, "explain", slowed)
+    files = upload(*record_files(workdir, first_test_id(service)))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/api/explain", files=files, data={"label": "MI"}, timeout=1.5)
+    assert stopped.wait(30), f"the explanation ran on after its client left ({len(batches)} batches)"
+    monkeypatch.setattr(service, "explain", real)
+    res = httpx.post(f"{url}/api/explain", files=files, data={"label": "MI"}, timeout=120)
+    assert res.status_code == 200 and res.json()["label"] == "MI"
 
 
 def test_many_concurrent_predictions_all_succeed(server, service, workdir):

@@ -141,3 +141,22 @@ def test_inference_functions_fold_batchnorm_without_changing_outputs_or_the_mode
     fused = fuse_for_inference(model)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fused.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()) == 3
+
+
+def test_model_calls_stop_between_batches_when_asked():
+    """`should_stop` is asked before every batch: the app's explanation of a client that left stops there."""
+    from ptbxl_xai.model.inference import CallsStopped, model_functions
+
+    model = HybridECGNet(n_classes=3).eval()
+    x = np.zeros((5, 12, 1000), np.float32)
+    asked = []
+
+    def stop_at_third():
+        asked.append(1)
+        return len(asked) >= 3
+
+    predict, _ = model_functions(model, batch_size=2, should_stop=stop_at_third)
+    with pytest.raises(CallsStopped):
+        predict(x)  # 3 batches: the third is not run
+    assert len(asked) == 3
+    assert model_functions(model, batch_size=2, should_stop=lambda: False)[0](x).shape == (5, 3)

@@ -83,11 +83,13 @@ class Guard:
             status, message = refusal
             log.info("%s %s -> %d: %s", scope["method"], scope["path"], status, message)
             return await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
-        held = 0
+        held, body_done = 0, False
         deadline = time.monotonic() + self.body_timeout_s
 
         async def counted_receive():
-            nonlocal held
+            nonlocal held, body_done
+            if body_done:  # after the body: only the disconnect is left to hear, with no deadline
+                return await receive()
             try:
                 with anyio.fail_after(max(deadline - time.monotonic(), 0.001)):
                     message = await receive()
@@ -105,6 +107,7 @@ class Guard:
                 )
             self.buffered += size
             held += size
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import threading
 import time
 from contextlib import asynccontextmanager, suppress
 from functools import partial
@@ -30,6 +31,7 @@ from ptbxl_xai.app.page import CSP_HEADER, app_page
 from ptbxl_xai.app.service import RecordError, RunService, warm_up
 from ptbxl_xai.app.settings import ServeSettings
 from ptbxl_xai.app.uploads import UploadError, check_size, parse_form
+from ptbxl_xai.app.worker_pool import CLIENT_GONE, ClientGone, until_client_gone
 from ptbxl_xai.report.viewer import ASSETS as VIEWER_ASSETS
 from ptbxl_xai.report.viewer import viewer_asset
 
@@ -306,12 +308,27 @@ def create_app(
         label = _check(service.label_index, upload.fields.get("label"))
         # Preparing the record is cheap; only the explanation itself waits for an explain worker.
         record = await anyio.to_thread.run_sync(form_record, upload)
+        # A client that disconnects drops its explanation: out of the queue, or stopped between model calls.
         if "explain" in pools:
             try:
-                return await pools["explain"].explain(record, label)
+                return await pools["explain"].explain(record, label, gone=request.is_disconnected)
             except RecordError as exc:
                 raise ClientError(exc.status, exc.message) from None
-        return await anyio.to_thread.run_sync(partial(_check, service.explain, record, label), limiter=explain_limiter)
+            except ClientGone:
+                return Response(status_code=CLIENT_GONE)
+        stop = threading.Event()
+        running = asyncio.ensure_future(
+            anyio.to_thread.run_sync(
+                partial(_check, service.explain, record, label, stop.is_set), limiter=explain_limiter
+            )
+        )
+        try:
+            return await until_client_gone(running, request.is_disconnected, "was running")
+        except ClientGone:
+            stop.set()
+            with suppress(Exception):  # CallsStopped at its next batch of model calls
+                await running
+            return Response(status_code=CLIENT_GONE)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():

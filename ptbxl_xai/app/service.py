@@ -333,8 +333,9 @@ class RunService:
         worker never needs them, nor shap, lime and matplotlib (~220 MB of its memory)."""
         return self.trained.training_reference(self.explain_cfg), self.trained.template
 
-    def explain(self, rec: Record, label: int) -> dict:
-        """SHAP and LIME for one label of one record, over the run's feature space, with quality figures."""
+    def explain(self, rec: Record, label: int, should_stop=None) -> dict:
+        """SHAP and LIME for one label of one record, over the run's feature space, with quality figures.
+        should_stop() -> True (its client has gone) stops it between model calls (`CallsStopped`)."""
         start = time.perf_counter()
         self.feature_space(rec)  # delineates the record where the run explains on waves
         beats = (
@@ -342,7 +343,9 @@ class RunService:
             if rec.beats is None or not len(rec.beats)
             else {rec.ecg_id: pd.DataFrame(rec.beats, columns=list(FIDUCIALS))}
         )
-        expl = self.trained.explain(rec.x[None], [[label]], [rec.ecg_id], self.explain_cfg, beats=beats, progress=False)
+        expl = self.trained.explain(
+            rec.x[None], [[label]], [rec.ecg_id], self.explain_cfg, beats=beats, progress=False, should_stop=should_stop
+        )
         seconds = time.perf_counter() - start
         name = self.label_names[label]
         attr, meta = expl.attributions, expl.meta.set_index("method")
@@ -392,14 +395,12 @@ def json_bytes(answer: dict) -> bytes:
 
 
 def warm_up(service: RunService) -> float:
-    """Explain one test record once, so the first user does not wait for one-off work; returns seconds.
-
-    shap's masked-model code is compiled by numba on first use (30-60 s on 2 busy cores).
-    """
+    """Explain one test record once, so the first user does not wait for one-off work (torch's first calls,
+    delineation, the training reference and template, lime's and shap's imports); returns seconds."""
     start = time.perf_counter()
     service.explain(service.test_record(int(service.test_ids[0])), 0)
     seconds = time.perf_counter() - start
-    log.info("warm-up (shap's numba compilation, once per process): %.1f s", seconds)
+    log.info("warm-up (one explanation, once per process): %.1f s", seconds)
     return seconds
 
 

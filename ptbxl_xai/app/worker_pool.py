@@ -13,12 +13,17 @@ Two pools of spawned processes, each worker with the run loaded once (its own `R
 - explanations (`serve.explain_process`): on 2 cores a SHAP + LIME request is ~450 model calls plus
   Python-heavy bookkeeping (shap's permutation loop, LIME's ridge fits). Reniced
   (`serve.explain_nice`), the scheduler runs it only on CPU time the predictions leave: predictions
-  come first, as the page promises. Its workers compile shap's numba code at start.
+  come first, as the page promises. Its workers explain one test record at start (warm-up).
+
+A request whose client disconnects is dropped: while it waits for a worker it leaves the queue, and
+while it runs its slot's stop flag (shared memory) is raised, which the worker's model calls check
+before every batch, so the worker is free again within one batch of model calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -32,11 +37,21 @@ from ptbxl_xai.app.service import RunService, set_torch_threads, warm_up
 
 log = logging.getLogger(__name__)
 
+POLL_S = 0.25  # how often a waiting or running request checks whether its client is still there
 _SERVICE = None  # the worker process's own RunService
+_STOP = None  # the pool's stop flags, one per slot (shared memory)
 
 
-def _init_worker(results: str, run: str, config: dict, threads: int, nice: int, warm: str | None) -> None:
-    global _SERVICE
+CLIENT_GONE = 499  # the status of an answer nobody reads (nginx's "client closed request")
+
+
+class ClientGone(Exception):
+    """The request's client disconnected; its work was dropped or stopped."""
+
+
+def _init_worker(results: str, run: str, config: dict, threads: int, nice: int, warm: str | None, stop) -> None:
+    global _SERVICE, _STOP
+    _STOP = stop
     if nice:
         os.nice(nice)
     set_torch_threads(threads)
@@ -55,8 +70,8 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def _explain(record, label: int) -> dict:
-    return _SERVICE.explain(record, label)
+def _explain(record, label: int, slot: int | None = None) -> dict:
+    return _SERVICE.explain(record, label, should_stop=None if slot is None else (lambda: _STOP[slot] != 0))
 
 
 def _predict(body: bytes, content_type: str | None, cap: int, tmp_root) -> bytes:
@@ -86,12 +101,15 @@ class ServicePool:
         max_queued: int | None = None,
     ):
         # spawn, not fork: the server process has threads (uvicorn, torch) that a fork would copy mid-flight
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Array("b", workers, lock=False)  # slot k's request: stop (1) or go on (0)
+        self._free = list(range(workers))  # slots not running a request
         self._new_executor = partial(
             ProcessPoolExecutor,
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(str(results), run, config, threads, nice, warm),
+            initargs=(str(results), run, config, threads, nice, warm, self._stop),
         )
         self.threads = threads
         self.workers, self.role, self.max_queued, self.nice = workers, role, max_queued, nice
@@ -131,16 +149,20 @@ class ServicePool:
         """Objects a worker keeps out of the garbage collector's full collections (`freeze_heap`)."""
         return self._pool.submit(gc.get_freeze_count).result()
 
-    async def explain(self, record, label: int) -> dict:
-        return await self._call(_explain, record, label)
+    async def explain(self, record, label: int, gone=None) -> dict:
+        """The explanation from a worker; `gone`: an async () -> bool, True once the client has disconnected,
+        which drops the request (`ClientGone`) and stops its explanation in the worker."""
+        return await self._call(_explain, record, label, gone=gone)
 
     async def predict(self, body: bytes, content_type: str | None, cap: int, tmp_root=None) -> bytes:
         """`RunService.predict_form` in a worker: the request body in, the JSON answer out."""
         return await self._call(_predict, body, content_type, cap, tmp_root)
 
-    async def _call(self, fn, *args):
-        """fn(*args) in a worker, once one is free. A request cancelled while it waits (its client gone)
-        leaves the queue; one cancelled while it runs is not stopped in the worker, its answer is dropped."""
+    async def _call(self, fn, *args, gone=None):
+        """fn(*args) in a worker, once one is free. With `gone`, fn(*args, slot): when `gone()` says the client
+        left, the request leaves the queue, or its slot's stop flag is raised and, once the worker has
+        stopped, ClientGone is raised (see the module). Without it, a request cancelled while it runs is not
+        stopped in the worker; its answer is dropped."""
         if self.max_queued is not None and self._slots.locked() and self.waiting >= self.max_queued:
             raise ClientError(
                 503,
@@ -148,14 +170,27 @@ class ServicePool:
                 retry_after=RETRY_AFTER_S,
             )
         self.waiting += 1
+        acquiring = asyncio.ensure_future(self._slots.acquire())
         try:
-            await self._slots.acquire()
+            await until_client_gone(acquiring, gone, "waited for a worker")
+        except BaseException:
+            acquiring.cancel()  # a cancelled acquire hands a slot it was just given to the next waiter
+            raise
         finally:
             self.waiting -= 1
+        slot = self._free.pop()
         try:
             pool = self._pool
+            self._stop[slot] = 0
             try:
-                return await asyncio.wrap_future(pool.submit(fn, *args))
+                running = asyncio.wrap_future(pool.submit(fn, *args, *((slot,) if gone else ())))
+                try:
+                    return await until_client_gone(running, gone, "was running")
+                except ClientGone:
+                    self._stop[slot] = 1  # the worker stops at its next batch of model calls
+                    with contextlib.suppress(Exception):  # CallsStopped, or whatever it finished with
+                        await running  # the slot is free once the worker is
+                    raise
             except BrokenProcessPool:
                 if pool is self._pool and not self.closed:
                     log.error("a %s worker process stopped; starting a new one", self.role)
@@ -168,6 +203,7 @@ class ServicePool:
                     retry_after=RETRY_AFTER_S,
                 ) from None
         finally:
+            self._free.append(slot)
             self._slots.release()
 
     def close(self) -> None:
@@ -177,3 +213,17 @@ class ServicePool:
             for process in list((getattr(self._pool, "_processes", None) or {}).values()):
                 process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def until_client_gone(task: asyncio.Future, gone, what: str):
+    """Await `task`, asking `gone()` every POLL_S; ClientGone once the client has disconnected (the task is
+    left to the caller, who may still need to wait for it)."""
+    if gone is None:
+        return await task
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=POLL_S)
+        if done:
+            return task.result()
+        if await gone():
+            log.info("client gone; its request %s and is dropped", what)
+            raise ClientGone(what)

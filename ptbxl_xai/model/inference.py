@@ -22,6 +22,11 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 INFERENCE_BATCH = 64
 
 
+class CallsStopped(Exception):
+    """Raised by a model call whose `should_stop` said so: the caller no longer wants the answer (the app's
+    client has gone), so the rest of an explanation's hundreds of calls are not made."""
+
+
 class Probabilities(nn.Module):
     """x -> sigmoid(logits): the single-tensor model that gradient SHAP differentiates."""
 
@@ -49,15 +54,22 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
 
 
 def model_functions(
-    model: nn.Module, batch_size: int = INFERENCE_BATCH, fuse: bool = True
+    model: nn.Module,
+    batch_size: int = INFERENCE_BATCH,
+    fuse: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
-    """(predict_proba, attention): numpy [m, leads, T] -> sigmoid probabilities [m, C] / attention [m, T']."""
+    """(predict_proba, attention): numpy [m, leads, T] -> sigmoid probabilities [m, C] / attention [m, T'].
+
+    should_stop: asked before every batch; when it answers True the call raises `CallsStopped`."""
     net = fuse_for_inference(model) if fuse else model.eval()
 
     def run(x: np.ndarray, which: int) -> np.ndarray:
         out = []
         with torch.inference_mode():
             for start in range(0, len(x), batch_size):
+                if should_stop is not None and should_stop():
+                    raise CallsStopped("stopped: the answer is no longer wanted")
                 res = net(torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32)))
                 out.append((torch.sigmoid(res[0]) if which == 0 else res[1]).float().numpy())
         if not out:  # no rows: keep the output's width
