@@ -132,14 +132,17 @@ class TrainedRun:
         beats: dict | None = None,
         progress: bool = True,
         should_stop=None,
+        paper_bins: bool = False,
     ):
         """Explain conditioned records x [n, 12, T] for their label indices with `cfg` (the explain config):
         SHAP, LIME, attention (and gradient SHAP, faithfulness curves where `cfg` asks), in the configured
         feature space (and the other one with `compare_features`). beats: ecg_id -> beat table for the wave
         space; a record without one is explained on time bins. should_stop: asked before each batch of model
-        calls, True stops the explanation (`CallsStopped`). Returns `Explanations`."""
+        calls, True stops the explanation (`CallsStopped`). paper_bins: without `compare_features`, a record
+        explained on waves also gets SHAP and attention on time bins (no LIME, no faithfulness): what the
+        paper's Figures 1-3 show, at a third of the other space's model calls. Returns `Explanations`."""
         from ptbxl_xai.explain.methods.explain_records import explain_records
-        from ptbxl_xai.explain.spaces.features import record_spaces
+        from ptbxl_xai.explain.spaces.features import bin_space, record_spaces
         from ptbxl_xai.model.inference import Probabilities, model_functions
 
         if cfg["background"] == "normal_template" and self.template is None:
@@ -147,16 +150,13 @@ class TrainedRun:
                 "explain.background normal_template needs the NORM template (rule normal_template, from delineated "
                 "NORM training records); choose another background or provide delineation"
             )
+        compare = cfg["compare_features"]
         spaces = [
-            record_spaces(
-                cfg["features"],
-                x.shape[-1],
-                self.n_bins,
-                None if beats is None else beats.get(e),
-                cfg["compare_features"],
-            )
+            record_spaces(cfg["features"], x.shape[-1], self.n_bins, None if beats is None else beats.get(e), compare)
             for e in ecg_ids
         ]
+        if paper_bins and not compare:
+            spaces = [s if s[0].kind == "bins" else [*s, bin_space(x.shape[-1], self.n_bins)] for s in spaces]
         lead_means, grad_bg = self.training_reference(cfg)
         predict_proba, attention = model_functions(self.model, should_stop=should_stop)
         return explain_records(
@@ -182,4 +182,5 @@ class TrainedRun:
             correlations=False,
             spaces=spaces,
             template=self.template,
+            other_space_methods=None if compare else ("shap",),
         )

@@ -15,6 +15,10 @@ rule expert_rules:
         thresholds=rules.train.output.thresholds,
         predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
+        # the explain stage's maps of the same records and labels are reused, not computed again (sanity,
+        # which would reuse 1 of its 7 steps, runs beside explain instead)
+        explained_shap=RESULTS.explain("{run}", "shap.parquet"),
+        explained_lime=RESULTS.explain("{run}", "lime.parquet"),
     output:
         shares=RESULTS.checks("{run}", "rule_shares.parquet"),
         alignment=checks_report(RESULTS.checks("{run}", "expert_rule_alignment.tsv"), "expert_rule_alignment_table"),
@@ -34,7 +38,7 @@ rule expert_rules:
         RESULTS.benchmark("expert_rules", "{run}")
     conda:
         "../envs/torch.yaml"
-    threads: max(1, min(4, workflow.cores))
+    threads: EXPLAIN_THREADS
     resources:
         mem_mb=4000,
         runtime=120,
@@ -66,7 +70,7 @@ rule sanity:
         RESULTS.benchmark("sanity", "{run}")
     conda:
         "../envs/torch.yaml"
-    threads: max(1, min(4, workflow.cores))
+    threads: EXPLAIN_THREADS
     resources:
         mem_mb=4000,
         runtime=120,

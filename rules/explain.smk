@@ -48,7 +48,7 @@ rule explain:
         RESULTS.benchmark("explain", "{run}")
     conda:
         "../envs/torch.yaml"
-    threads: max(1, min(4, workflow.cores))
+    threads: EXPLAIN_THREADS
     resources:
         mem_mb=6000,
         runtime=120,
@@ -76,7 +76,7 @@ rule explain_backgrounds:
         RESULTS.benchmark("explain_backgrounds", "{run}")
     conda:
         "../envs/torch.yaml"
-    threads: max(1, min(4, workflow.cores))
+    threads: EXPLAIN_THREADS
     resources:
         mem_mb=4000,
         runtime=120,

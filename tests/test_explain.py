@@ -401,3 +401,29 @@ def test_explain_records_end_to_end(tmp_path):
         explain_records(
             predict_proba, X, [[0], [0]], n_bins=N_BINS, background="zero", attention_fn=attention_fn, progress=False
         )
+
+
+def test_a_records_second_space_can_get_only_shap_and_attention():
+    """The default explain stage: everything on waves, and on time bins only SHAP and attention for the paper's
+    Figures 1-3 (no LIME, no faithfulness curves there); the wave results are those of waves alone."""
+    from ptbxl_xai.explain.spaces.features import FIDUCIALS, bin_space, wave_space
+
+    x = make_record(0)[None]
+    starts = np.arange(10, T - 60, 50)
+    beats = np.stack([starts + k * 6 for k in range(len(FIDUCIALS))], axis=1)
+    waves, bins = wave_space(beats, T), bin_space(T, N_BINS)
+    edges = np.linspace(0, T, 11).astype(int)
+    common = dict(background="zero", shap_cfg={"npermutations": 1}, lime_cfg={"num_samples": 200}, seed=0,
+                  progress=False, ecg_ids=[7], label_names=["A", "B"], correlations=False,
+                  attention_fn=lambda z: np.full((len(z), 10), 0.1), step_edges=edges)  # fmt: skip
+    out = explain_records(predict_proba, x, [[0, 1]], spaces=[[waves, bins]], other_space_methods=("shap",), **common)
+    alone = explain_records(predict_proba, x, [[0, 1]], spaces=[[waves]], **common)
+    at = out.attributions
+    assert set(at[at.feature_space == "waves"].method) == {"shap", "lime", "attention"}
+    assert set(at[at.feature_space == "bins"].method) == {"shap", "attention"}
+    assert set(out.aucs.feature_space) == {"waves"} and set(out.meta[out.meta.feature_space == "bins"].method) == {
+        "shap"
+    }
+    pd.testing.assert_frame_equal(
+        at[at.feature_space == "waves"].reset_index(drop=True), alone.attributions.reset_index(drop=True)
+    )

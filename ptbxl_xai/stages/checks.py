@@ -66,8 +66,10 @@ def _templates(template, kinds) -> tuple[dict, list[str]]:
     if TEMPLATE_BACKGROUND not in kinds:
         return {}, kinds
     if template is None:
-        log.warning("background %s left out: no normal template (needs delineation)", TEMPLATE_BACKGROUND)
-        return {}, [k for k in kinds if k != TEMPLATE_BACKGROUND]
+        rest = [k for k in kinds if k != TEMPLATE_BACKGROUND] or ["zero"]
+        log.warning("background %s left out: no normal template (needs delineation); using %s", TEMPLATE_BACKGROUND,
+                    rest)  # fmt: skip
+        return {}, rest
     from ptbxl_xai.explain.spaces.template import NormalTemplate, normal_template_background  # the explain stage's
 
     tpl = NormalTemplate.load(template) if isinstance(template, (str, Path)) else template
@@ -100,6 +102,25 @@ def load_run(weights, predictions, thresholds, data_dir, explain: dict, beats_di
     )
 
 
+def explained_maps(shap, lime, explain: dict):
+    """The explain stage's SHAP and LIME rows (its Parquet files) for the checks to reuse, or None where the
+    rule was not given them."""
+    if not shap or not lime:
+        return None
+    from ptbxl_xai.explain.methods.explain_records import Explained
+
+    columns = ["ecg_id", "label", "method", "feature_space", "value"]
+    frames = [pd.read_parquet(p, columns=columns) for p in (shap, lime)]
+    rows = pd.concat(frames, ignore_index=True)
+    return Explained(rows[rows["method"].isin(["shap", "lime"])], explain["background"])
+
+
+def _log_reuse(explained) -> None:
+    if explained is not None:
+        log.info("reused %d (record, method) maps of the explain stage (background %s)", explained.reused,
+                 explained.background)  # fmt: skip
+
+
 def _context(run: dict, what: str) -> str:
     return (
         f"{what}, test fold ({len(run['ids'])} records, {run['n_delineated']} delineated), {len(run['names'])} labels"
@@ -128,10 +149,13 @@ def expert_rules(
     template=None,
     alignment_figure_pdf=None,
     probe_figure_pdf=None,
+    explained_shap=None,
+    explained_lime=None,
 ) -> dict[str, pd.DataFrame]:
     """Alignment with the expert rules, the deletion probe and the background check for one run, written: the
     per-record shares (Parquet), the summary and per-record TSVs, the rules used (`rules`) and the alignment and
-    probe figures (PNG, with the PDF beside: `*_figure_pdf`). Returns the tables, with the figures' `context`."""
+    probe figures (PNG, with the PDF beside: `*_figure_pdf`). `explained_shap`/`explained_lime`: the explain
+    stage's files, whose maps of the same records are reused. Returns the tables, with the figures' `context`."""
     run = load_run(weights, predictions, thresholds, data, explain, beats)
     templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
     cfg = check_config(checks, explain, kinds)
@@ -161,7 +185,9 @@ def expert_rules(
         rate=run["rate"],
         gradient_background=run["gradient_background"],
         templates=templates,
+        explained=(explained := explained_maps(explained_shap, explained_lime, explain)),
     )
+    _log_reuse(explained)
     table = rules_table(cited)
     positives = run["y_true"].sum(0)
     table.insert(1, "test_positives", [int(positives[run["names"].index(lab)]) for lab in table["label"]])

@@ -144,11 +144,13 @@ def explain(
         len(s["ids"]),
         cfg["strategy"],
         sum(map(len, s["labels"])),
-        cfg.get("features", "waves"),
-        " and the other space" if cfg.get("compare_features", True) else "",
+        cfg["features"],
+        " and the other space" if cfg["compare_features"] else " (and SHAP on time bins for the paper's figures)",
     )
     beat_tables = read_beats_by_record(beats, s["ids"]) if beats else None
-    expl = run.explain(s["x"], s["labels"], s["ids"].tolist(), cfg, beats=beat_tables, progress=progress)
+    expl = run.explain(
+        s["x"], s["labels"], s["ids"].tolist(), cfg, beats=beat_tables, progress=progress, paper_bins=True
+    )
 
     attrs = expl.attributions
     attrs[attrs.method.isin(["shap", "shap_gradient"])].to_parquet(shap, index=False)
@@ -205,11 +207,7 @@ def explain_backgrounds(
     beat_tables = read_beats_by_record(beats, s["ids"][:n]) if beats else None
     T = s["x"].shape[-1]
     spaces = [
-        [
-            space_for_record(
-                cfg.get("features", "waves"), T, run.n_bins, None if beat_tables is None else beat_tables.get(int(e))
-            )
-        ]
+        [space_for_record(cfg["features"], T, run.n_bins, None if beat_tables is None else beat_tables.get(int(e)))]
         for e in s["ids"][:n]
     ]
     predict_proba, _ = model_functions(run.model)

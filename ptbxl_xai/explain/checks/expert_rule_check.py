@@ -16,7 +16,7 @@ from ptbxl_xai.explain.checks.config import CheckConfig
 from ptbxl_xai.explain.checks.probe import background_check, deletion_probe, summarize_probe
 from ptbxl_xai.explain.checks.randomisation import randomised_model
 from ptbxl_xai.explain.checks.rules import ExpertRule, rule_mask
-from ptbxl_xai.explain.methods.explain_records import explain_maps
+from ptbxl_xai.explain.methods.explain_records import Explained, explain_maps
 from ptbxl_xai.explain.methods.settings import record_seed
 from ptbxl_xai.explain.spaces.features import FeatureSpace
 from ptbxl_xai.explain.spaces.masking import record_backgrounds
@@ -57,13 +57,15 @@ def expert_rule_check(
     gradient_background: np.ndarray | None = None,
     templates=None,
     progress: bool = True,
+    explained: Explained | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Alignment with expert rules (trained vs randomised model), deletion probe and background check.
 
     X: the model's inputs [n, leads, T] for the candidate records (e.g. the test fold), y_true their
     labels, spaces their feature spaces (a bins space cannot carry rules: that record is skipped with
-    the reason). Returns frames: shares, alignment, probe_records, probe, background_records,
-    background, skipped.
+    the reason). `explained`: the explain stage's SHAP and LIME, reused for the trained model where a record
+    and its labels were explained with the same background. Returns frames: shares, alignment,
+    probe_records, probe, background_records, background, skipped.
     """
     names = list(label_names)
     chosen = select_positives(y_true, names, rules, cfg.records_per_label, cfg.seed)
@@ -86,7 +88,8 @@ def expert_rule_check(
         nulls = {j: (time_share(space, m), energy_share(x, space, m)) for j, m in masks.items()}
         rs = record_seed(cfg.seed, eid)
         for which, m in models.items():
-            maps = explain_maps(m, x, labels, space, bgs, cfg, rs, gradient_background)
+            known = explained.maps(eid, labels, names, space) if explained is not None and which == "trained" else {}
+            maps = explain_maps(m, x, labels, space, bgs, cfg, rs, gradient_background, known=known)
             for (method, bg_name), values in maps.items():
                 for bgk in cfg.backgrounds if bg_name == "-" else [bg_name]:
                     # background-free methods are repeated under each background so every table row is complete

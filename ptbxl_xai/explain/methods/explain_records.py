@@ -144,6 +144,7 @@ def explain_records(
     correlations: bool = True,
     spaces: Sequence[Sequence[FeatureSpace]] | None = None,
     template: NormalTemplate | None = None,
+    other_space_methods: Sequence[str] | None = None,
 ) -> Explanations:
     """Explain records [n, leads, T] for their labels (indices into the model's outputs).
 
@@ -155,6 +156,8 @@ def explain_records(
     x -> probabilities [B, C] for gradient SHAP, with `gradient_background` training records.
     faithfulness_cfg: {"enabled": True, "points": 13, "step": None, "order": "signed", "random": True}.
     correlations=False leaves `correlations`/`correlation_summary` empty (computed elsewhere).
+    other_space_methods: the masking methods of a record's second and later spaces, without faithfulness
+    curves (e.g. ("shap",): the paper's figures on time bins beside wave explanations); None: everything.
     Record i uses its own seed derived from (seed, its ecg_id) (`record_seed`), so results depend neither on
     batching nor on the record's position.
     """
@@ -175,7 +178,7 @@ def explain_records(
         raise ValueError("background 'normal_template' needs a NormalTemplate (built from NORM training records)")
     ids = list(ecg_ids) if ecg_ids is not None else list(range(n))
     lead_names = list(lead_names) if lead_names is not None else (list(LEADS) if leads == 12 else list(range(leads)))
-    use_grad = gradient_model is not None and shap_cfg.gradient
+    use_grad = gradient_model is not None  # the caller asks for it by passing the model (config: shap.gradient)
     if use_grad:
         if gradient_background is None:
             raise ValueError("gradient SHAP needs gradient_background (training records)")
@@ -199,14 +202,18 @@ def explain_records(
         if attention_fn is not None:
             att = np.asarray(attention_fn(X[i : i + 1]), dtype=np.float64)[0]
 
-        for space in spaces[i]:
+        for s_index, space in enumerate(spaces[i]):
             kind, notes = space.kind, "; ".join(space.notes)
             common = dict(ecg_id=eid, feature_space=kind, background=background, notes=notes)
             masker = Masker(X[i], space, background, lead_means, blur_sigma_s, rate, template=template)
             rec_maps = {}
-
-            (sh, dt), (li, dt_lime) = masking_methods(predict_proba, masker, labels, shap_cfg, lime_cfg, rs).values()
-            rec_maps["shap"] = sh.values
+            full = s_index == 0 or other_space_methods is None
+            methods = MASKING_METHODS if full else tuple(m for m in MASKING_METHODS if m in other_space_methods)
+            found = masking_methods(predict_proba, masker, labels, shap_cfg, lime_cfg, rs, methods)
+            sh, dt = found.get("shap", (None, 0.0))
+            li, dt_lime = found.get("lime", (None, 0.0))
+            if sh is not None:
+                rec_maps["shap"] = sh.values
             meta += [
                 dict(
                     common,
@@ -218,10 +225,11 @@ def explain_records(
                     n_evals=sh.n_evals,
                     seconds=dt,
                 )
-                for j in range(len(labels))
+                for j in range(len(labels) if sh is not None else 0)
             ]
 
-            rec_maps["lime"] = li.values
+            if li is not None:
+                rec_maps["lime"] = li.values
             meta += [
                 dict(
                     common,
@@ -233,7 +241,7 @@ def explain_records(
                     n_evals=li.n_evals,
                     seconds=dt_lime,
                 )
-                for j in range(len(labels))
+                for j in range(len(labels) if li is not None else 0)
             ]
 
             if grad is not None:
@@ -270,7 +278,7 @@ def explain_records(
                 rows = record_correlations(eid, names[j], {k: v[j] for k, v in rec_maps.items()}, att_f)
                 corr += [dict(r, feature_space=kind) for r in rows]
 
-            if fcfg["enabled"]:
+            if fcfg["enabled"] and full:
                 fmaps = dict(rec_maps)
                 if att_f is not None:
                     fmaps["attention"] = broadcast_leads(att_f, leads)
@@ -339,17 +347,22 @@ def explain_maps(
     seed: int,
     gradient_background: np.ndarray | None = None,
     attention_density: bool = False,
+    known: dict | None = None,
 ) -> dict[tuple[str, str], np.ndarray]:
     """{(method, background): [labels, F]} for one record, as the checks compare maps (`cfg`: a CheckConfig:
     methods, shap, lime); gradient SHAP and attention use background "-".
 
     Attention is its mass per feature, or its density with `attention_density` (see `attention_features`).
+    known: {(method, background): [labels, F]} already computed for this record, model, space and seed (the
+    explain stage's SHAP and LIME, `known_maps`): taken as they are, not computed again.
     """
     predict, attend = model_functions(model)
     shap_cfg, lime_cfg = ShapConfig.from_any(cfg.shap), LimeConfig.from_any(cfg.lime)
-    out = {}
-    wanted = tuple(m for m in MASKING_METHODS if m in cfg.methods)
+    out = dict(known or {})
     for bg_name, bg in backgrounds.items():
+        wanted = tuple(m for m in MASKING_METHODS if m in cfg.methods and (m, bg_name) not in out)
+        if not wanted:
+            continue
         found = masking_methods(predict, Masker(x, space, bg), labels, shap_cfg, lime_cfg, seed, wanted)
         for method, (result, _) in found.items():
             out[(method, bg_name)] = result.values.reshape(len(labels), -1)
@@ -361,6 +374,42 @@ def explain_maps(
         att = attend(np.asarray(x, dtype=np.float32)[None])[0]
         a = attention_features(att, model.step_to_sample_edges(space.T), space, attention_density)
         out[("attention", "-")] = np.repeat(a[None], len(labels), axis=0)
+    return out
+
+
+@dataclass
+class Explained:
+    """The explain stage's attributions (`attributions`: its SHAP and LIME rows) and the background it masked
+    with, for the checks to reuse (`maps`) instead of explaining the same record again."""
+
+    attributions: pd.DataFrame
+    background: str
+    reused: int = 0  # (record, method) maps taken from it so far
+
+    def maps(self, eid, labels, names, space: FeatureSpace) -> dict:
+        found = known_maps(self.attributions, eid, labels, names, space, self.background)
+        self.reused += len(found)
+        return found
+
+
+def known_maps(attributions: pd.DataFrame | None, eid, labels, names, space: FeatureSpace, background: str) -> dict:
+    """{(method, background): [labels, F]} of SHAP and LIME for record `eid` and every one of `labels` (indices
+    into `names`) from the explain stage's attribution rows, where it explained them in `space`'s kind with
+    `background`: what `explain_maps` would compute again with the trained model and the same seed (both
+    take one seed per record, and one set of coalitions or samples serves every label). {} where any label
+    or method is missing."""
+    if attributions is None or not len(attributions):
+        return {}
+    rows = attributions[(attributions["ecg_id"] == eid) & (attributions["feature_space"] == space.kind)]
+    out = {}
+    for method in MASKING_METHODS:
+        by_label = rows[rows["method"] == method].groupby("label", sort=False)["value"]
+        wanted = [names[j] for j in labels]
+        if not set(wanted) <= set(by_label.groups):
+            continue
+        values = np.stack([by_label.get_group(name).to_numpy() for name in wanted])
+        if values.shape[1] == space.n_features:
+            out[(method, background)] = values
     return out
 
 

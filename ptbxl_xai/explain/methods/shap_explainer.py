@@ -21,13 +21,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numba
 import numpy as np
-import shap
 import torch
 
 from ptbxl_xai.explain.methods.settings import settings_from_any
 from ptbxl_xai.explain.spaces.features import FeatureSpace, bin_space
 from ptbxl_xai.explain.spaces.masking import Masker, masked_predict
+
+# shap compiles its masking helpers with numba on first use: 10-19 s in every process that explains (each
+# checks rule, each app worker), for loops that here take under 0.1 s per record in plain Python against
+# hundreds of ms of model calls (benchmarks/shap_jit.py). Decoration reads the flag, so shap's functions
+# are plain Python and numba stays on for everyone else.
+_jit = numba.config.DISABLE_JIT
+numba.config.DISABLE_JIT = True
+try:
+    import shap
+finally:
+    numba.config.DISABLE_JIT = _jit
 
 
 @dataclass
@@ -36,7 +47,7 @@ class ShapConfig:
     npermutations: int = 2  # n x (2F + 1) coalitions per record, plus the record: counts in benchmarks/explain.py
     kernel_nsamples: int | None = None  # None: npermutations * (2F + 1), the permutation budget
     chunk: int = 512  # coalitions turned into signals per predict_proba call
-    gradient: bool = True  # run GradientExplainer when a torch model is given
+    gradient: bool = False  # run GradientExplainer when a torch model is given (config explain.shap.gradient)
     gradient_nsamples: int = 64  # expected-gradient samples per label and record (config.yaml: measured)
     gradient_background: int = 32  # training records sampled as the reference distribution
     gradient_batch_size: int = 64
