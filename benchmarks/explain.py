@@ -101,9 +101,9 @@ def main():
     spaces = {"waves": wave_space(beats, args.samples), "bins": bin_space(args.samples, args.n_bins)}
     shap_cfg = ShapConfig(npermutations=args.npermutations)
     lime_cfg = LimeConfig(num_samples=args.lime_samples)
-    predict_proba(X[:1].repeat(args.batch, 0))  # warm-up: torch kernels, and shap's numba JIT (seconds)
+    predict_proba(X[:1].repeat(args.batch, 0))  # warm-up: torch kernels' first calls
 
-    for space in spaces.values():  # shap's numba code compiles per feature count: warm every space
+    for space in spaces.values():  # first calls per feature count (lime, shap's explainer set-up): warm every space
         warm = Masker(X[0], space, "zero")
         explain_shap(predict_proba, warm, labels[0], ShapConfig(npermutations=1), seed=0)
         explain_lime(predict_proba, warm, labels[0], LimeConfig(num_samples=50), seed=0)

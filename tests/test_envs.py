@@ -45,6 +45,14 @@ KNOWN_ANSWER = {
 }
 
 
+# The default explanations, which tests/config/synthetic.yaml swaps for the opt-in comparisons: so the staged run
+# renders every figure from wave explanations plus SHAP on time bins, and the checks reuse the explain maps.
+DEFAULT_XAI = {
+    "explain": {"compare_features": False, "shap": {"gradient": False}},
+    "checks": {"backgrounds": ["normal_template"], "methods": ["shap", "lime", "attention"]},
+}
+
+
 def rule_envs() -> dict[str, str]:
     """{rule: env name} for every rule with a `conda:` directive in rules/*.smk."""
     out = {}
@@ -103,7 +111,8 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
     wd = tmp_path_factory.mktemp("envs")
     record = wd / "own" / write_record(wd / "own", 7, 100, ecg_like(np.random.default_rng(7), 1000, 100))
     own = wd / "own.yaml"
-    own.write_text(yaml.safe_dump({"explain_record": {"records": {"mine": str(record)}}, "known_answer": KNOWN_ANSWER}))
+    own.write_text(yaml.safe_dump({"explain_record": {"records": {"mine": str(record)}}, "known_answer": KNOWN_ANSWER,
+                                   **DEFAULT_XAI}))  # fmt: skip
     cfg = _config(quick_config)
     runs, ablation_runs, explained = list(cfg["runs"]), list(expand_runs(cfg["ablation"])), cfg["explain"]["runs"]
     stages = [
@@ -244,3 +253,18 @@ def test_ablation_target_renders_the_grid(staged_run):
         table.set_index("variant").at["cnn", "delta_macro_auc"]
         == paired.set_index(["variant", "metric"]).at[("cnn", "macro_auc"), "delta"]
     )
+
+
+def test_the_default_explanations_reuse_maps_and_keep_the_papers_bins(staged_run):
+    """At the defaults (DEFAULT_XAI) the checks take the explain stage's SHAP and LIME of records it explained,
+    and the explain stage adds SHAP (not LIME) on time bins for Figures 1-3."""
+    import pandas as pd
+
+    wd, run = staged_run[0], "hybrid_superdiagnostic"
+    log = (wd / "results" / "logs" / "expert_rules" / f"{run}.log").read_text()
+    reused = re.search(r"reused (\d+) \(record, method\) maps of the explain stage", log)
+    assert reused and int(reused.group(1)) > 0, log[-2000:]
+    shap = pd.read_parquet(wd / "results" / "explain" / run / "shap.parquet")
+    lime = pd.read_parquet(wd / "results" / "explain" / run / "lime.parquet")
+    assert set(shap.feature_space) == {"waves", "bins"} and set(lime.feature_space) == {"waves"}
+    assert (wd / "results" / "figures" / run / "fig2_shap_heatmap.png").stat().st_size > 0
