@@ -172,7 +172,8 @@ async def run_phase(url, files, label, clients, n, explains, client="httpx"):
     return pred, errors, wall, expl, expl_errors, server_s
 
 
-HOSTILE = dict(held_headers=24, held_uploads=8, abandoned_explains=2, burst=16)  # 50 of 64 connections
+# attackers: 50 of serve.max_connections (64), so that the well-behaved clients (at most 14) still get in
+HOSTILE = dict(held_headers=24, held_uploads=8, abandoned_explains=2, burst=16)
 
 
 async def hostile_phase(url, files, label, clients, n, counts: dict) -> tuple[list, list]:
@@ -381,6 +382,9 @@ def main() -> int:
             for e in (errors + expl_errors)[:5]:
                 print("   error:", e)
         if args.hostile:
+            if args.clients > 14:
+                print(f"4. hostile: --clients {args.clients} plus 50 attackers exceed serve.max_connections; use <= 14")
+                return 1
             counts: dict = {}
             pred, errors = asyncio.run(hostile_phase(url, files, top["name"], args.clients, args.predictions, counts))
             print(f"4. hostile: {HOSTILE} attackers; {args.clients} well-behaved clients x {args.predictions} "
