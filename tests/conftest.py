@@ -178,7 +178,7 @@ def _assert_frames_close(fa, fb, what: str) -> float:
             )
             both = ~(np.isnan(a) | np.isnan(b))
             worst = max(worst, float(np.abs(a[both] - b[both]).max(initial=0.0)))
-        elif a.map(np.ndim).max(initial=0) > 0:  # list columns (probability vectors)
+        elif np.max(a.map(np.ndim).to_numpy(), initial=0) > 0:  # list columns (probability vectors)
             stack = [np.asarray(v.tolist(), float) for v in (a, b)]
             assert np.allclose(*stack, rtol=RESULT_RTOL, atol=RESULT_ATOL), f"{what}: column {col} differs"
             worst = max(worst, float(np.abs(stack[0] - stack[1]).max(initial=0.0)))

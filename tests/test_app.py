@@ -479,6 +479,81 @@ def test_every_bad_upload_gets_a_4xx_json_error_naming_the_problem(client, servi
     assert list(tmp_root.iterdir()) == []  # every per-request folder removed, no upload kept
 
 
+def _multipart(parts: list[tuple[str, str | None, bytes]], boundary: str) -> bytes:
+    """A multipart/form-data body from (field name, filename or None, content), nothing checked."""
+    out = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode("utf-8", "replace")
+        out += content + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def _zip_of(members: list[tuple[str, bytes, bool]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, content, deflate in members:
+            z.writestr(name or "x", content, compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+def test_no_request_body_gets_a_5xx(client, service, workdir, tmp_root):
+    """Hypothesis over the HTTP layer: multipart bodies with any field names, filenames and values, record
+    files cut, flipped or replaced, zip archives of any members, broken framing and content types. No
+    answer is a 5xx, every refusal is JSON naming the problem, and the server stays healthy."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    hea, dat = record_files(workdir, first_test_id(service))
+    real = {"hea": hea.read_bytes(), "dat": dat.read_bytes()}
+    text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+    @st.composite
+    def file_content(draw):
+        kind = draw(st.sampled_from(["hea", "dat", "random", "cut", "flip"]))
+        if kind == "random":
+            return draw(st.binary(max_size=2000))
+        base = real[draw(st.sampled_from(["hea", "dat"]))] if kind in ("cut", "flip") else real[kind]
+        if kind == "cut":
+            return base[: draw(st.integers(0, len(base)))]
+        if kind == "flip":
+            raw = bytearray(base)
+            for i in draw(st.lists(st.integers(0, len(raw) - 1), max_size=8)):
+                raw[i] ^= draw(st.integers(1, 255))
+            return bytes(raw)
+        return base
+
+    members = st.lists(st.tuples(text, file_content(), st.booleans()), max_size=4).map(_zip_of)
+    part = st.one_of(
+        st.tuples(st.sampled_from(["hea", "dat"]), st.one_of(st.none(), text), file_content()),
+        st.tuples(st.just("zip"), st.one_of(st.none(), text), st.one_of(members, st.binary(max_size=500))),
+        st.tuples(st.sampled_from(["label", "ecg_id", "include_signal"]), st.none(), text.map(str.encode)),
+        st.tuples(text, st.one_of(st.none(), text), st.binary(max_size=200)),
+    )
+    content_types = st.sampled_from(["multipart/form-data; boundary={b}", "multipart/form-data", "text/plain",
+                                     "multipart/form-data; boundary=other", "application/json"])  # fmt: skip
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        path=st.sampled_from(["/api/predict", "/api/explain"]),
+        parts=st.lists(part, max_size=5),
+        content_type=content_types,
+        cut=st.one_of(st.none(), st.integers(0, 4000)),
+    )
+    def check(path, parts, content_type, cut):
+        boundary = "ecgxaiFUZZ"
+        body = _multipart(parts, boundary)
+        body = body if cut is None else body[:cut]
+        res = client.post(path, content=body, headers={"content-type": content_type.format(b=boundary)})
+        assert res.status_code < 500, (res.status_code, res.text[:300])
+        if res.status_code >= 400:
+            assert res.headers["content-type"] == "application/json" and res.json()["error"], res.text[:300]
+
+    check()
+    assert client.get("/api/health").json()["status"] == "ready"
+    assert list(tmp_root.iterdir()) == []  # no upload left behind
+
+
 def test_explain_needs_a_known_label(client, service, workdir):
     files = upload(*record_files(workdir, first_test_id(service)))
     missing = client.post("/api/explain", files=files)

@@ -396,8 +396,8 @@ def known_maps(attributions: pd.DataFrame | None, eid, labels, names, space: Fea
     """{(method, background): [labels, F]} of SHAP and LIME for record `eid` and every one of `labels` (indices
     into `names`) from the explain stage's attribution rows, where it explained them in `space`'s kind with
     `background`: what `explain_maps` would compute again with the trained model and the same seed (both
-    take one seed per record, and one set of coalitions or samples serves every label). {} where any label
-    or method is missing."""
+    take one seed per record, and one set of coalitions or samples serves every label). A method is left
+    out where the stage did not explain every one of `labels` with it."""
     if attributions is None or not len(attributions):
         return {}
     rows = attributions[(attributions["ecg_id"] == eid) & (attributions["feature_space"] == space.kind)]
