@@ -31,7 +31,7 @@ from ptbxl_xai.app.page import CSP_HEADER, app_page
 from ptbxl_xai.app.service import RecordError, RunService, warm_up
 from ptbxl_xai.app.settings import ServeSettings
 from ptbxl_xai.app.uploads import UploadError, check_size, parse_form
-from ptbxl_xai.app.worker_pool import CLIENT_GONE, ClientGone, until_client_gone
+from ptbxl_xai.app.worker_pool import CLIENT_GONE, ClientGone, stop_when_gone
 from ptbxl_xai.report.viewer import ASSETS as VIEWER_ASSETS
 from ptbxl_xai.report.viewer import viewer_asset
 
@@ -323,11 +323,8 @@ def create_app(
             )
         )
         try:
-            return await until_client_gone(running, request.is_disconnected, "was running")
+            return await stop_when_gone(running, request.is_disconnected, stop.set)
         except ClientGone:
-            stop.set()
-            with suppress(Exception):  # CallsStopped at its next batch of model calls
-                await running
             return Response(status_code=CLIENT_GONE)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

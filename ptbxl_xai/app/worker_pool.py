@@ -184,13 +184,7 @@ class ServicePool:
             self._stop[slot] = 0
             try:
                 running = asyncio.wrap_future(pool.submit(fn, *args, *((slot,) if gone else ())))
-                try:
-                    return await until_client_gone(running, gone, "was running")
-                except ClientGone:
-                    self._stop[slot] = 1  # the worker stops at its next batch of model calls
-                    with contextlib.suppress(Exception):  # CallsStopped, or whatever it finished with
-                        await running  # the slot is free once the worker is
-                    raise
+                return await stop_when_gone(running, gone, partial(self._stop.__setitem__, slot, 1))
             except BrokenProcessPool:
                 if pool is self._pool and not self.closed:
                     log.error("a %s worker process stopped; starting a new one", self.role)
@@ -227,3 +221,16 @@ async def until_client_gone(task: asyncio.Future, gone, what: str):
         if await gone():
             log.info("client gone; its request %s and is dropped", what)
             raise ClientGone(what)
+
+
+async def stop_when_gone(running: asyncio.Future, gone, stop) -> object:
+    """The result of `running` (work that checks a stop signal between batches of model calls); once `gone()`
+    says the client has left: `stop()`, wait for the work to end (the worker or thread is free then) and
+    raise ClientGone."""
+    try:
+        return await until_client_gone(running, gone, "was running")
+    except ClientGone:
+        stop()
+        with contextlib.suppress(Exception):  # CallsStopped, or whatever it finished with
+            await running
+        raise

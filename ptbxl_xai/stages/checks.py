@@ -115,12 +115,6 @@ def explained_maps(shap, lime, explain: dict):
     return Explained(rows[rows["method"].isin(["shap", "lime"])], explain["background"])
 
 
-def _log_reuse(explained) -> None:
-    if explained is not None:
-        log.info("reused %d (record, method) maps of the explain stage (background %s)", explained.reused,
-                 explained.background)  # fmt: skip
-
-
 def _context(run: dict, what: str) -> str:
     return (
         f"{what}, test fold ({len(run['ids'])} records, {run['n_delineated']} delineated), {len(run['names'])} labels"
@@ -159,6 +153,7 @@ def expert_rules(
     run = load_run(weights, predictions, thresholds, data, explain, beats)
     templates, kinds = _templates(template, checks.get("backgrounds", ["zero"]))
     cfg = check_config(checks, explain, kinds)
+    explained = explained_maps(explained_shap, explained_lime, explain)
     cited = rules_for_labels(run["names"], load_rules())
     log.info(
         "expert rules for %d of %d labels (%s); up to %d positives each; backgrounds %s; %d of %d test records delineated",
@@ -185,9 +180,11 @@ def expert_rules(
         rate=run["rate"],
         gradient_background=run["gradient_background"],
         templates=templates,
-        explained=(explained := explained_maps(explained_shap, explained_lime, explain)),
+        explained=explained,
     )
-    _log_reuse(explained)
+    if explained is not None:
+        log.info("reused %d (record, method) maps of the explain stage (background %s)", explained.reused,
+                 explained.background)  # fmt: skip
     table = rules_table(cited)
     positives = run["y_true"].sum(0)
     table.insert(1, "test_positives", [int(positives[run["names"].index(lab)]) for lab in table["label"]])

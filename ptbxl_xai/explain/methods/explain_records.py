@@ -401,10 +401,9 @@ def known_maps(attributions: pd.DataFrame | None, eid, labels, names, space: Fea
     if attributions is None or not len(attributions):
         return {}
     rows = attributions[(attributions["ecg_id"] == eid) & (attributions["feature_space"] == space.kind)]
-    out = {}
+    out, wanted = {}, [names[j] for j in labels]
     for method in MASKING_METHODS:
         by_label = rows[rows["method"] == method].groupby("label", sort=False)["value"]
-        wanted = [names[j] for j in labels]
         if not set(wanted) <= set(by_label.groups):
             continue
         values = np.stack([by_label.get_group(name).to_numpy() for name in wanted])
