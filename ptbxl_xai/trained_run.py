@@ -184,3 +184,34 @@ class TrainedRun:
             template=self.template,
             other_space_methods=None if compare else ("shap",),
         )
+
+    def counterfactuals(self, x: np.ndarray, labels, ecg_ids, cfg: dict, *, beats: dict | None = None, **search):
+        """For each record of x [n, 12, T] and each label name in labels[i]: the fewest features whose
+        normal version drops the call below its threshold (`explain.counterfactual`), in the record's
+        feature space from `cfg` (the explain config; waves where `beats` delineate it). Background: the
+        NORM template where the run has one, else cfg's. search: caps for `feature_counterfactual`.
+        Returns a tidy DataFrame, one row per (ecg_id, label)."""
+        import pandas as pd
+
+        from ptbxl_xai.explain.counterfactual import feature_counterfactual
+        from ptbxl_xai.explain.spaces.features import space_for_record
+        from ptbxl_xai.explain.spaces.masking import Masker
+        from ptbxl_xai.model.inference import model_functions
+
+        predict_proba, _ = model_functions(self.model)
+        background = "normal_template" if self.template is not None else cfg["background"]
+        lead_means = self.lead_means if background == "mean" else None
+        rows = []
+        for xi, wanted, ecg_id in zip(x, labels, ecg_ids):
+            space = space_for_record(
+                cfg["features"], x.shape[-1], self.n_bins, None if beats is None else beats.get(ecg_id)
+            )
+            if background == "normal_template" and space.kind != "waves":
+                bg = "blur"  # the template lives on wave segments; time bins take the blurred record
+            else:
+                bg = background
+            masker = Masker(xi, space, bg, lead_means, cfg["blur_sigma_s"], self.rate, self.template)
+            for label in wanted:
+                cf = feature_counterfactual(predict_proba, masker, self.label_names, self.thresholds, label, **search)
+                rows.append({"ecg_id": int(ecg_id), "space": space.kind, "background": bg, **cf.as_row()})
+        return pd.DataFrame(rows)
