@@ -185,33 +185,98 @@ class TrainedRun:
             other_space_methods=None if compare else ("shap",),
         )
 
-    def counterfactuals(self, x: np.ndarray, labels, ecg_ids, cfg: dict, *, beats: dict | None = None, **search):
-        """For each record of x [n, 12, T] and each label name in labels[i]: the fewest features whose
-        normal version drops the call below its threshold (`explain.counterfactual`), in the record's
-        feature space from `cfg` (the explain config; waves where `beats` delineate it). Background: the
-        NORM template where the run has one, else cfg's. search: caps for `feature_counterfactual`.
-        Returns a tidy DataFrame, one row per (ecg_id, label)."""
-        import pandas as pd
-
-        from ptbxl_xai.explain.counterfactual import feature_counterfactual
-        from ptbxl_xai.explain.spaces.features import space_for_record
+    def counterfactual_masker(self, xi: np.ndarray, space, cfg: dict):
+        """(Masker, background name) of one record's counterfactuals: the NORM template's segments where the run
+        has a template and the record is on waves, otherwise cfg's background (blur in place of a missing
+        template)."""
         from ptbxl_xai.explain.spaces.masking import Masker
+
+        bg = cfg["background"]
+        if self.template is not None and space.kind == "waves":
+            bg = "normal_template"
+        elif bg == "normal_template":
+            bg = "blur"  # the template lives on wave segments; time bins (or no template) take the blurred record
+        lead_means = self.lead_means if bg == "mean" else None
+        return Masker(xi, space, bg, lead_means, cfg["blur_sigma_s"], self.rate, self.template), bg
+
+    def counterfactual_signal(self, xi: np.ndarray, space, cfg: dict, changed) -> np.ndarray:
+        """The record xi [leads, T] with the features `changed` (names such as 'V2:ST') made normal."""
+        masker, _ = self.counterfactual_masker(xi, space, cfg)
+        mask = np.ones((1, space.n_features), np.float32)
+        mask[0, [space.feature_names.index(f) for f in changed]] = 0.0
+        return masker(mask)[0]
+
+    def lead_calibration(self, ecg_ids) -> tuple[np.ndarray, np.ndarray]:
+        """(lead_scale, lead_offset) [n, leads] of test records: mV = signal * scale + offset."""
+        from ptbxl_xai.data.parquet_io import lead_calibration
+
+        cal = lead_calibration(self.data_dir, SPLITS["test"], ecg_ids)
+        if cal is None:
+            raise ValueError(f"{self.data_dir}: the Parquet parts have no lead_scale; rerun preprocess")
+        return cal
+
+    def counterfactuals(
+        self,
+        x: np.ndarray,
+        tasks,
+        ecg_ids,
+        cfg: dict,
+        *,
+        beats: dict | None = None,
+        lead_scale: np.ndarray | None = None,
+        lead_offset: np.ndarray | None = None,
+        models: dict | None = None,
+        edits=None,
+        delineation_method: str | None = None,
+        search: dict | None = None,
+        progress: bool = False,
+        should_stop=None,
+    ):
+        """Counterfactuals of records x [n, 12, T] for tasks [(record index, label name)]: the fewest segments
+        made normal (`explain.counterfactual`) and, on delineated records, the smallest ST/T/QRS/PR edit of each
+        kind (`explain.clinical_edits`), each scored (`explain.checks.counterfactuals`). cfg: the explain
+        config (features, background, blur_sigma_s). beats: ecg_id -> beat table (records without one get time
+        bins and no edits). lead_scale/lead_offset [n, leads]: mV per model unit (default: the test fold's
+        stored calibration). models: name -> (predict_proba, thresholds), default this run's model.
+        edits: `Edit`s tried (default: the clinical grid over the expert-rule lead groups).
+        delineation_method: delineates each answer for plausibility (None: not checked). should_stop: as for
+        `explain` (the default model only). Returns a tidy DataFrame, one row per (model, ecg_id, label, kind)."""
+        from ptbxl_xai.explain.checks.counterfactuals import counterfactual_check
+        from ptbxl_xai.explain.checks.rules import lead_groups, load_rules, rules_for_labels
+        from ptbxl_xai.explain.clinical_edits import DEFAULT_GROUPS, candidate_edits
+        from ptbxl_xai.explain.spaces.features import space_for_record
         from ptbxl_xai.model.inference import model_functions
 
-        predict_proba, _ = model_functions(self.model)
-        background = "normal_template" if self.template is not None else cfg["background"]
-        lead_means = self.lead_means if background == "mean" else None
-        rows = []
-        for xi, wanted, ecg_id in zip(x, labels, ecg_ids):
-            space = space_for_record(
-                cfg["features"], x.shape[-1], self.n_bins, None if beats is None else beats.get(ecg_id)
-            )
-            if background == "normal_template" and space.kind != "waves":
-                bg = "blur"  # the template lives on wave segments; time bins take the blurred record
-            else:
-                bg = background
-            masker = Masker(xi, space, bg, lead_means, cfg["blur_sigma_s"], self.rate, self.template)
-            for label in wanted:
-                cf = feature_counterfactual(predict_proba, masker, self.label_names, self.thresholds, label, **search)
-                rows.append({"ecg_id": int(ecg_id), "space": space.kind, "background": bg, **cf.as_row()})
-        return pd.DataFrame(rows)
+        if lead_scale is None or lead_offset is None:
+            lead_scale, lead_offset = self.lead_calibration(ecg_ids)
+        if models is None:
+            models = {"trained": (model_functions(self.model, should_stop=should_stop)[0], self.thresholds)}
+        if edits is None:
+            edits = candidate_edits(lead_groups(DEFAULT_GROUPS))
+        spaces = [
+            space_for_record(cfg["features"], x.shape[-1], self.n_bins, None if beats is None else beats.get(int(e)))
+            for e in ecg_ids
+        ]
+        maskers = [self.counterfactual_masker(xi, sp, cfg) for xi, sp in zip(x, spaces)]
+        out = counterfactual_check(
+            models,
+            x,
+            ecg_ids,
+            list(tasks),
+            spaces,
+            [m for m, _ in maskers],
+            np.asarray(lead_scale),
+            np.asarray(lead_offset),
+            self.rate,
+            self.label_names,
+            rules_for_labels(self.label_names, load_rules()),
+            edits,
+            delineation_method,
+            search or {},
+            progress=progress,
+        )
+        if not out.empty:
+            index = {int(e): i for i, e in enumerate(ecg_ids)}
+            out.insert(2, "space", [spaces[index[e]].kind for e in out["ecg_id"]])
+            out.insert(3, "background", [maskers[index[e]][1] for e in out["ecg_id"]])
+        return out

@@ -113,3 +113,36 @@ rule seed_consistency:
         checks=CHECKS_PARAMS,
     script:
         "../workflow_scripts/seed_consistency.py"
+
+
+rule counterfactuals:
+    # What would make each checked positive normal: the fewest lead x segments made normal and the smallest
+    # ST/T/QRS/PR edit per lead group, scored for the trained model and its randomised control.
+    input:
+        unpack(checks_delineation),
+        unpack(counterfactual_template),
+        weights=rules.train.output.weights,
+        thresholds=rules.train.output.thresholds,
+        predictions=RESULTS.predictions("{run}", "test"),
+        data=run_data,
+    output:
+        records=RESULTS.checks("{run}", "counterfactuals_records.tsv"),
+        summary=checks_report(RESULTS.checks("{run}", "counterfactuals.tsv"), "counterfactuals_table"),
+        figure=checks_report(RESULTS.figure("{run}", "counterfactual_examples", "png"), "counterfactual_examples"),
+        figure_pdf=RESULTS.figure("{run}", "counterfactual_examples", "pdf"),
+    log:
+        RESULTS.log("counterfactuals", "{run}"),
+    benchmark:
+        RESULTS.benchmark("counterfactuals", "{run}")
+    conda:
+        "../envs/torch.yaml"
+    threads: EXPLAIN_THREADS
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        settings=COUNTERFACTUAL_PARAMS,
+        explain=COUNTERFACTUAL_EXPLAIN_PARAMS,
+        delineation_method=config["delineate"]["method"],
+    script:
+        "../workflow_scripts/counterfactuals.py"

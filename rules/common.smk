@@ -241,6 +241,8 @@ def checks_outputs():
         out += [RESULTS.checks(r, "method_flags.tsv") for r in EXPLAIN_RUNS]
     if SEED_RUNS:
         out.append(RESULTS.seed_consistency("summary.tsv"))
+    if config["counterfactuals"]["enabled"]:
+        out += [RESULTS.checks(r, "counterfactuals.tsv") for r in EXPLAIN_RUNS]
     return out
 
 
@@ -264,6 +266,18 @@ def checks_template(wildcards, run=None):
     if not checks_delineation(wildcards):
         return {}
     return {"template": RESULTS.template(run or wildcards.run)}
+
+
+COUNTERFACTUAL_PARAMS = {k: v for k, v in config["counterfactuals"].items() if k != "enabled"}
+# what counterfactuals read of `explain`: the feature space, the normal version where no template exists, the seed
+COUNTERFACTUAL_EXPLAIN_PARAMS = {k: config["explain"][k] for k in ("features", "background", "blur_sigma_s", "seed")}
+
+
+def counterfactual_template(wildcards):
+    """The run's NORM template (the normal version of every segment) wherever the workflow delineates."""
+    if not checks_delineation(wildcards):
+        return {}
+    return {"template": RESULTS.template(wildcards.run)}
 
 
 def checks_report(path, name, figure=False):

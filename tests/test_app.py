@@ -314,7 +314,7 @@ def test_the_page_record_and_its_explanation_share_the_wave_space(service, workd
 
 def test_openapi_documents_the_endpoints(client):
     spec = client.get("/openapi.json").json()
-    assert {"/api/health", "/api/predict", "/api/explain"} <= set(spec["paths"])
+    assert {"/api/health", "/api/predict", "/api/explain", "/api/counterfactual"} <= set(spec["paths"])
     form = spec["paths"]["/api/explain"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert {"hea", "dat", "zip", "label"} <= set(form["properties"])
     docs = client.get("/docs")  # Swagger UI from this server's files: nothing from a CDN, no inline script
@@ -325,6 +325,56 @@ def test_openapi_documents_the_endpoints(client):
     for src in re.findall(r'(?:src|href)="([^"]+)"', docs.text):
         assert client.get(src).status_code == 200, src
     assert client.get("/redoc").status_code == 404  # FastAPI's ReDoc page loads from a CDN: switched off
+
+
+def called_record(service) -> tuple[int, str]:
+    """A test record and a label (not NORM where possible) that the run calls positive."""
+    for ecg_id in service.test_ids:
+        labels = service.predict(service.test_record(int(ecg_id)))["labels"]
+        called = [lab["name"] for lab in labels if lab["predicted"]]
+        if called:
+            return int(ecg_id), sorted(called, key=lambda n: n == "NORM")[0]
+    pytest.skip("the 2-epoch model calls no label positive on any test record")
+
+
+def test_counterfactual_answers_what_would_make_a_called_label_normal(client, service):
+    ecg_id, label = called_record(service)
+    res = client.post("/api/counterfactual", data={"ecg_id": str(ecg_id), "label": label})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["available"] and body["predicted"] and body["label"] == label
+    predicted = client.post("/api/predict", data={"ecg_id": str(ecg_id)}).json()
+    lab = next(x for x in predicted["labels"] if x["name"] == label)
+    assert body["probability"] == pytest.approx(lab["probability"], abs=1e-5) and body["threshold"] == lab["threshold"]
+    seg = body["segments"]
+    assert seg["n_features"] == 12 * len(SEGMENTS) and seg["sentence"].startswith(f"P({label})")
+    if seg["valid"]:
+        assert seg["p_after"] < body["threshold"] and 1 <= len(seg["changed"]) <= 12
+        assert all(f.split(":")[1] in SEGMENTS for f in seg["changed"])
+        overlay = body["overlay"]
+        original, counterfactual = np.array(overlay["original"]), np.array(overlay["counterfactual"])
+        assert original.shape == counterfactual.shape and original.shape[0] == 12
+        assert np.abs(original - counterfactual).max() > 0  # the segments made normal differ
+    else:
+        assert seg["reason"]  # why not: a cap reached, or the record equals its normal version
+    assert {e["kind"] for e in body["edits"]} == {"st_shift", "t_scale", "qrs_scale", "qrs_duration", "pr_duration"}
+    for e in body["edits"]:
+        assert (e["valid"] and e["p_after"] < body["threshold"] and e["edit"]) or (not e["valid"] and e["reason"])
+    again = client.post("/api/counterfactual", data={"ecg_id": str(ecg_id), "label": label}).json()
+    assert again["segments"] == seg and again["edits"] == body["edits"]  # deterministic
+    not_called = next((x["name"] for x in predicted["labels"] if not x["predicted"]), None)
+    if not_called:
+        other = client.post("/api/counterfactual", data={"ecg_id": str(ecg_id), "label": not_called}).json()
+        assert not other["predicted"] and "nothing to undo" in other["segments"]["sentence"]
+
+
+def test_a_record_without_delineation_has_no_counterfactual_and_says_why(service):
+    from ptbxl_xai.app.service import Record
+
+    noise = (0.01 * np.random.default_rng(0).standard_normal((12, 1000))).astype(np.float32)
+    body = service.counterfactual(Record(noise, 0, "noise", []), 0)
+    assert body["available"] is False and body["reason"].startswith("no counterfactual: it changes wave segments")
+    assert "segments" not in body and "overlay" not in body
 
 
 def test_the_page_reuses_the_viewer_and_opens_on_a_test_record(client, service):
@@ -467,8 +517,8 @@ def test_every_bad_upload_gets_a_4xx_json_error_naming_the_problem(client, servi
     cases = bad_uploads(workdir, first_test_id(service), tmp_path)
     failures = []
     for name, (kwargs, status, text) in cases.items():
-        for path in ("/api/predict", "/api/explain"):
-            if path == "/api/explain" and "json" not in kwargs:  # a valid label: the record is what is wrong
+        for path in ("/api/predict", "/api/explain", "/api/counterfactual"):
+            if path != "/api/predict" and "json" not in kwargs:  # a valid label: the record is what is wrong
                 kwargs = {**kwargs, "data": {**kwargs.get("data", {}), "label": "NORM"}}
             res = client.post(path, **kwargs)
             error = res.json().get("error", "") if res.headers.get("content-type") == "application/json" else ""
@@ -535,7 +585,7 @@ def test_no_request_body_gets_a_5xx(client, service, workdir, tmp_root):
 
     @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
-        path=st.sampled_from(["/api/predict", "/api/explain"]),
+        path=st.sampled_from(["/api/predict", "/api/explain", "/api/counterfactual"]),
         parts=st.lists(part, max_size=5),
         content_type=content_types,
         cut=st.one_of(st.none(), st.integers(0, 4000)),
@@ -554,10 +604,11 @@ def test_no_request_body_gets_a_5xx(client, service, workdir, tmp_root):
     assert list(tmp_root.iterdir()) == []  # no upload left behind
 
 
-def test_explain_needs_a_known_label(client, service, workdir):
+@pytest.mark.parametrize("path", ["/api/explain", "/api/counterfactual"])
+def test_explain_and_counterfactual_need_a_known_label(client, service, workdir, path):
     files = upload(*record_files(workdir, first_test_id(service)))
-    missing = client.post("/api/explain", files=files)
-    unknown = client.post("/api/explain", files=files, data={"label": "XYZ"})
+    missing = client.post(path, files=files)
+    unknown = client.post(path, files=files, data={"label": "XYZ"})
     assert missing.status_code == 400 and "missing form field `label`" in missing.json()["error"]
     assert unknown.status_code == 400 and "unknown label 'XYZ'" in unknown.json()["error"]
 
@@ -574,6 +625,7 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
     hea, dat = record_files(workdir, first_test_id(service))
     files = upload(hea, dat)
     in_process = client.post("/api/explain", files=files, data={"label": "NORM"}).json()
+    cf_in_process = client.post("/api/counterfactual", files=files, data={"label": "NORM"}).json()
     predicted = client.post("/api/predict", files=files, data={"include_signal": "1"}).json()
     app = make_app(
         service,
@@ -606,6 +658,9 @@ def test_worker_processes_answer_as_in_process(client, service, config, workdir,
         assert app.state.predict_pool.frozen_objects() > 10_000 and pool.frozen_objects() > 10_000
         res = c.post("/api/explain", files=files, data={"label": "NORM"})
         assert res.status_code == 200, res.text
+        cf = c.post("/api/counterfactual", files=files, data={"label": "NORM"})
+        assert cf.status_code == 200 and cf.json()["segments"] == cf_in_process["segments"], cf.text
+        assert cf.json()["edits"] == cf_in_process["edits"]
         pred = c.post("/api/predict", files=files, data={"include_signal": "1"})
         assert pred.status_code == 200, pred.text
         by_id = c.post("/api/predict", data={"ecg_id": str(first_test_id(service))})
@@ -918,6 +973,15 @@ OVERLAY_PIXELS_JS = """() => {
 }"""
 
 
+COUNTERFACTUAL_PIXELS_JS = """() => {
+  const c = document.querySelector('[data-testid="median-canvas"]');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let hits = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] > 190 && d[i + 1] > 70 && d[i + 1] < 120 && d[i + 2] < 40) hits++;
+  return hits / (d.length / 4);
+}"""
+
+
 def test_browser_upload_shows_predictions_then_the_overlays(browser, server, service, workdir):
     url, _ = server
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -979,6 +1043,19 @@ def test_browser_upload_shows_predictions_then_the_overlays(browser, server, ser
     assert {row["label"] for row in rows} == {label}
     shap_export = [float(row["attribution"]) for row in rows if row["method"] == "shap"]
     np.testing.assert_allclose(shap_export, np.ravel(shap), rtol=1e-3, atol=1e-9)
+
+    # what would make the shown label normal: the sentence, and the counterfactual beat on the median beat
+    page.click('[data-testid="cf-button"]')
+    page.wait_for_function("(label) => (window.ecgViewer.records[1].counterfactuals || {})[label]", arg=label)
+    cf = page.evaluate("(label) => window.ecgViewer.records[1].counterfactuals[label]", label)
+    note = page.inner_text('[data-testid="counterfactual-note"]')
+    assert page.is_visible('[data-testid="counterfactual-note"]') and f"P({label})" in note, note
+    if cf["available"] and cf["predicted"] and cf["segments"]["changed"]:
+        assert page.evaluate(COUNTERFACTUAL_PIXELS_JS) > 0.001  # the vermillion trace and frames are drawn
+    with page.expect_download() as download:
+        page.click('[data-testid="export-json"]')
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["counterfactuals"][label]["segments"] == cf.get("segments")
 
     # the attention overlay of the same record, on request
     page.select_option('[data-testid="overlay-select"]', "attention")

@@ -124,7 +124,7 @@ def test_evaluation_parameter_reruns_only_evaluate(quick_workdir, quick_config, 
 
 def test_explain_records_reruns_explain_not_the_checks(quick_workdir, quick_config, tmp_path):
     """Each rule gets only the settings its stage reads: which test records the explain stage picks is
-    no business of the checks rules or of explain_record, so editing explain.records reruns explain
+    no business of the checks rules, counterfactuals or explain_record, so editing explain.records reruns explain
     (and what reads its outputs: expert_rules reuses its maps, with its own params unchanged), never
     sanity, seed_consistency or explain_record."""
     changed = tmp_path / "changed.yaml"
@@ -136,5 +136,5 @@ def test_explain_records_reruns_explain_not_the_checks(quick_workdir, quick_conf
     params_changed = {rule for rule, reason in jobs if "Params have changed" in reason}
     assert "explain" in params_changed, jobs
     assert "expert_rules" not in params_changed, jobs
-    assert not {"sanity", "seed_consistency", "explain_record"} & {rule for rule, _ in jobs}, jobs
+    assert not {"sanity", "seed_consistency", "explain_record", "counterfactuals"} & {rule for rule, _ in jobs}, jobs
     assert not UPSTREAM & {rule for rule, _ in jobs}, jobs

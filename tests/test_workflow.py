@@ -141,6 +141,26 @@ def test_explanations_are_written(workdir):
     assert set(row["feature_space"]) == set(corr["feature_space"]) and row["median"].between(-1, 1).all()
 
 
+def test_counterfactuals_are_scored_for_the_trained_and_the_randomised_model(workdir):
+    checks = workdir / "results" / "explain" / "hybrid_superdiagnostic" / "checks"
+    rows = pd.read_csv(checks / "counterfactuals_records.tsv", sep="\t")
+    summary = pd.read_csv(checks / "counterfactuals.tsv", sep="\t")
+    assert set(rows["model"]) == {"trained", "randomised"} and "NORM" not in set(rows["label"])
+    assert set(rows["kind"]) == {"segments", "st_shift", "t_scale", "qrs_scale", "qrs_duration", "pr_duration"}
+    trained = rows[(rows["model"] == "trained") & (rows["kind"] == "segments")]
+    assert len(trained) and (trained["status"] != "not predicted").all()  # checked: positives the model calls
+    valid = trained[trained["valid"]]
+    assert len(valid) and (valid["p_after"] < valid["threshold"]).all() and (valid["n_changed"] >= 1).all()
+    assert valid["plausible"].notna().all() and valid["rule_share"].between(0, 1).all()
+    invalid = rows[~rows["valid"].astype(bool)]
+    assert invalid["reason"].fillna("").str.len().gt(0).all()  # every failure says why
+    t = summary[summary["model"] == "trained"]
+    assert t["validity"].between(0, 1).all() and t["control"].fillna("").str.len().gt(0).all()
+    assert (
+        checks.parent.parent.parent / "figures" / "hybrid_superdiagnostic" / "counterfactual_examples.pdf"
+    ).is_file()
+
+
 def test_report_is_generated(workdir):
     run = in_workdir(workdir, "--report", "results/report.html")
     assert run.returncode == 0, run.stderr[-3000:]

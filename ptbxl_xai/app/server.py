@@ -303,15 +303,31 @@ def create_app(
         responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
     )
     async def api_explain(request: Request):
+        return await explained(request, "explain")
+
+    @app.post(
+        "/api/counterfactual",
+        summary="What would make the record's call of one label normal: the fewest segments made normal and the "
+        "smallest ST/T/QRS/PR edit (form field `label`)",
+        openapi_extra={
+            "requestBody": _with_label(UPLOAD_FORM, service.label_names),
+        },
+        responses={400: ERROR, 404: ERROR, 413: ERROR, 415: ERROR, 422: ERROR, 503: ERROR},
+    )
+    async def api_counterfactual(request: Request):
+        return await explained(request, "counterfactual")
+
+    async def explained(request: Request, what: str):
+        """An explain-pool answer (`explain` or `counterfactual`) for the form's record and label."""
         readiness.require()
         upload = await read_form(request)
         label = _check(service.label_index, upload.fields.get("label"))
-        # Preparing the record is cheap; only the explanation itself waits for an explain worker.
+        # Preparing the record is cheap; only the answer itself waits for an explain worker.
         record = await anyio.to_thread.run_sync(form_record, upload)
-        # A client that disconnects drops its explanation: out of the queue, or stopped between model calls.
+        # A client that disconnects drops its request: out of the queue, or stopped between model calls.
         if "explain" in pools:
             try:
-                return await pools["explain"].explain(record, label, gone=request.is_disconnected)
+                return await getattr(pools["explain"], what)(record, label, gone=request.is_disconnected)
             except RecordError as exc:
                 raise ClientError(exc.status, exc.message) from None
             except ClientGone:
@@ -319,7 +335,7 @@ def create_app(
         stop = threading.Event()
         running = asyncio.ensure_future(
             anyio.to_thread.run_sync(
-                partial(_check, service.explain, record, label, stop.is_set), limiter=explain_limiter
+                partial(_check, getattr(service, what), record, label, stop.is_set), limiter=explain_limiter
             )
         )
         try:

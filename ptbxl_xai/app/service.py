@@ -33,7 +33,7 @@ from ptbxl_xai.explain.spaces.attention import (
     pool_by_overlap,
     step_segment_overlap,
 )
-from ptbxl_xai.explain.spaces.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
+from ptbxl_xai.explain.spaces.features import FIDUCIALS, FeatureSpace, NotDelineated, bin_space, space_for_record
 from ptbxl_xai.layout import Layout
 from ptbxl_xai.report.tables import label_descriptions
 from ptbxl_xai.report.viewer import validate_record
@@ -387,6 +387,119 @@ class RunService:
             num_samples=int(self.explain_cfg["lime"].get("num_samples", 1000)),
         )
         return out
+
+    def counterfactual(self, rec: Record, label: int, should_stop=None) -> dict:
+        """What would make this record's call of one label normal: the fewest lead x segments made normal (the
+        NORM template's, stretched to the record's segments) and the smallest ST/T/QRS/PR edit of each kind,
+        with the median beats of the changed leads, original and counterfactual, for the overlay. A record
+        that cannot be delineated has no segments to make normal: the answer says why (`available` false)."""
+        from ptbxl_xai.explain.spaces.median_beat import median_beat
+
+        start = time.perf_counter()
+        name = self.label_names[label]
+        space = self._wave_space(rec)
+        out = {
+            "run": self.run,
+            "ecg_id": rec.ecg_id,
+            "source": rec.source,
+            "label": name,
+            "sampling_rate": self.settings.rate,
+            "notes": rec.notes,
+            "leads": list(LEADS),
+            "background": "normal_template" if self.trained.has_template else self.explain_cfg["background"],
+            "plausibility": "not checked here (no second delineation per answer); the workflow's rule "
+            "counterfactuals checks it for test records",
+        }
+        if space.kind != "waves":
+            reason = "; ".join(space.notes) or "the record could not be delineated"
+            return {**out, "available": False, "reason": f"no counterfactual: it changes wave segments, and {reason}"}
+        beats = pd.DataFrame(rec.beats, columns=list(FIDUCIALS))
+        scale, offset = self._mv_calibration(rec)
+        rows = self.trained.counterfactuals(
+            rec.x[None], [(0, name)], [rec.ecg_id], {**self.explain_cfg, "features": "waves"},
+            beats={rec.ecg_id: beats}, lead_scale=scale[None], lead_offset=offset[None], should_stop=should_stop,
+        )  # fmt: skip
+        seg = rows[rows["kind"] == "segments"].iloc[0]
+        changed = [f for f in str(seg["changed"]).split(";") if f]
+        out.update(
+            available=True,
+            probability=float(seg["p_before"]),
+            threshold=float(seg["threshold"]),
+            predicted=bool(seg["status"] != "not predicted"),
+            segments={
+                "valid": bool(seg["valid"]),
+                "status": str(seg["status"]),
+                "reason": str(seg["reason"]),
+                "p_after": float(seg["p_after"]),
+                "changed": changed,
+                "n_features": int(space.n_features),
+                "others_changed": [o for o in str(seg["others_changed"]).split(";") if o],
+                "n_model_calls": int(seg["n_calls"]),
+                "sentence": str(seg["sentence"]),
+            },
+            edits=[
+                {
+                    "kind": str(r["kind"]),
+                    "valid": bool(r["valid"]),
+                    "reason": str(r["reason"]),
+                    "edit": str(r["edit"]),
+                    "amount": None if pd.isna(r["amount"]) else float(r["amount"]),
+                    "unit": str(r["unit"]),
+                    "p_after": float(r["p_after"]),
+                    "others_changed": [o for o in str(r["others_changed"]).split(";") if o],
+                    "sentence": str(r["sentence"]),
+                }
+                for _, r in rows[rows["kind"] != "segments"].iterrows()
+            ],
+        )
+        if changed:
+            x_cf = self.trained.counterfactual_signal(rec.x, space, self.explain_cfg, changed)
+            try:
+                before, after = (
+                    median_beat(rec.x, beats, self.settings.rate),
+                    median_beat(x_cf, beats, self.settings.rate),
+                )
+                out["overlay"] = {
+                    "start_s": before.start_s,
+                    "units": "mV",
+                    "original": to_mv(before.signal, scale, offset).round(4).tolist(),
+                    "counterfactual": to_mv(after.signal, scale, offset).round(4).tolist(),
+                    "segment_of_sample": None
+                    if before.segment_of_sample is None
+                    else before.segment_of_sample.tolist(),
+                    "segment_names": list(space.segment_names),
+                    "n_beats": before.n_beats,
+                }
+            except NotDelineated as exc:
+                out["overlay_note"] = f"no median beat to draw: {exc}"
+        out["seconds"] = round(time.perf_counter() - start, 4)
+        return out
+
+    def _wave_space(self, rec: Record) -> FeatureSpace:
+        """The record's wave segments (delineating it here where the run explains on bins), or time bins with
+        the reason in their notes."""
+        if self.features == "waves":
+            return self.feature_space(rec)
+        from ptbxl_xai.data.delineation import DelineationError, delineate_record
+
+        if rec.beats is None:
+            try:
+                rec.beats = delineate_record(to_mv(rec.x, *self._mv_calibration(rec)), self.settings.rate,
+                                             self.delineation_method)  # fmt: skip
+            except DelineationError as exc:
+                rec.beats = np.empty((0, len(FIDUCIALS)), dtype=np.int32)
+                bins = bin_space(rec.x.shape[-1], self.settings.n_bins)
+                return FeatureSpace(
+                    bins.kind, bins.segment_of_sample, bins.segment_names, notes=(f"not delineated: {exc}",)
+                )
+        table = pd.DataFrame(rec.beats, columns=list(FIDUCIALS)) if len(rec.beats) else None
+        return space_for_record("waves", rec.x.shape[-1], self.settings.n_bins, table)
+
+    def _mv_calibration(self, rec: Record) -> tuple[np.ndarray, np.ndarray]:
+        """(lead_scale, lead_offset) [leads] of a record: mV = x * scale + offset (1 and 0 where x is mV)."""
+        if rec.lead_scale is None:
+            return np.ones(len(LEADS), np.float32), np.zeros(len(LEADS), np.float32)
+        return np.asarray(rec.lead_scale, np.float32), np.asarray(rec.lead_offset, np.float32)
 
 
 def json_bytes(answer: dict) -> bytes:

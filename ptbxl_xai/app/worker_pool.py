@@ -74,6 +74,10 @@ def _explain(record, label: int, slot: int | None = None) -> dict:
     return _SERVICE.explain(record, label, should_stop=None if slot is None else (lambda: _STOP[slot] != 0))
 
 
+def _counterfactual(record, label: int, slot: int | None = None) -> dict:
+    return _SERVICE.counterfactual(record, label, should_stop=None if slot is None else (lambda: _STOP[slot] != 0))
+
+
 def _predict(body: bytes, content_type: str | None, cap: int, tmp_root) -> bytes:
     return _SERVICE.predict_form(body, content_type, cap, tmp_root)
 
@@ -153,6 +157,10 @@ class ServicePool:
         """The explanation from a worker; `gone`: an async () -> bool, True once the client has disconnected,
         which drops the request (`ClientGone`) and stops its explanation in the worker."""
         return await self._call(_explain, record, label, gone=gone)
+
+    async def counterfactual(self, record, label: int, gone=None) -> dict:
+        """`RunService.counterfactual` from a worker, dropped and stopped as `explain` is when the client leaves."""
+        return await self._call(_counterfactual, record, label, gone=gone)
 
     async def predict(self, body: bytes, content_type: str | None, cap: int, tmp_root=None) -> bytes:
         """`RunService.predict_form` in a worker: the request body in, the JSON answer out."""

@@ -2,7 +2,8 @@
  * to the viewer (ptbxl_xai/report/viewer/viewer.js, window.ecgViewer), which draws everything.
  *
  * Flow per record: POST api/predict (probabilities, thresholds, attention, the conditioned signal)
- * -> shown at once; then POST api/explain for the chosen label -> SHAP and LIME added to the record.
+ * -> shown at once; then POST api/explain for the chosen label -> SHAP and LIME added to the record; on
+ * request, POST api/counterfactual -> what would make that label normal, drawn on the median beat.
  * The server keeps no upload, so the browser keeps the File objects and sends them again for each
  * label it explains. window.liveApp exposes the state for tests.
  */
@@ -157,6 +158,26 @@
     return job;
   }
 
+  function counterfactualShown() {
+    const index = viewer.state.recordIndex, label = viewer.state.label;
+    const rec = viewer.records[index], source = sources[index];
+    if (!source || !label) return Promise.resolve();
+    const form = formFor(source);
+    form.append('label', label);
+    setStatus(`Searching what would make ${label} normal...`, false, 'cf-status');
+    return post('api/counterfactual', form, 'cf-status').then((res) => {
+      rec.counterfactuals = Object.assign(rec.counterfactuals || {}, { [label]: res });
+      viewer.refresh();
+      let text;
+      if (!res.available) text = res.reason;
+      else if (!res.predicted) text = res.segments.sentence;
+      else text = `${res.segments.sentence} (${res.seconds.toFixed(2)} s on the server; see the median beat).`;
+      setStatus(text, false, 'cf-status');
+    }).catch((err) => {
+      setStatus(`Counterfactual of ${label}: ${err.message}`, true, 'cf-status');
+    });
+  }
+
   function setOverlay(method) {
     const select = $('overlay-select');
     select.value = method;
@@ -214,8 +235,9 @@
     window.addEventListener('drop', (e) => e.preventDefault());
 
     $('overlay-select').addEventListener('change', (e) => { if (e.isTrusted) userOverlay = true; });
+    $('cf-button').addEventListener('click', () => counterfactualShown());
     // The viewer changes record and label on these controls; explain what is then shown.
-    $('label-table').addEventListener('change', () => explainShown());
+    $('label-table').addEventListener('change', () => { setStatus('', false, 'cf-status'); explainShown(); });
     $('record-select').addEventListener('change', () => {
       setNotes([]);
       explainShown();

@@ -19,7 +19,7 @@ import yaml
 
 from ptbxl_xai.explain.spaces.features import SEGMENTS, FeatureSpace
 
-__all__ = ["ExpertRule", "load_rules", "rule_mask", "rules_for_labels", "rules_table"]
+__all__ = ["ExpertRule", "lead_groups", "load_rules", "rule_mask", "rules_for_labels", "rules_table"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,20 @@ def _load(path: str, lead_names: tuple[str, ...]) -> dict[str, ExpertRule]:
             references=tuple(" ".join(str(cites[k]).split()) for k in keys),
         )
     return out
+
+
+def lead_groups(names=None, path: str | Path | None = None) -> dict[str, tuple[str, ...]]:
+    """The table's lead groups (group -> the feature space's lead names), all or the ones `names` asks for."""
+    from ptbxl_xai.data.ptbxl import LEADS
+
+    path = Path(path) if path is not None else _default_path()
+    with open(path, encoding="utf-8") as f:
+        groups = (yaml.safe_load(f) or {}).get("lead_groups") or {}
+    wanted = list(groups) if names is None else list(names)
+    unknown = [g for g in wanted if g not in groups]
+    if unknown:
+        raise ValueError(f"{path}: unknown lead group(s) {unknown}; groups: {sorted(groups)}")
+    return {g: _canonical_leads(groups[g], {}, tuple(LEADS), f"{path}: group {g!r}") for g in wanted}
 
 
 def rules_for_labels(label_names, rules: dict[str, ExpertRule] | None = None) -> dict[str, ExpertRule]:

@@ -18,6 +18,7 @@ from ptbxl_xai.report.plots.checks import (
     randomisation_cascade,
     rule_deletion_probe,
 )
+from ptbxl_xai.report.plots.counterfactuals import COUNTERFACTUAL_CAPTIONS, counterfactual_examples
 from ptbxl_xai.report.plots.delineation import delineation_examples
 from ptbxl_xai.report.plots.explanations import (
     faithfulness_curves,
@@ -36,6 +37,7 @@ from ptbxl_xai.report.plots.performance import (
 
 __all__ = [
     "beat_attribution",
+    "counterfactual_examples",
     "fig1_attention_distribution",
     "fig2_shap_heatmap",
     "fig3_shap_attention_alignment",
@@ -128,6 +130,7 @@ CAPTIONS = {
 }
 
 CAPTIONS.update(CHECK_CAPTIONS)  # expert-rule and sanity checks (figures and their tables)
+CAPTIONS.update(COUNTERFACTUAL_CAPTIONS)  # rule counterfactuals (its figure and table)
 CAPTIONS.update(KNOWN_ANSWER_CAPTIONS)  # the known-answer benchmark (its figure and table share the caption)
 
 

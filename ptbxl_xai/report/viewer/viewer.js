@@ -39,6 +39,7 @@
 
   const METHODS = ['shap', 'lime', 'attention'];
   // Wave segments (ptbxl_xai.explain.spaces.features.SEGMENTS) and their band colours (Okabe-Ito hues).
+  const COUNTERFACTUAL = '#d55e00';   // vermillion: the counterfactual trace and the segments it made normal
   const SEGMENT_COLOURS = { P: '#56b4e9', PR: '#bdbdbd', QRS: '#e69f00', ST: '#cc79a7', T: '#009e73', TP: '#ffffff' };
   const SEGMENT_TEXT = { P: 'P wave', PR: 'PR segment', QRS: 'QRS complex', ST: 'ST segment', T: 'T wave',
     TP: 'TP (between T end and next P)' };
@@ -456,6 +457,31 @@
     return ov;
   }
 
+  // ---- counterfactual (the live app's api/counterfactual answer, per label) ------------------------
+  function counterfactualOf(rec) {
+    const cf = (rec.counterfactuals || {})[state.label];
+    return cf || null;
+  }
+
+  function counterfactualText(cf) {
+    // One sentence per kind: the segments made normal, then each clinical edit that flips the call.
+    if (!cf) return '';
+    if (!cf.available) return cf.reason;
+    if (!cf.predicted) return cf.segments.sentence;
+    const edits = cf.edits.filter((e) => e.valid).map((e) => e.sentence);
+    const none = cf.edits.filter((e) => !e.valid).map((e) => e.kind);
+    return [`Counterfactual: ${cf.segments.sentence}.`, ...edits.map((e) => `Or: ${e}.`),
+      none.length ? `No ${none.join(', ')} edit of the grid flips it.` : ''].filter(Boolean).join(' ');
+  }
+
+  function changedSegments(cf, lead) {
+    // Segment indices of `lead` that the counterfactual made normal ('V2:ST' -> 3 for lead V2).
+    if (!cf || !cf.available || !cf.segments) return new Set();
+    const names = ['P', 'PR', 'QRS', 'ST', 'T', 'TP'];
+    return new Set(cf.segments.changed.filter((f) => leadKey(f.split(':')[0]) === leadKey(lead))
+      .map((f) => names.indexOf(f.split(':')[1])));
+  }
+
   // ---- median beat ---------------------------------------------------------------------------
   function medianLayout(rec) {
     // Standard 3x4 arrangement of the leads, each cell one R-aligned window at MEDIAN_SPEED.
@@ -485,6 +511,11 @@
     if (!section) return;
     const mb = rec.median_beat;
     $('median-note').textContent = medianNote(rec, ov);
+    const cfNote = $('counterfactual-note');
+    if (cfNote) {
+      cfNote.textContent = counterfactualText(counterfactualOf(rec));
+      cfNote.hidden = !cfNote.textContent;
+    }
     if (!mb) {
       medianCanvas.hidden = true;
       medianCanvas.parentElement.hidden = true;
@@ -558,6 +589,7 @@
         mctx.lineWidth = 1.5;
         mctx.lineJoin = 'round';
         mctx.stroke();
+        drawCounterfactualCell(rec, cell, M, pxPerMv);
         mctx.restore();
       }
       // Cell borders: each median beat is its own window.
@@ -575,6 +607,30 @@
     mctx.font = '12px sans-serif';
     mctx.fillText(`Median beat of ${mb.n_beats} beat(s), ${fmt(mb.start_s, 2)} to ${fmt(mb.start_s + mb.signal[0].length / fs, 2)} s ` +
       `around R   ${MEDIAN_SPEED} mm/s   ${state.gain} mm/mV   ${isMillivolt(rec) ? 'mV' : rec.units}`, 4, M.footerY + 16);
+  }
+
+  function drawCounterfactualCell(rec, cell, M, pxPerMv) {
+    // The counterfactual's median beat (dashed) where it differs, and a frame on each segment it made normal.
+    const cf = counterfactualOf(rec), fs = rec.sampling_rate, mb = rec.median_beat;
+    if (!cf || !cf.overlay) return;
+    const changed = changedSegments(cf, cell.lead);
+    if (!changed.size) return;
+    mctx.strokeStyle = COUNTERFACTUAL;
+    mctx.lineWidth = 2;
+    (mb.runs || []).forEach(([start, stop, seg]) => {
+      if (!changed.has(seg)) return;
+      const x0 = Math.round(cell.x + (start / fs) * M.pps), x1 = Math.round(cell.x + (stop / fs) * M.pps);
+      mctx.strokeRect(x0 + 1, cell.y + cell.labelH, x1 - x0 - 2, cell.h - cell.labelH - 2);
+    });
+    mctx.beginPath();
+    cf.overlay.counterfactual[cell.leadIndex].forEach((v, i) => {
+      const x = cell.x + (i / fs) * M.pps, y = cell.baseline - v * pxPerMv;
+      if (i === 0) mctx.moveTo(x, y); else mctx.lineTo(x, y);
+    });
+    mctx.setLineDash([4, 2]);
+    mctx.lineWidth = 1.5;
+    mctx.stroke();
+    mctx.setLineDash([]);
   }
 
   function medianNote(rec, ov) {
@@ -952,6 +1008,20 @@
         bins ? +(extent[k][0] / fs).toFixed(4) : '', bins ? +(extent[k][1] / fs).toFixed(4) : '',
         +(extent[k][2] / fs).toFixed(4), v])));
     });
+    // The counterfactual, where one was asked for: method 'counterfactual', attribution 1 for every feature it
+    // made normal (0 for the others), on the same rows as the explanations.
+    const cf = counterfactualOf(rec);
+    if (cf && cf.available && cf.segments && cf.segments.valid && !bins) {
+      rec.leads.forEach((lead, l) => {
+        const changed = changedSegments(cf, lead);
+        rec.features.segment_names.forEach((name, k) => rows.push([
+          rec.ecg_id, state.label, rec.probabilities[i], rec.thresholds[i],
+          rec.predicted[i], rec.true === null ? '' : rec.true[i],
+          rec.features.kind, 'counterfactual', lead, name,
+          bins ? +(extent[k][0] / fs).toFixed(4) : '', bins ? +(extent[k][1] / fs).toFixed(4) : '',
+          +(extent[k][2] / fs).toFixed(4), changed.has(k) ? 1 : 0]));
+      });
+    }
     return rows.map((r) => r.map(csvField).join(',')).join('\n') + '\n';
   }
 
@@ -968,6 +1038,7 @@
       predicted: rec.predicted,
       lead_scale: rec.lead_scale, lead_offset: rec.lead_offset, features: rec.features, n_bins: rec.n_bins,
       beats: rec.beats, method_flags: rec.method_flags, notes: rec.notes, attributions: rec.attributions,
+      counterfactuals: rec.counterfactuals || {},
       view: Object.assign({}, state),
     };
     downloadBlob(JSON.stringify(out, null, 1), 'application/json', `${baseName()}_explanations.json`);
@@ -996,6 +1067,8 @@
       el('h2', { text: `Explanation: ${METHOD_NAMES[state.overlay]}` + (ov.values ? ` for ${state.label}` : '') }),
       el('p', { text: METHOD_TEXT[state.overlay] + (state.overlay === 'none' ? ''
         : ` Sanity check: ${flagOf(rec, state.overlay)}. Features: ${featureNote(rec)}.`) }),
+      ...(counterfactualOf(rec) ? [el('h2', { text: `What would make it normal: ${state.label}` }),
+        el('p', { text: counterfactualText(counterfactualOf(rec)) })] : []),
       ...(rec.median_beat ? [el('h2', { text: 'Median beat per lead' }), el('p', { text: medianNote(rec, ov) }),
         el('img', { src: medianCanvas.toDataURL('image/png'), alt: medianCanvas.getAttribute('aria-label') })] : []),
       el('p', { text: 'Model explanations show what drove this model\'s output; they are not a diagnosis ' +

@@ -1,0 +1,139 @@
+"""The counterfactual stage of an explained run (rule counterfactuals): what would make each checked positive
+normal, for the trained model and its randomised control, scored per label.
+
+Records: for every label but NORM, up to `records_per_label` test positives that the trained model calls
+positive (a seeded sample). Both counterfactual kinds come from `TrainedRun.counterfactuals`, the entry point
+the app and the viewer share; the scores and the control are `explain.checks.counterfactuals`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ptbxl_xai.evaluation.predictions import read_predictions
+from ptbxl_xai.explain.checks.counterfactuals import matched_thresholds, summarize
+from ptbxl_xai.outputs import write_tsv
+from ptbxl_xai.report.plots.counterfactuals import counterfactual_examples
+from ptbxl_xai.stages import stem_of
+from ptbxl_xai.stages.explain import read_beats_by_record
+from ptbxl_xai.trained_run import TrainedRun
+
+log = logging.getLogger(__name__)
+
+
+def select_tasks(y_true, prob, thresholds, names, per_label: int, seed: int) -> list[tuple[int, str]]:
+    """(record index, label) of up to `per_label` true positives the model calls, per label but NORM (seeded)."""
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for c, name in enumerate(names):
+        if name == "NORM":
+            continue
+        hits = np.flatnonzero((np.asarray(y_true)[:, c] > 0) & (np.asarray(prob)[:, c] >= thresholds[c]))
+        chosen = np.sort(rng.choice(hits, size=min(per_label, len(hits)), replace=False)) if len(hits) else []
+        tasks += [(int(i), name) for i in chosen]
+    return tasks
+
+
+def counterfactual_models(trained: TrainedRun, x_test: np.ndarray, prob_test: np.ndarray, randomised: bool, seed: int):
+    """name -> (predict_proba, thresholds): the trained model and, where asked, its fully randomised copy with
+    thresholds that call each label as often on the test fold."""
+    from ptbxl_xai.explain.checks.randomisation import randomised_model
+    from ptbxl_xai.model.inference import model_functions
+
+    models = {"trained": (model_functions(trained.model)[0], np.asarray(trained.thresholds))}
+    if randomised:
+        predict = model_functions(randomised_model(trained.model, seed))[0]
+        models["randomised"] = (predict, matched_thresholds(prob_test, trained.thresholds, predict(x_test)))
+    return models
+
+
+def example_signals(trained: TrainedRun, records: pd.DataFrame, x, ids, beats, cfg, n: int) -> list[dict]:
+    """The valid segment counterfactuals of the trained model with the fewest features, one per label first
+    (up to n): original and counterfactual record, beats, changed features and sentence."""
+    from ptbxl_xai.explain.spaces.features import space_for_record
+
+    ok = records[(records["model"] == "trained") & (records["kind"] == "segments") & records["valid"].astype(bool)]
+    ok = ok.sort_values(["n_changed", "p_after"])
+    picked = pd.concat([ok.drop_duplicates("label"), ok]).drop_duplicates(["ecg_id", "label"]).head(n)
+    index = {int(e): i for i, e in enumerate(ids)}
+    out = []
+    for row in picked.itertuples():
+        i = index[int(row.ecg_id)]
+        space = space_for_record(cfg["features"], x.shape[-1], trained.n_bins, beats.get(int(row.ecg_id)))
+        changed = str(row.changed).split(";")
+        out.append(dict(ecg_id=int(row.ecg_id), label=row.label, original=x[i],
+                        counterfactual=trained.counterfactual_signal(x[i], space, cfg, changed),
+                        beats=beats.get(int(row.ecg_id)), changed=changed, sentence=row.sentence))  # fmt: skip
+    return out
+
+
+def counterfactuals(
+    *,
+    weights,
+    thresholds,
+    predictions,
+    data,
+    records,
+    summary,
+    figure,
+    settings: dict,
+    explain: dict,
+    delineation_method: str,
+    beats=None,
+    template=None,
+    figure_pdf=None,
+) -> dict:
+    """Search and score the counterfactuals of one run; write the per record-label rows, the summary per label
+    and the example figure (PNG, PDF beside). Returns the tables and the context line."""
+    from ptbxl_xai.explain.checks.rules import lead_groups
+    from ptbxl_xai.explain.clinical_edits import candidate_edits
+
+    trained = TrainedRun(weights, thresholds, data, template=template)
+    pred = read_predictions(predictions)
+    x, ids = trained.test_signals(pred["ecg_id"])
+    names = trained.label_names
+    seed = int(explain.get("seed", 0))
+    tasks = select_tasks(pred["y_true"], pred["prob"], trained.thresholds, names, settings["records_per_label"], seed)
+    chosen = sorted({i for i, _ in tasks})
+    local = {i: j for j, i in enumerate(chosen)}
+    xs, sel_ids = x[chosen], [int(ids[i]) for i in chosen]
+    beat_tables = read_beats_by_record(beats, sel_ids) if beats else {}
+    models = counterfactual_models(trained, x, pred["prob"], settings["randomised"], seed)
+    edits = (
+        candidate_edits(lead_groups(settings["lead_groups"]), kinds=tuple(settings["edits"]))
+        if settings["edits"]
+        else []
+    )
+    log.info(
+        "%d record-labels (%d test records) of %d labels; models %s; %d clinical edits per record-label; "
+        "normal version: %s", len(tasks), len(chosen), len(names) - ("NORM" in names), list(models), len(edits),
+        "the NORM template" if trained.has_template else explain["background"],
+    )  # fmt: skip
+    rows = trained.counterfactuals(
+        xs,
+        [(local[i], label) for i, label in tasks],
+        sel_ids,
+        explain,
+        beats=beat_tables,
+        models=models,
+        edits=edits,
+        delineation_method=delineation_method if settings["plausibility"] else None,
+        search={k: settings[k] for k in ("candidates", "max_features", "max_calls")},
+        progress=True,
+    )
+    table = summarize(rows, settings["n_boot"], seed) if len(rows) else pd.DataFrame()
+    n_waves = sum(1 for e in sel_ids if e in beat_tables)
+    context = (
+        f"test fold, {len(tasks)} record-labels of {len(chosen)} records ({n_waves} delineated), "
+        f"{len(names)} labels, run {trained.name}"
+    )
+    write_tsv(rows, records)
+    write_tsv(table, summary)
+    examples = (
+        example_signals(trained, rows, xs, sel_ids, beat_tables, explain, settings["examples"]) if len(rows) else []
+    )
+    counterfactual_examples(examples, trained.rate, trained.label_names, stem_of(figure, pdf=figure_pdf), context)
+    return {"records": rows, "summary": table, "context": context}
