@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from pandas import isna as pd_isna
 
 from ptbxl_xai.config import SPLITS, FilterSettings, data_path
 from ptbxl_xai.data.normalization import training_scaler
@@ -205,6 +206,83 @@ class TrainedRun:
         mask = np.ones((1, space.n_features), np.float32)
         mask[0, [space.feature_names.index(f) for f in changed]] = 0.0
         return masker(mask)[0]
+
+    def counterfactual_answer(
+        self, x, ecg_id, label: str, cfg: dict, *, beats, lead_scale, lead_offset, not_delineated="", should_stop=None
+    ) -> dict:
+        """One record's counterfactuals for one label, as the app and the viewer show them (JSON-ready): the
+        segments made normal and each kind's smallest edit (`counterfactuals`), and the median beats of the
+        record and of its segment counterfactual in mV for the overlay. beats: the record's beat table; None
+        (not delineated, `not_delineated` saying why) gives `available` false with the reason."""
+        from ptbxl_xai.data.conditioning import to_mv
+        from ptbxl_xai.explain.spaces.features import NotDelineated, space_for_record
+        from ptbxl_xai.explain.spaces.median_beat import median_beat
+
+        out = {"label": label, "background": "normal_template" if self.has_template else cfg["background"]}
+        space = space_for_record("waves", x.shape[-1], self.n_bins, beats)
+        if space.kind != "waves":
+            why = not_delineated or "; ".join(space.notes) or "the record could not be delineated"
+            return {**out, "available": False, "reason": f"no counterfactual: it changes wave segments, and {why}"}
+        scale, offset = np.asarray(lead_scale, np.float32), np.asarray(lead_offset, np.float32)
+        rows = self.counterfactuals(
+            x[None], [(0, label)], [int(ecg_id)], {**cfg, "features": "waves"}, beats={int(ecg_id): beats},
+            lead_scale=scale[None], lead_offset=offset[None], should_stop=should_stop,
+        )  # fmt: skip
+        seg = rows[rows["kind"] == "segments"].iloc[0]
+        changed = [f for f in str(seg["changed"]).split(";") if f and seg["valid"]]
+
+        def names(value) -> list[str]:
+            return [n for n in str(value).split(";") if n and n != "nan"]
+
+        out.update(
+            available=True,
+            probability=float(seg["p_before"]),
+            threshold=float(seg["threshold"]),
+            predicted=bool(seg["status"] != "not predicted"),
+            segments={
+                "valid": bool(seg["valid"]),
+                "status": str(seg["status"]),
+                "reason": "" if pd_isna(seg["reason"]) else str(seg["reason"]),
+                "p_after": float(seg["p_after"]),
+                "changed": changed,
+                "n_features": int(space.n_features),
+                "others_changed": names(seg["others_changed"]),
+                "n_model_calls": int(seg["n_calls"]),
+                "sentence": str(seg["sentence"]),
+            },
+            edits=[
+                {
+                    "kind": str(r["kind"]),
+                    "valid": bool(r["valid"]),
+                    "reason": "" if pd_isna(r["reason"]) else str(r["reason"]),
+                    "edit": "" if pd_isna(r["edit"]) else str(r["edit"]),
+                    "amount": None if pd_isna(r["amount"]) else float(r["amount"]),
+                    "unit": str(r["unit"]),
+                    "p_after": float(r["p_after"]),
+                    "others_changed": names(r["others_changed"]),
+                    "sentence": str(r["sentence"]),
+                }
+                for _, r in rows[rows["kind"] != "segments"].iterrows()
+            ],
+        )
+        if changed:
+            x_cf = self.counterfactual_signal(x, space, cfg, changed)
+            try:
+                before, after = median_beat(x, beats, self.rate), median_beat(x_cf, beats, self.rate)
+            except NotDelineated as exc:
+                out["overlay_note"] = f"no median beat to draw: {exc}"
+            else:
+                seg_of = before.segment_of_sample
+                out["overlay"] = {
+                    "start_s": before.start_s,
+                    "units": "mV",
+                    "original": np.round(to_mv(before.signal, scale, offset), 4).tolist(),
+                    "counterfactual": np.round(to_mv(after.signal, scale, offset), 4).tolist(),
+                    "segment_of_sample": None if seg_of is None else seg_of.tolist(),
+                    "segment_names": list(space.segment_names),
+                    "n_beats": before.n_beats,
+                }
+        return out
 
     def lead_calibration(self, ecg_ids) -> tuple[np.ndarray, np.ndarray]:
         """(lead_scale, lead_offset) [n, leads] of test records: mV = signal * scale + offset."""

@@ -125,8 +125,11 @@ rule counterfactuals:
         thresholds=rules.train.output.thresholds,
         predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
+        # the explain stage's records: the first counterfactuals.viewer_records get answers for the viewer
+        selection=RESULTS.explain("{run}", "selection.tsv"),
     output:
         records=RESULTS.checks("{run}", "counterfactuals_records.tsv"),
+        answers=RESULTS.checks("{run}", "counterfactual_answers.json"),
         summary=checks_report(RESULTS.checks("{run}", "counterfactuals.tsv"), "counterfactuals_table"),
         figure=checks_report(RESULTS.figure("{run}", "counterfactual_examples", "png"), "counterfactual_examples"),
         figure_pdf=RESULTS.figure("{run}", "counterfactual_examples", "pdf"),

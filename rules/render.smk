@@ -65,6 +65,12 @@ rule viewer:
     input:
         # each method's sanity flag in the method description (rule sanity)
         **({"sanity": RESULTS.checks("{run}", "method_flags.tsv")} if config["checks"]["sanity"] else {}),
+        # what would make the first records normal, on their median beat (rule counterfactuals)
+        **(
+            {"counterfactuals": RESULTS.checks("{run}", "counterfactual_answers.json")}
+            if config["counterfactuals"]["enabled"]
+            else {}
+        ),
         predictions=RESULTS.predictions("{run}", "test"),
         thresholds=rules.train.output.thresholds,
         shap=rules.explain.output.shap,

@@ -1278,3 +1278,82 @@ def test_lead_calibration_read_from_the_signals_parquet(tmp_path):
     table = pq.read_table(part)
     pq.write_table(table.drop_columns(["lead_scale", "lead_offset"]), part)  # a part written before them
     assert lead_calibration(tmp_path, [10], [6]) is None
+
+
+def counterfactual_record(ecg_id: int = 606) -> dict:
+    """wave_record with an answer of api/counterfactual for MI: V2's ST made normal, its median beat 0.3 mV lower
+    there; HYP's record could not be delineated (the reason is what the page shows)."""
+    record = wave_record(ecg_id)
+    median = np.array(validate_record(record)["median_beat"]["signal"])
+    lowered = median.copy()
+    lowered[LEADS.index("V2")] -= 0.3
+    record["counterfactuals"] = {
+        "MI": {
+            "available": True,
+            "predicted": True,
+            "segments": {
+                "valid": True,
+                "sentence": "P(MI) 0.81 -> 0.22 if V2:ST were normal (1 of 72 features)",
+                "changed": ["V2:ST"],
+                "p_after": 0.22,
+            },  # fmt: skip
+            "edits": [
+                {"kind": "st_shift", "valid": True, "sentence": "P(MI) 0.81 -> 0.40 if ST -0.15 mV in anterior"},
+                {"kind": "pr_duration", "valid": False, "sentence": "P(MI) 0.81: no pr_duration edit flips it"},
+            ],
+            "overlay": {"counterfactual": lowered.tolist(), "original": median.tolist()},
+        },
+        "HYP": {"available": False, "reason": "no counterfactual: it changes wave segments, and no beats"},
+    }
+    return record
+
+
+def test_counterfactual_contract():
+    clean = validate_record(counterfactual_record())["counterfactuals"]
+    assert clean["MI"]["segments"]["changed"] == ["V2:ST"] and len(clean["MI"]["overlay"]["counterfactual"]) == 12
+    assert clean["HYP"] == {"available": False, "reason": "no counterfactual: it changes wave segments, and no beats"}
+    for mutate, problem in (
+        (lambda r: r["counterfactuals"].update(XYZ=r["counterfactuals"]["HYP"]), "counterfactuals.XYZ"),
+        (lambda r: r["counterfactuals"]["MI"]["overlay"].update(counterfactual=[[0.0] * 5] * 12), "overlay"),
+        (lambda r: r["counterfactuals"]["MI"]["segments"].update(changed=["V2:QT"]), "segments.changed"),
+        (lambda r: r["counterfactuals"]["MI"].update(available="yes"), "available"),
+    ):
+        record = counterfactual_record()
+        mutate(record)
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            validate_record(record)
+
+
+def test_the_counterfactual_is_drawn_on_the_median_beat_with_its_sentences(browser, tmp_path):
+    out = render_viewer([counterfactual_record()], tmp_path / "cf", title="counterfactual (test)")
+    context = browser.new_context(viewport={"width": 1600, "height": 1100}, device_scale_factor=1)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    pg.goto(out.as_uri())
+    pg.wait_for_selector("html[data-ready=true]")
+    choose(pg, "overlay-select", "none")
+    pg.evaluate("() => window.ECGViewer.selectLabel('MI')")
+    note = pg.get_by_test_id("counterfactual-note")
+    assert note.is_visible() and "P(MI) 0.81 -> 0.22 if V2:ST were normal" in note.inner_text()
+    assert "Or: P(MI) 0.81 -> 0.40 if ST -0.15 mV in anterior." in note.inner_text()
+    assert "No pr_duration edit of the grid flips it." in note.inner_text()
+    med = geometry(pg)["median"]
+    vermillion = """([x, y, w, h]) => {
+      const d = document.getElementById('median').getContext('2d').getImageData(x, y, w, h).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 190 && d[i + 1] > 70 && d[i + 1] < 120 && d[i + 2] < 40) n++;
+      return n;
+    }"""
+    v1, v2 = (next(c for c in med["cells"] if c["lead"] == name) for name in ("V1", "V2"))
+    count = [pg.evaluate(vermillion, [int(c["x"]), int(c["y"]), int(c["w"]), int(c["h"])]) for c in (v2, v1)]
+    assert count[0] > 50 and count[1] == 0, count  # drawn in the lead it changed, nowhere else
+    rows = list(csv.DictReader(io.StringIO(pg.evaluate("() => window.ECGViewer.attributionsCsv()"))))
+    made_normal = [
+        (r["lead"], r["feature"]) for r in rows if r["method"] == "counterfactual" and r["attribution"] == "1"
+    ]
+    assert made_normal == [("V2", "ST")]
+    pg.evaluate("() => window.ECGViewer.selectLabel('HYP')")
+    assert "no counterfactual: it changes wave segments, and no beats" in note.inner_text()
+    context.close()
+    assert not errors, errors

@@ -33,7 +33,7 @@ from ptbxl_xai.explain.spaces.attention import (
     pool_by_overlap,
     step_segment_overlap,
 )
-from ptbxl_xai.explain.spaces.features import FIDUCIALS, FeatureSpace, NotDelineated, bin_space, space_for_record
+from ptbxl_xai.explain.spaces.features import FIDUCIALS, FeatureSpace, bin_space, space_for_record
 from ptbxl_xai.layout import Layout
 from ptbxl_xai.report.tables import label_descriptions
 from ptbxl_xai.report.viewer import validate_record
@@ -389,89 +389,28 @@ class RunService:
         return out
 
     def counterfactual(self, rec: Record, label: int, should_stop=None) -> dict:
-        """What would make this record's call of one label normal: the fewest lead x segments made normal (the
-        NORM template's, stretched to the record's segments) and the smallest ST/T/QRS/PR edit of each kind,
-        with the median beats of the changed leads, original and counterfactual, for the overlay. A record
-        that cannot be delineated has no segments to make normal: the answer says why (`available` false)."""
-        from ptbxl_xai.explain.spaces.median_beat import median_beat
-
+        """What would make this record's call of one label normal (`TrainedRun.counterfactual_answer`: the
+        fewest segments made normal, the smallest ST/T/QRS/PR edit of each kind, the median beats for the
+        overlay), or, for a record that cannot be delineated, why there is none (`available` false)."""
         start = time.perf_counter()
-        name = self.label_names[label]
         space = self._wave_space(rec)
+        scale, offset = self._mv_calibration(rec)
+        beats = pd.DataFrame(rec.beats, columns=list(FIDUCIALS)) if space.kind == "waves" else None
+        answer = self.trained.counterfactual_answer(
+            rec.x, rec.ecg_id, self.label_names[label], self.explain_cfg, beats=beats, lead_scale=scale,
+            lead_offset=offset, not_delineated="; ".join(space.notes), should_stop=should_stop,
+        )  # fmt: skip
         out = {
             "run": self.run,
             "ecg_id": rec.ecg_id,
             "source": rec.source,
-            "label": name,
             "sampling_rate": self.settings.rate,
             "notes": rec.notes,
             "leads": list(LEADS),
-            "background": "normal_template" if self.trained.has_template else self.explain_cfg["background"],
+            **answer,
             "plausibility": "not checked here (no second delineation per answer); the workflow's rule "
             "counterfactuals checks it for test records",
         }
-        if space.kind != "waves":
-            reason = "; ".join(space.notes) or "the record could not be delineated"
-            return {**out, "available": False, "reason": f"no counterfactual: it changes wave segments, and {reason}"}
-        beats = pd.DataFrame(rec.beats, columns=list(FIDUCIALS))
-        scale, offset = self._mv_calibration(rec)
-        rows = self.trained.counterfactuals(
-            rec.x[None], [(0, name)], [rec.ecg_id], {**self.explain_cfg, "features": "waves"},
-            beats={rec.ecg_id: beats}, lead_scale=scale[None], lead_offset=offset[None], should_stop=should_stop,
-        )  # fmt: skip
-        seg = rows[rows["kind"] == "segments"].iloc[0]
-        changed = [f for f in str(seg["changed"]).split(";") if f]
-        out.update(
-            available=True,
-            probability=float(seg["p_before"]),
-            threshold=float(seg["threshold"]),
-            predicted=bool(seg["status"] != "not predicted"),
-            segments={
-                "valid": bool(seg["valid"]),
-                "status": str(seg["status"]),
-                "reason": str(seg["reason"]),
-                "p_after": float(seg["p_after"]),
-                "changed": changed,
-                "n_features": int(space.n_features),
-                "others_changed": [o for o in str(seg["others_changed"]).split(";") if o],
-                "n_model_calls": int(seg["n_calls"]),
-                "sentence": str(seg["sentence"]),
-            },
-            edits=[
-                {
-                    "kind": str(r["kind"]),
-                    "valid": bool(r["valid"]),
-                    "reason": str(r["reason"]),
-                    "edit": str(r["edit"]),
-                    "amount": None if pd.isna(r["amount"]) else float(r["amount"]),
-                    "unit": str(r["unit"]),
-                    "p_after": float(r["p_after"]),
-                    "others_changed": [o for o in str(r["others_changed"]).split(";") if o],
-                    "sentence": str(r["sentence"]),
-                }
-                for _, r in rows[rows["kind"] != "segments"].iterrows()
-            ],
-        )
-        if changed:
-            x_cf = self.trained.counterfactual_signal(rec.x, space, self.explain_cfg, changed)
-            try:
-                before, after = (
-                    median_beat(rec.x, beats, self.settings.rate),
-                    median_beat(x_cf, beats, self.settings.rate),
-                )
-                out["overlay"] = {
-                    "start_s": before.start_s,
-                    "units": "mV",
-                    "original": to_mv(before.signal, scale, offset).round(4).tolist(),
-                    "counterfactual": to_mv(after.signal, scale, offset).round(4).tolist(),
-                    "segment_of_sample": None
-                    if before.segment_of_sample is None
-                    else before.segment_of_sample.tolist(),
-                    "segment_names": list(space.segment_names),
-                    "n_beats": before.n_beats,
-                }
-            except NotDelineated as exc:
-                out["overlay_note"] = f"no median beat to draw: {exc}"
         out["seconds"] = round(time.perf_counter() - start, 4)
         return out
 

@@ -169,8 +169,10 @@ class EditCounterfactual:
     n_tried: int = 0
 
     def sentence(self) -> str:
+        if self.reason == "not predicted":
+            return f"P({self.label}) {self.p_before:.2f} is below its threshold {self.threshold:.2f}: nothing to undo"
         if self.edit is None:
-            return f"P({self.label}) {self.p_before:.2f}: no {self.kind} edit flips it ({self.reason})"
+            return f"P({self.label}) {self.p_before:.2f}: {self.reason}"
         return f"P({self.label}) {self.p_before:.2f} -> {self.p_after:.2f} if {self.edit.describe()}"
 
     def as_row(self) -> dict:

@@ -104,13 +104,15 @@ def viewer_records(
     feature_kind: str | None = None,
     method_flags: dict | None = None,
     notes: list[str] | None = None,
+    counterfactuals: dict | None = None,
 ) -> list[dict]:
     """Viewer record dicts for the explained records (ptbxl_xai.report.viewer's contract).
 
     x [n, 12, T] is the model's input in `units`; lead_scale/lead_offset [n, 12] (from the signals
     Parquet) bring it back to mV for the page. `beats` is the delineation's beat table (ecg_id plus
     the fiducial columns; None where the run has no delineation): a record without rows in it was
-    not delineated. `feature_kind` is the run's explain.features (waves | bins). `n_bins` is kept for
+    not delineated. `feature_kind` is the run's explain.features (waves | bins). `counterfactuals`:
+    str(ecg_id) -> label -> answer (`TrainedRun.counterfactual_answer`) for the records that have them. `n_bins` is kept for
     callers of the old signature; the bins come from the attribution rows.
     """
     names = list(pred["label_names"])
@@ -153,6 +155,8 @@ def viewer_records(
             record["method_flags"] = method_flags
         if notes:
             record["notes"] = list(notes)
+        if counterfactuals and str(ecg_id) in counterfactuals:
+            record["counterfactuals"] = counterfactuals[str(ecg_id)]
         records.append(record)
     return records
 

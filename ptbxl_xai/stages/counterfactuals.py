@@ -8,6 +8,7 @@ the app and the viewer share; the scores and the control are `explain.checks.cou
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from ptbxl_xai.evaluation.predictions import read_predictions
 from ptbxl_xai.explain.checks.counterfactuals import matched_thresholds, summarize
-from ptbxl_xai.outputs import write_tsv
+from ptbxl_xai.outputs import write_text, write_tsv
 from ptbxl_xai.report.plots.counterfactuals import counterfactual_examples
 from ptbxl_xai.stages import stem_of
 from ptbxl_xai.stages.explain import read_beats_by_record
@@ -70,6 +71,31 @@ def example_signals(trained: TrainedRun, records: pd.DataFrame, x, ids, beats, c
     return out
 
 
+def viewer_answers(trained: TrainedRun, selection, x, ids, beats_dir, cfg: dict, n: int) -> dict:
+    """{ecg_id: {label: answer}} for the first n records the explain stage selected (its selection.tsv), each
+    label it explained that the model calls (NORM aside): what the viewer page shows beside their median
+    beat. A record without delineation gets the reason instead."""
+    table = pd.read_csv(selection, sep="\t")
+    wanted = [int(e) for e in table["ecg_id"].head(n)]
+    index = {int(e): i for i, e in enumerate(ids)}
+    beat_tables = read_beats_by_record(beats_dir, wanted) if beats_dir else {}
+    scale, offset = trained.lead_calibration(wanted)
+    from ptbxl_xai.model.inference import model_functions
+
+    p = model_functions(trained.model)[0](np.stack([x[index[e]] for e in wanted])) if wanted else None
+    out: dict = {}
+    for j, (ecg_id, labels) in enumerate(zip(wanted, table["explained_labels"].head(n).fillna(""))):
+        called = [lab for lab in str(labels).split(",") if lab and lab != "NORM"
+                  and p[j, trained.label_names.index(lab)] >= trained.thresholds[trained.label_names.index(lab)]]  # fmt: skip
+        for label in called:
+            answer = trained.counterfactual_answer(
+                x[index[ecg_id]], ecg_id, label, cfg, beats=beat_tables.get(ecg_id), lead_scale=scale[j],
+                lead_offset=offset[j], not_delineated="" if beats_dir else "the workflow does not delineate",
+            )  # fmt: skip
+            out.setdefault(str(ecg_id), {})[label] = answer
+    return out
+
+
 def counterfactuals(
     *,
     weights,
@@ -85,9 +111,12 @@ def counterfactuals(
     beats=None,
     template=None,
     figure_pdf=None,
+    selection=None,
+    answers=None,
 ) -> dict:
     """Search and score the counterfactuals of one run; write the per record-label rows, the summary per label
-    and the example figure (PNG, PDF beside). Returns the tables and the context line."""
+    and the example figure (PNG, PDF beside); with `selection` (the explain stage's) and `answers`, the
+    viewer's answers for its first `viewer_records` records (JSON). Returns the tables and the context line."""
     from ptbxl_xai.explain.checks.rules import lead_groups
     from ptbxl_xai.explain.clinical_edits import candidate_edits
 
@@ -136,4 +165,10 @@ def counterfactuals(
         example_signals(trained, rows, xs, sel_ids, beat_tables, explain, settings["examples"]) if len(rows) else []
     )
     counterfactual_examples(examples, trained.rate, trained.label_names, stem_of(figure, pdf=figure_pdf), context)
+    if answers is not None:
+        shown = (
+            viewer_answers(trained, selection, x, ids, beats, explain, settings["viewer_records"]) if selection else {}
+        )
+        write_text(answers, json.dumps(shown, allow_nan=False))
+        log.info("viewer: counterfactuals of %d record-labels of %d records", sum(map(len, shown.values())), len(shown))
     return {"records": rows, "summary": table, "context": context}

@@ -171,6 +171,7 @@ def viewer(
     sanity=None,
     context=None,
     features: str | None = None,
+    counterfactuals=None,
 ) -> Path:
     """The viewer page (one self-contained HTML file) for a run's explained test records.
 
@@ -179,7 +180,8 @@ def viewer(
     In mV where the signals Parquet carries lead_scale/lead_offset, on the features each record was
     explained in. Optional inputs: `beats`, the delineation folder (wave bands, fiducials, median
     beats, wave features); `sanity`, a TSV of method flags (method, flag, note) from the sanity checks.
-    `features` is the run's explain.features (waves | bins).
+    `features` is the run's explain.features (waves | bins). `counterfactuals`: the JSON of rule
+    counterfactuals' answers (ecg_id -> label -> answer), drawn on those records' median beats.
     """
     pred = read_predictions(predictions)
     attributions = read_attributions(shap, lime, attention)
@@ -209,6 +211,7 @@ def viewer(
         beats=beat_table,
         feature_kind=features,
         method_flags=None if sanity is None else method_flags_from_table(_tsv(sanity)),
+        counterfactuals=None if counterfactuals is None else json.loads(Path(counterfactuals).read_text("utf-8")),
     )
     line = ""
     if context is not None:

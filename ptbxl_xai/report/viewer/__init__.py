@@ -82,7 +82,16 @@ REQUIRED_FIELDS = (
     "thresholds",
     "attributions",
 )
-OPTIONAL_FIELDS = ("features", "n_bins", "lead_scale", "lead_offset", "beats", "method_flags", "notes")
+OPTIONAL_FIELDS = (
+    "features",
+    "n_bins",
+    "lead_scale",
+    "lead_offset",
+    "beats",
+    "method_flags",
+    "notes",
+    "counterfactuals",
+)
 FLAG_STATUSES = ("passed", "caution", "failed", "not checked")
 FLAG_PATTERN = re.compile(r"^(passed|caution|failed|not checked)(: \S.*)?$", re.S)
 # ptbxl_xai.explain.checks.randomisation.method_flags' vocabulary -> the viewer's
@@ -312,6 +321,70 @@ def _median_beat_block(signal_mv: np.ndarray, beats: np.ndarray, rate: int) -> t
     return block, f"median of {mb.n_beats} beat(s), aligned on R"
 
 
+def _text(value, field: str) -> str:
+    if not isinstance(value, str):
+        raise _Problem(field, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _flag(value, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Problem(field, f"expected true or false, got {value!r}")
+    return value
+
+
+def _counterfactuals(value, names: list[str], median: dict | None) -> dict:
+    """label -> counterfactual answer (`TrainedRun.counterfactual_answer`): the sentences the page shows and
+    the median beats it draws, checked against the record's labels and median beat."""
+    if not isinstance(value, Mapping):
+        raise _Problem("counterfactuals", f"expected a dict label -> answer, got {type(value).__name__}")
+    out = {}
+    for label, answer in value.items():
+        field = f"counterfactuals.{label}"
+        if label not in names:
+            raise _Problem(field, f"label {label!r} is not in label_names")
+        if not isinstance(answer, Mapping) or "available" not in answer:
+            raise _Problem(field, "expected a dict with `available`")
+        if not _flag(answer["available"], f"{field}.available"):
+            out[label] = {"available": False, "reason": _text(answer.get("reason"), f"{field}.reason")}
+            continue
+        seg = answer.get("segments")
+        if not isinstance(seg, Mapping):
+            raise _Problem(f"{field}.segments", "expected a dict")
+        clean_seg = {
+            "valid": _flag(seg.get("valid"), f"{field}.segments.valid"),
+            "sentence": _text(seg.get("sentence"), f"{field}.segments.sentence"),
+            "changed": _names(seg.get("changed", []), f"{field}.segments.changed") if seg.get("changed") else [],
+        }
+        for name in clean_seg["changed"]:
+            lead, _, segment = name.partition(":")
+            if segment not in SEGMENTS:
+                raise _Problem(
+                    f"{field}.segments.changed", f"{name!r} is not lead:segment with a segment of {SEGMENTS}"
+                )
+        edits = answer.get("edits", [])
+        if isinstance(edits, (str, bytes, Mapping)) or not isinstance(edits, Sequence):
+            raise _Problem(f"{field}.edits", "expected a list")
+        clean_edits = []
+        for i, e in enumerate(edits):
+            if not isinstance(e, Mapping):
+                raise _Problem(f"{field}.edits[{i}]", "expected a dict")
+            clean_edits.append({"kind": _text(e.get("kind"), f"{field}.edits[{i}].kind"),
+                                "valid": _flag(e.get("valid"), f"{field}.edits[{i}].valid"),
+                                "sentence": _text(e.get("sentence"), f"{field}.edits[{i}].sentence")})  # fmt: skip
+        clean = {"available": True, "predicted": _flag(answer.get("predicted"), f"{field}.predicted"),
+                 "segments": clean_seg, "edits": clean_edits}  # fmt: skip
+        overlay = answer.get("overlay")
+        if overlay is not None:
+            if median is None:
+                raise _Problem(f"{field}.overlay", "the record has no median beat to draw it on")
+            width = len(median["signal"][0])
+            cf = _numbers(overlay.get("counterfactual"), f"{field}.overlay.counterfactual", (N_LEADS, width))
+            clean["overlay"] = {"counterfactual": _round_sig(cf).tolist()}
+        out[label] = clean
+    return out
+
+
 def _check_fields(record) -> dict:
     if not isinstance(record, Mapping):
         raise _Problem("<record>", f"expected a dict, got {type(record).__name__}")
@@ -421,6 +494,8 @@ def _check_fields(record) -> dict:
 
     out["method_flags"] = _flags(record["method_flags"]) if record.get("method_flags") is not None else {}
     out["notes"] = _texts(record["notes"], "notes") if record.get("notes") is not None else []
+    cf = record.get("counterfactuals")
+    out["counterfactuals"] = {} if cf is None else _counterfactuals(cf, names, out["median_beat"])
 
     # The decision is the model's, made on full-precision values: rounded independently, a probability
     # within 1e-4 of its threshold could flip (0.30004 < 0.30005, both "0.3000").
