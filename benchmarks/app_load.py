@@ -9,7 +9,9 @@ Starts `ecgxai serve` (python -m ptbxl_xai.cli serve) on 127.0.0.1 as its own pr
 
   1. one explanation alone (SHAP + LIME of the top label), 3 times      target <= 1 s
   2. --clients concurrent clients x --predictions predictions each, nothing else running
+  1b. one counterfactual alone (api/counterfactual of the top label), 3 times  target <= 1 s
   3. the same predictions while --explains clients keep explaining       target predict p99 <= 100 ms
+  3b. the same while --explains clients keep asking for counterfactuals  target predict p99 <= 100 ms
 
   4. with --hostile: --clients well-behaved prediction clients while the server is attacked by
      connections that never finish their headers, uploads that stall mid-body, explanations whose
@@ -146,22 +148,24 @@ async def predict_clients(url, files, clients, n, out, errors):
         await asyncio.gather(*(one_client() for _ in range(clients)))
 
 
-async def explain_clients(url, files, label, clients, stop: asyncio.Event, out, errors, server_s):
+async def explain_clients(url, files, label, clients, stop: asyncio.Event, out, errors, server_s, path="/api/explain"):
     async with httpx.AsyncClient(base_url=url, timeout=600) as c:
 
         async def one_client():
             while not stop.is_set():
-                res = await timed_post(c, "/api/explain", files, {"label": label}, out, errors)
+                res = await timed_post(c, path, files, {"label": label}, out, errors)
                 if res is not None and res.status_code == 200:
                     server_s.append(res.json()["seconds"])
 
         await asyncio.gather(*(one_client() for _ in range(clients)))
 
 
-async def run_phase(url, files, label, clients, n, explains, client="httpx"):
+async def run_phase(url, files, label, clients, n, explains, client="httpx", path="/api/explain"):
     pred, errors, expl, expl_errors, server_s = [], [], [], [], []
     stop = asyncio.Event()
-    explainers = asyncio.create_task(explain_clients(url, files, label, explains, stop, expl, expl_errors, server_s))
+    explainers = asyncio.create_task(
+        explain_clients(url, files, label, explains, stop, expl, expl_errors, server_s, path)
+    )
     if explains:
         await asyncio.sleep(0.5)  # the explanations are under way before the predictions start
     start = time.perf_counter()
@@ -354,12 +358,39 @@ def main() -> int:
             + f"; median {np.median([c for c, _ in alone]):.0f} ms   target <= 1000 ms"
         )
         print(f"   server CPU time per explanation: {(cpu_s() - cpu0) / 3 * 1000:.0f} ms")
+        # the most probable abnormal label: a counterfactual undoes an abnormal call (NORM has none)
+        labels = httpx.post(f"{url}/api/predict", files=files).json()["labels"]
+        abnormal = max((lab for lab in labels if lab["name"] != "NORM"), key=lambda lab: lab["probability"])["name"]
+        alone = []
+        for _ in range(3):
+            t = time.perf_counter()
+            res = httpx.post(f"{url}/api/counterfactual", files=files, data={"label": abnormal}, timeout=600).json()
+            alone.append(((time.perf_counter() - t) * 1000, res["seconds"] * 1000))
+        print(
+            f"1b. one counterfactual alone (label {abnormal}: {res['segments']['sentence']}): "
+            + ", ".join(f"{c:.0f} ms ({s:.0f} ms in the server)" for c, s in alone)
+            + f"; median {np.median([c for c, _ in alone]):.0f} ms   target <= 1000 ms"
+        )
 
-        for phase, explains in (("2. predictions alone", 0), ("3. predictions while explanations run", args.explains)):
+        phases = (
+            ("2. predictions alone", 0, "/api/explain"),
+            ("3. predictions while explanations run", args.explains, "/api/explain"),
+            ("3b. predictions while counterfactuals run", args.explains, "/api/counterfactual"),
+        )
+        for phase, explains, path in phases:
             split0, client0 = cpu_by_process(), time.process_time()
             cpu0 = sum(split0.values())
             pred, errors, wall, expl, expl_errors, server_s = asyncio.run(
-                run_phase(url, files, top["name"], args.clients, args.predictions, explains, args.client)
+                run_phase(
+                    url,
+                    files,
+                    abnormal if "counterfactual" in path else top["name"],
+                    args.clients,
+                    args.predictions,
+                    explains,
+                    args.client,
+                    path,
+                )  # fmt: skip
             )
             split, client_cpu = cpu_by_process(), time.process_time() - client0
             cpu = sum(split.values()) - cpu0
@@ -375,7 +406,7 @@ def main() -> int:
                 print(f"   load generator CPU time per prediction: {client_cpu / max(len(pred), 1) * 1000:.1f} ms "
                       "(on the same 2 cores as the server)")  # fmt: skip
             if explains:
-                print(f"   {explains} explain clients meanwhile: {percentiles(expl)} (queueing included; in the server "
+                print(f"   {explains} {path} clients meanwhile: {percentiles(expl)} (queueing included; in the server "
                       f"median {np.median(server_s) * 1000 if server_s else float('nan'):.0f} ms), "
                       f"errors {len(expl_errors)}")  # fmt: skip
                 print(f"   target: predict p99 <= 100 ms -> {np.percentile(pred, 99) if pred else float('nan'):.1f} ms")

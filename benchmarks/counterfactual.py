@@ -1,7 +1,7 @@
 """Validity, sparsity, proximity, plausibility, rule agreement and seconds of the counterfactuals of a trained run.
 
     python benchmarks/counterfactual.py RESULTS [--run hybrid_superdiagnostic] [--per-label 40]
-        [--configfile config.yaml real.yaml] [--no-randomised] [--max-features 12] [--candidates 16]
+        [--configfile config.yaml real.yaml] [--no-randomised] [--max-features 24] [--candidates 16] [--beam 1]
 
 Runs the stage of rule counterfactuals (`ptbxl_xai.stages.counterfactuals`) on RESULTS's run with more
 records per label than the rule's default, writes its tables under /tmp/counterfactual_benchmark/, and prints
@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--no-randomised", action="store_true")
     ap.add_argument("--max-features", type=int)
     ap.add_argument("--candidates", type=int)
+    ap.add_argument("--beam", type=int)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     config: dict = {}
@@ -46,7 +47,7 @@ def main() -> None:
     settings.pop("enabled", None)
     if args.no_randomised:
         settings["randomised"] = False
-    for key in ("max_features", "candidates"):
+    for key in ("max_features", "candidates", "beam"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     out = Path("/tmp/counterfactual_benchmark")

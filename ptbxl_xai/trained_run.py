@@ -26,6 +26,7 @@ from ptbxl_xai.model.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
+NORMAL_LABELS = ("NORM",)  # the normal class: counterfactuals undo abnormal calls, never this one
 TRAINING_REFERENCE_FOLDS = SPLITS["train"][:1]  # one training fold: a large enough sample for means and references
 
 
@@ -219,6 +220,9 @@ class TrainedRun:
         from ptbxl_xai.explain.spaces.median_beat import median_beat
 
         out = {"label": label, "background": "normal_template" if self.has_template else cfg["background"]}
+        if label in NORMAL_LABELS:
+            return {**out, "available": False, "reason": f"no counterfactual: {label} is the normal class, and this "
+                    "search answers what would make an abnormal call normal"}  # fmt: skip
         space = space_for_record("waves", x.shape[-1], self.n_bins, beats)
         if space.kind != "waves":
             why = not_delineated or "; ".join(space.notes) or "the record could not be delineated"

@@ -64,13 +64,18 @@ def test_an_or_of_two_features_needs_both_and_nothing_more():
 def test_a_cap_gives_an_invalid_answer_with_its_reason():
     x = record(("V1", 1), ("V2", 1), ("V3", 1))
     mi = lambda x: np.maximum.reduce([region(x, lead, 1) for lead in ("V1", "V2", "V3")])  # noqa: E731
-    cf = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", max_features=2)
+    cf = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", max_features=2, backward=False)
     assert cf.status == "not flipped" and not cf.valid
     assert "max_features 2" in cf.reason
     assert cf.p_after >= 0.5 and len(cf.features) == 2
     assert "even if" in cf.sentence()
-    capped = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", max_calls=6)
-    assert not capped.valid and "max_calls 6" in capped.reason and capped.n_calls <= 6
+    both = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", max_features=2)  # backward finds 3: too many
+    assert not both.valid and "the smallest set found has 3 features, above max_features 2" in both.reason
+    capped = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", max_calls=4)
+    assert not capped.valid and "max_calls 4" in capped.reason and capped.n_calls <= 4
+    # a backward pass that runs out of calls keeps a set that flips: valid, if not minimal
+    early = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", max_calls=6)
+    assert early.valid and early.search == "backward" and early.n_calls <= 6
 
 
 def test_a_label_not_called_has_nothing_to_undo():
@@ -97,3 +102,25 @@ def test_unknown_labels_and_bad_caps_are_refused():
         feature_counterfactual(predict, Masker(x, BINS), LABELS, (0.5,), "MI")
     with pytest.raises(ValueError, match="max_calls"):
         search(predict, x, "MI", max_calls=1)
+
+
+def test_evidence_beyond_the_forward_pass_is_found_backward_and_kept_minimal():
+    # MI stays called while at least two of V1-V4 carry the wave: any three of them must go. The forward
+    # pass sees two candidates only; the backward pass, from every feature normal, finds three.
+    x = record(("V1", 1), ("V2", 1), ("V3", 1), ("V4", 1), ("V6", 4))
+    cells = ("V1", "V2", "V3", "V4")
+    mi = lambda x: np.mean([region(x, lead, 1) for lead in cells], axis=0) + 0.2  # noqa: E731
+    cf = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", candidates=2)
+    assert cf.valid and cf.search == "backward"
+    assert len(cf.features) == 3 and set(cf.features) <= {f"{lead}:bin01" for lead in cells}
+    off = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", candidates=2, backward=False)
+    assert not off.valid and "all 2 candidates used" in off.reason
+    small = search(toy(mi, lambda x: region(x, "I", 5)), x, "MI", candidates=2, max_features=2)
+    assert not small.valid and "the smallest set found has 3 features, above max_features 2" in small.reason
+
+
+def test_a_call_the_fully_normal_record_keeps_is_invalid_with_that_reason():
+    x = record(("V2", 2))
+    predict = toy(lambda x: np.full(len(x), 1.0), lambda x: region(x, "I", 5))  # MI whatever the record
+    cf = search(predict, x, "MI")
+    assert not cf.valid and "even with every segment normal the call stays" in cf.reason

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import threading
 import time
 from contextlib import asynccontextmanager, suppress
@@ -207,7 +208,8 @@ def create_app(
 
     @app.exception_handler(ClientError)
     async def _client_error(request: Request, exc: ClientError):
-        log.info("%s %s -> %d: %s", request.method, request.url.path, exc.status, exc.message)
+        # one line per refusal, whatever the client put in a name or value (control characters escaped)
+        log.info("%s %s -> %d: %s", request.method, request.url.path, exc.status, one_line(exc.message))
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
@@ -375,6 +377,16 @@ def create_app(
         return Response(data, media_type=STATIC[name.rsplit(".", 1)[1]])
 
     return app
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """text with its control characters (newlines included) escaped, so a log record stays one line."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", str(text)
+    )
 
 
 def _check(fn, *args):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ptbxl_xai.evaluation.predictions import read_predictions
-from ptbxl_xai.explain.checks.counterfactuals import matched_thresholds, summarize
+from ptbxl_xai.explain.checks.counterfactuals import matched_thresholds, paired_drop_thresholds, summarize
 from ptbxl_xai.outputs import write_text, write_tsv
 from ptbxl_xai.report.plots.counterfactuals import counterfactual_examples
 from ptbxl_xai.stages import stem_of
@@ -38,16 +38,20 @@ def select_tasks(y_true, prob, thresholds, names, per_label: int, seed: int) -> 
     return tasks
 
 
-def counterfactual_models(trained: TrainedRun, x_test: np.ndarray, prob_test: np.ndarray, randomised: bool, seed: int):
-    """name -> (predict_proba, thresholds): the trained model and, where asked, its fully randomised copy with
-    thresholds that call each label as often on the test fold."""
+def counterfactual_models(trained: TrainedRun, x_test, prob_test, rows, randomised: bool, seed: int):
+    """name -> (predict_proba, thresholds): the trained model and, where asked, its fully randomised copy, which
+    must lower each checked record-label's P by the trained model's margin above the threshold (`rows`: the
+    test-fold row of each local record index)."""
     from ptbxl_xai.explain.checks.randomisation import randomised_model
     from ptbxl_xai.model.inference import model_functions
 
     models = {"trained": (model_functions(trained.model)[0], np.asarray(trained.thresholds))}
     if randomised:
         predict = model_functions(randomised_model(trained.model, seed))[0]
-        models["randomised"] = (predict, matched_thresholds(prob_test, trained.thresholds, predict(x_test)))
+        p_rand = predict(x_test)
+        matched = matched_thresholds(prob_test, trained.thresholds, p_rand)
+        paired = paired_drop_thresholds(prob_test, trained.thresholds, p_rand, matched)
+        models["randomised"] = (predict, lambda i, k: paired(rows[i], k))
     return models
 
 
@@ -130,7 +134,7 @@ def counterfactuals(
     local = {i: j for j, i in enumerate(chosen)}
     xs, sel_ids = x[chosen], [int(ids[i]) for i in chosen]
     beat_tables = read_beats_by_record(beats, sel_ids) if beats else {}
-    models = counterfactual_models(trained, x, pred["prob"], settings["randomised"], seed)
+    models = counterfactual_models(trained, x, pred["prob"], chosen, settings["randomised"], seed)
     edits = (
         candidate_edits(lead_groups(settings["lead_groups"]), kinds=tuple(settings["edits"]))
         if settings["edits"]
@@ -150,7 +154,7 @@ def counterfactuals(
         models=models,
         edits=edits,
         delineation_method=delineation_method if settings["plausibility"] else None,
-        search={k: settings[k] for k in ("candidates", "max_features", "max_calls")},
+        search={k: settings[k] for k in ("candidates", "max_features", "max_calls", "beam") if k in settings},
         progress=True,
     )
     table = summarize(rows, settings["n_boot"], seed) if len(rows) else pd.DataFrame()

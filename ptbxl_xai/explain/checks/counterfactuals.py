@@ -12,16 +12,18 @@ and each answer is scored:
 * agreement with the expert rule: the share of the changed lead x segments inside the rule's region;
 * time: seconds per search.
 
-The control is the model with every layer re-initialised (`randomisation.randomised_model`). Its thresholds
-are set so that it calls each label positive as often on the test fold as the trained model does; where it
-does not call a checked record positive, the record is "not predicted" for it. Counterfactuals that explain
-the model should be sparser and more often valid for the trained model than for a random one.
+The control is the model with every layer re-initialised (`randomisation.randomised_model`), on the same
+record-labels: it must lower P(label), from its own value, by the margin the trained model had above its
+threshold (`paired_drop_thresholds`), so both searches face the same task in probability units. Its other
+labels' thresholds call each label as often on the test fold as the trained model does
+(`matched_thresholds`), for "other decisions changed". Counterfactuals that explain the model should be
+sparser and more often valid for the trained model than for a random one.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,20 @@ def matched_thresholds(p_trained: np.ndarray, thresholds, p_other: np.ndarray) -
         n_pos = int(round(r * len(col)))
         out[c] = np.nextafter(col[-1], np.inf) if n_pos == 0 else col[len(col) - n_pos]
     return out
+
+
+def paired_drop_thresholds(p_trained, thresholds, p_other, matched) -> "Callable[[int, str], np.ndarray]":
+    """(record index, label) -> the control's thresholds: `matched` for every label, and for `label` its own
+    P minus the trained model's margin P - threshold on that record (indices of p_trained / p_other)."""
+    thr = np.asarray(thresholds, dtype=np.float64)
+    p_trained, p_other, matched = (np.asarray(a, dtype=np.float64) for a in (p_trained, p_other, matched))
+
+    def for_task(i: int, label_index: int) -> np.ndarray:
+        out = matched.copy()
+        out[label_index] = p_other[i, label_index] - (p_trained[i, label_index] - thr[label_index])
+        return out
+
+    return for_task
 
 
 def plausibility(x_mv: np.ndarray, rate: int, method: str) -> dict:
@@ -173,7 +189,8 @@ def counterfactual_check(
     progress: bool = True,
 ) -> pd.DataFrame:
     """Rows for every (record index, label) of `tasks` and every model of `models` (name -> (predict_proba,
-    thresholds)). x, spaces, maskers, lead_scale/offset are per record (maskers on the record's wave space)."""
+    thresholds)); thresholds may be a function (record index, label index) -> thresholds, as for the paired
+    control. x, spaces, maskers, lead_scale/offset are per record (maskers on the record's wave space)."""
     rows = []
     bar = tqdm(total=len(tasks) * len(models), desc="counterfactuals", unit="record-label", disable=not progress)
     for model_name, (predict_proba, thresholds) in models.items():
@@ -187,7 +204,7 @@ def counterfactual_check(
                 lead_offset[i],
                 rate,
                 label_names,
-                thresholds,
+                thresholds(i, list(label_names).index(label)) if callable(thresholds) else thresholds,
                 label,
                 edits,
                 rules.get(label),

@@ -24,8 +24,9 @@ COUNTERFACTUAL_CAPTIONS = {
     "answers); delta_mv_max / changed_lead_ms: largest sample change and lead-time changed; plausible: the "
     "counterfactual still delineates with physiological QRS, PR and QT and turns no other label positive; "
     "rule_share: share of the changed lead x segments inside the label's expert rule; seconds per search. "
-    "The randomised model (every layer re-initialised, thresholds matched to the trained model's positive "
-    "rate) is the control; `control` says whether it needs more or fails more.",
+    "The randomised model (every layer re-initialised) is the control, on the same record-labels: it must lower "
+    "P(label) from its own value by the trained model's margin above the threshold; `control` says whether it "
+    "needs more or fails more.",
 }
 
 
