@@ -610,7 +610,7 @@
   }
 
   function drawCounterfactualCell(rec, cell, M, pxPerMv) {
-    // The counterfactual's median beat (dashed) where it differs, and a frame on each segment it made normal.
+    // The counterfactual's median beat (dashed) on each segment it made normal, framed.
     const cf = counterfactualOf(rec), fs = rec.sampling_rate, mb = rec.median_beat;
     if (!cf || !cf.overlay) return;
     const changed = changedSegments(cf, cell.lead);
@@ -622,10 +622,15 @@
       const x0 = Math.round(cell.x + (start / fs) * M.pps), x1 = Math.round(cell.x + (stop / fs) * M.pps);
       mctx.strokeRect(x0 + 1, cell.y + cell.labelH, x1 - x0 - 2, cell.h - cell.labelH - 2);
     });
+    // the counterfactual trace only where it replaces the original (elsewhere the two are the same)
+    const values = cf.overlay.counterfactual[cell.leadIndex];
     mctx.beginPath();
-    cf.overlay.counterfactual[cell.leadIndex].forEach((v, i) => {
-      const x = cell.x + (i / fs) * M.pps, y = cell.baseline - v * pxPerMv;
-      if (i === 0) mctx.moveTo(x, y); else mctx.lineTo(x, y);
+    (mb.runs || []).forEach(([start, stop, seg]) => {
+      if (!changed.has(seg)) return;
+      for (let i = Math.max(0, start - 1); i <= Math.min(values.length - 1, stop); i++) {
+        const x = cell.x + (i / fs) * M.pps, y = cell.baseline - values[i] * pxPerMv;
+        if (i === Math.max(0, start - 1)) mctx.moveTo(x, y); else mctx.lineTo(x, y);
+      }
     });
     mctx.setLineDash([4, 2]);
     mctx.lineWidth = 1.5;
