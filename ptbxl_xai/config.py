@@ -215,6 +215,22 @@ def variant_config(config: dict, variant: str) -> dict:
     return merged_overrides(config, variants[variant] or {})
 
 
+def known_answer_variant(config: dict, run: str, model: dict | None = None) -> str | None:
+    """The known-answer model (a name of `known_answer.architectures`) built as `run` is (its `model` section,
+    by default from the config's runs), or None: a run's methods are flagged from the planted benchmark of
+    the same architecture."""
+    if model is None:
+        if run not in config.get("runs", {}):
+            return None
+        model = run_config(config, run)["model"]
+    for variant in config.get("known_answer", {}).get("architectures", []):
+        built = variant_config(config, variant)["model"] if variant in config["ablation"]["variants"] else None
+        # the run's own hyper-parameters decide (a checkpoint's sidecar may name fewer keys than the config)
+        if built is not None and all(built.get(k) == v for k, v in dict(model).items()):
+            return variant
+    return None
+
+
 def merged_overrides(config: dict, overrides: dict) -> dict:
     """`model` and `train` with a run's or variant's overrides; another architecture replaces `model` whole."""
     merged = {section: {**config[section], **(overrides.get(section) or {})} for section in ("model", "train")}

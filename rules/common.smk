@@ -5,7 +5,7 @@ from ptbxl_xai.layout import RESULTS  # every path under results/ (ptbxl_xai/lay
 
 # Shared values and input functions for the rules.
 from ptbxl_xai.config import FOLDS, NORMALIZATIONS, SPLITS, cv_splits, filter_settings, run_config, run_scheme
-from ptbxl_xai.config import variant_config
+from ptbxl_xai.config import known_answer_variant, variant_config
 from ptbxl_xai.config import (
     EXPLANATION_FIGURES,
     EXPLANATION_TABLES,

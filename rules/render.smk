@@ -65,6 +65,13 @@ rule viewer:
     input:
         # each method's sanity flag in the method description (rule sanity)
         **({"sanity": RESULTS.checks("{run}", "method_flags.tsv")} if config["checks"]["sanity"] else {}),
+        # each method's known-answer flag, once `snakemake known_answer` has run (its table exists when the DAG
+        # is built; the default target does not run that benchmark, ~15 min)
+        **(
+            {"known_answer": RESULTS.known_answer("localisation.tsv")}
+            if os.path.exists(RESULTS.known_answer("localisation.tsv"))
+            else {}
+        ),
         # what would make the first records normal, on their median beat (rule counterfactuals)
         **(
             {"counterfactuals": RESULTS.checks("{run}", "counterfactual_answers.json")}
@@ -96,5 +103,7 @@ rule viewer:
     params:
         folds=SPLITS["test"],
         features=config["explain"].get("features"),
+        background=config["explain"]["background"],
+        known_answer_variant=lambda wc: known_answer_variant(config, wc.run),
     script:
         "../workflow_scripts/viewer.py"

@@ -24,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, ecg_like, write_record
@@ -1109,3 +1110,34 @@ def test_browser_api_docs_render_from_this_server_alone(browser, server):
     assert {"/api/health", "/api/predict", "/api/explain"} <= {p.strip() for p in paths}, paths
     assert not elsewhere, elsewhere
     assert not errors, errors
+
+
+def test_the_page_flags_methods_that_failed_the_sanity_or_the_known_answer_test(workdir, config):
+    """With rule sanity's method_flags.tsv and rule known_answer's localisation.tsv in results/, the page's record
+    carries both flags, as the workflow's viewer shows them."""
+    from ptbxl_xai.app.service import RunService
+    from ptbxl_xai.layout import Layout
+
+    layout = Layout(str(workdir / "results"))
+    sanity, known = Path(layout.checks(RUN, "method_flags.tsv")), Path(layout.known_answer("localisation.tsv"))
+    sanity.parent.mkdir(parents=True, exist_ok=True)
+    known.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"method": ["shap", "lime"], "flag": ["pass", "fail"], "note": ["", "Spearman 0.9"]}).to_csv(
+        sanity, sep="\t", index=False
+    )
+    rows = [
+        dict(architecture="hybrid", label=lab, meaningful=True, method=m, feature_space="waves",
+             background=bg, model="trained", share=s, share_ci_low=s - 0.05, region_share=0.15)
+        for m, s in (("shap", 0.9), ("attention", 0.12)) for lab in ("STE", "TINV")
+        for bg in ("zero", "normal_template")  # the run explains with zero here: it has no NORM template
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(known, sep="\t", index=False)
+    try:
+        service = RunService(workdir / "results", RUN, config)
+        record = service.page_record(service.test_record(int(service.test_ids[0])))
+    finally:
+        sanity.unlink()
+        known.unlink()
+    assert record["method_flags"] == {"shap": "passed", "lime": "failed: Spearman 0.9"}
+    flags = record["known_answer_flags"]
+    assert flags["shap"].startswith("passed") and flags["attention"].startswith("failed")

@@ -221,6 +221,26 @@ def test_the_known_answer_target_writes_its_tables_and_figure(staged_run):
 
 
 @pytest.mark.slow
+def test_once_the_known_answer_has_run_the_viewer_flags_each_method(staged_run, env_pythons, quick_config):
+    """The viewer takes the planted benchmark's table once it exists (the next run rebuilds the page, in the report
+    environment), and flags each method of the run's architecture (the hybrid) from it."""
+    import json
+    import re
+
+    wd = staged_run[0]
+    run_name = _config(quick_config)["explain"]["runs"][0]
+    page = f"results/viewer/{run_name}/index.html"
+    run = _snakemake(env_pythons["report"], wd, page, "--configfile", str(quick_config), str(wd / "own.yaml"))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "viewer" in job_counts(run.stdout + run.stderr)  # rebuilt: its input set has grown
+    text = (wd / page).read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S).group(1))
+    flags = data["records"][0]["known_answer_flags"]
+    assert {"shap", "attention"} <= set(flags), flags  # the methods KNOWN_ANSWER scores
+    assert all(f.split(":")[0] in ("passed", "caution", "failed", "not checked") for f in flags.values())
+
+
+@pytest.mark.slow
 def test_ablation_target_renders_the_grid(staged_run):
     """`snakemake ablation` (run above in the torch environment): the reduced grid, paired against the reference."""
     import json

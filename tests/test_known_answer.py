@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -171,3 +173,57 @@ def test_summary_has_intervals_per_group():
     assert table.loc["STE", "share"] == pytest.approx(0.85) and table.loc["STE", "n"] == 4
     assert table.loc["STE", "share_ci_low"] <= 0.85 <= table.loc["STE", "share_ci_high"]
     assert table.loc["TINV", "pointing"] == pytest.approx(0.5)
+
+
+def localisation_rows(method, shares, meaningful=(True,) * 3, ci_low=None, architecture="hybrid"):
+    labels = ["STE", "1AVB", "AFIB"]
+    low = ci_low if ci_low is not None else [s - 0.05 for s in shares]
+    return pd.DataFrame(
+        dict(
+            architecture=architecture,
+            label=labels,
+            meaningful=list(meaningful),
+            method=method,
+            feature_space="waves",
+            background="normal_template",
+            model="trained",
+            share=shares,
+            share_ci_low=low,
+            region_share=[0.1, 0.5, 0.2],
+        )  # fmt: skip
+    )
+
+
+def test_known_answer_flags_fail_a_method_no_better_than_an_even_spread():
+    from ptbxl_xai.explain.checks.known_answer import known_answer_flags
+
+    table = pd.concat(
+        [
+            localisation_rows("shap", [0.9, 0.8, 0.85]),
+            localisation_rows("attention", [0.12, 0.7, 0.6], ci_low=[0.08, 0.6, 0.5]),  # STE: region 0.10
+            localisation_rows("lime", [0.4, 0.8, 0.8], meaningful=(True, True, False)),  # STE: above 0.10, below half
+            localisation_rows("shap", [0.0, 0.0, 0.0], architecture="cnn"),  # another model: not this run's
+        ],
+        ignore_index=True,
+    )
+    flags = known_answer_flags(table, "hybrid")
+    assert flags["shap"].startswith("passed: on the planted causes (hybrid, waves, normal_template), 0.80-0.90")
+    assert flags["attention"].startswith("failed:") and "0.12 of its attribution in the STE mask" in flags["attention"]
+    assert flags["lime"].startswith("caution:") and "not scored, the model did not learn: AFIB" in flags["lime"]
+    assert known_answer_flags(table, None) == {} and known_answer_flags(table, "hybrid", "bins") == {}
+    from ptbxl_xai.report.viewer import FLAG_PATTERN
+
+    assert all(FLAG_PATTERN.match(v) for v in flags.values())  # the viewer's contract
+
+
+def test_a_run_gets_the_known_answer_model_of_its_architecture():
+    import yaml
+
+    from ptbxl_xai.config import known_answer_variant
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "config.yaml").read_text())
+    assert known_answer_variant(config, "hybrid_superdiagnostic") == "hybrid"
+    config["runs"]["cnn_run"] = {"model": {"temporal": "none", "pooling": "mean"}}
+    assert known_answer_variant(config, "cnn_run") == "cnn"  # the ablation's CNN, one of known_answer's models
+    config["runs"]["wide"] = {"model": {"lstm_hidden": 128}}
+    assert known_answer_variant(config, "wide") is None  # no planted-cause model was built like it

@@ -1357,3 +1357,32 @@ def test_the_counterfactual_is_drawn_on_the_median_beat_with_its_sentences(brows
     assert "no counterfactual: it changes wave segments, and no beats" in note.inner_text()
     context.close()
     assert not errors, errors
+
+
+def test_known_answer_flags_are_shown_and_a_failed_method_is_marked(browser, tmp_path):
+    record = wave_record(707)
+    record["known_answer_flags"] = {
+        "shap": "passed: on the planted causes (hybrid, waves, normal_template), 0.85-0.94 of its attribution",
+        "attention": "failed: on the planted causes (hybrid, waves, normal_template), 0.12 of its attribution in "
+        "the STE mask, no better than the region's 0.14",
+    }
+    assert validate_record(record)["known_answer_flags"] == record["known_answer_flags"]
+    bad = copy.deepcopy(record)
+    bad["known_answer_flags"]["lime"] = "maybe"
+    with pytest.raises(ValueError, match=re.escape("known_answer_flags.lime")):
+        validate_record(bad)
+    out = render_viewer([record], tmp_path / "ka", title="known answer (test)")
+    context = browser.new_context(viewport={"width": 1600, "height": 1100}, device_scale_factor=1)
+    pg = context.new_page()
+    pg.goto(out.as_uri())
+    pg.wait_for_selector("html[data-ready=true]")
+    assert pg.get_by_test_id("known-answer-flag-shap").get_attribute("data-status") == "passed"
+    assert pg.get_by_test_id("known-answer-flag-attention").get_attribute("data-status") == "failed"
+    option = pg.locator('[data-testid="overlay-select"] option[value="attention"]')
+    assert option.inner_text() == "Attention (failed known-answer test)"  # its sanity flag is only a caution
+    choose(pg, "overlay-select", "attention")
+    warning = pg.get_by_test_id("known-answer-warning").inner_text()
+    assert "Attention failed the known-answer test (on the planted causes" in warning and "STE mask" in warning
+    choose(pg, "overlay-select", "shap")
+    assert pg.get_by_test_id("known-answer-warning").count() == 0
+    context.close()

@@ -113,6 +113,7 @@ class RunService:
             # the workflow builds it (rule normal_template); without it, the zero background
             log.warning("%s missing: explanations use the zero background", Layout(str(results)).template(run))
             self.explain_cfg["background"] = "zero"
+        self.method_flags, self.known_answer_flags = self._flags(results, run, config)
         test_parts = self.trained.test_parts
         self._test_parts = test_parts
         self._bin_overlaps: dict[int, tuple[FeatureSpace, np.ndarray]] = {}
@@ -136,6 +137,23 @@ class RunService:
             self.explain_cfg["shap"].get("npermutations", 2),
             self.explain_cfg["lime"].get("num_samples", 1000),
         )
+
+    def _flags(self, results: Path, run: str, config: dict) -> tuple[dict, dict]:
+        """Each method's sanity flag (rule sanity's method_flags.tsv) and known-answer flag (rule known_answer's
+        localisation.tsv, for this run's architecture), where the workflow has made them; shown on the page."""
+        from ptbxl_xai.config import known_answer_variant
+        from ptbxl_xai.explain.checks.known_answer import known_answer_flags
+        from ptbxl_xai.report.viewer import method_flags_from_table
+
+        layout = Layout(str(results))
+        sanity, known = Path(layout.checks(run, "method_flags.tsv")), Path(layout.known_answer("localisation.tsv"))
+        flags = method_flags_from_table(pd.read_csv(sanity, sep="\t")) if sanity.is_file() else {}
+        planted = {}
+        if known.is_file() and "ablation" in config:
+            variant = known_answer_variant(config, run, self.trained.sidecar.get("hparams"))  # as it was trained
+            planted = known_answer_flags(pd.read_csv(known, sep="\t"), variant, self.features,
+                                         self.explain_cfg["background"])  # fmt: skip
+        return flags, planted
 
     # ---- records ------------------------------------------------------------------------------
     def upload_record(self, header: Path, shown: str) -> Record:
@@ -326,6 +344,10 @@ class RunService:
             record["lead_scale"], record["lead_offset"] = rec.lead_scale, rec.lead_offset
         if rec.notes:
             record["notes"] = list(rec.notes)
+        if self.method_flags:
+            record["method_flags"] = self.method_flags
+        if self.known_answer_flags:
+            record["known_answer_flags"] = self.known_answer_flags
         return record
 
     def explanation_inputs(self) -> tuple:

@@ -38,6 +38,9 @@ from ptbxl_xai.app.service import RunService, set_torch_threads, warm_up
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25  # how often a waiting or running request checks whether its client is still there
+# the first check comes sooner: a client that left at once (a reload, a cancelled request) frees its slot before
+# the work is under way, and a check never depends on the work outlasting a whole POLL_S
+FIRST_POLL_S = 0.02
 _SERVICE = None  # the worker process's own RunService
 _STOP = None  # the pool's stop flags, one per slot (shared memory)
 
@@ -218,12 +221,14 @@ class ServicePool:
 
 
 async def until_client_gone(task: asyncio.Future, gone, what: str):
-    """Await `task`, asking `gone()` every POLL_S; ClientGone once the client has disconnected (the task is
-    left to the caller, who may still need to wait for it)."""
+    """Await `task`, asking `gone()` after FIRST_POLL_S and then every POLL_S; ClientGone once the client has
+    disconnected (the task is left to the caller, who may still need to wait for it)."""
     if gone is None:
         return await task
+    wait = FIRST_POLL_S
     while True:
-        done, _ = await asyncio.wait({task}, timeout=POLL_S)
+        done, _ = await asyncio.wait({task}, timeout=wait)
+        wait = POLL_S
         if done:
             return task.result()
         if await gone():

@@ -105,6 +105,7 @@ def viewer_records(
     method_flags: dict | None = None,
     notes: list[str] | None = None,
     counterfactuals: dict | None = None,
+    known_answer_flags: dict | None = None,
 ) -> list[dict]:
     """Viewer record dicts for the explained records (ptbxl_xai.report.viewer's contract).
 
@@ -155,6 +156,8 @@ def viewer_records(
             record["method_flags"] = method_flags
         if notes:
             record["notes"] = list(notes)
+        if known_answer_flags:
+            record["known_answer_flags"] = known_answer_flags
         if counterfactuals and str(ecg_id) in counterfactuals:
             record["counterfactuals"] = counterfactuals[str(ecg_id)]
         records.append(record)

@@ -156,6 +156,12 @@ def render_delineation(*, signals, beats, png, pdf=None, n_examples: int = 4) ->
     )
 
 
+def _known_answer_flags(path, variant, features, background) -> dict:
+    from ptbxl_xai.explain.checks.known_answer import known_answer_flags
+
+    return known_answer_flags(_tsv(path), variant, features or "waves", background)
+
+
 def viewer(
     *,
     predictions,
@@ -172,6 +178,9 @@ def viewer(
     context=None,
     features: str | None = None,
     counterfactuals=None,
+    known_answer=None,
+    known_answer_variant: str | None = None,
+    background: str = "normal_template",
 ) -> Path:
     """The viewer page (one self-contained HTML file) for a run's explained test records.
 
@@ -182,6 +191,8 @@ def viewer(
     beats, wave features); `sanity`, a TSV of method flags (method, flag, note) from the sanity checks.
     `features` is the run's explain.features (waves | bins). `counterfactuals`: the JSON of rule
     counterfactuals' answers (ecg_id -> label -> answer), drawn on those records' median beats.
+    `known_answer`: rule known_answer's localisation.tsv, whose rows for the model `known_answer_variant` (the
+    run's architecture), the run's feature space and `background` flag each method (passed / caution / failed).
     """
     pred = read_predictions(predictions)
     attributions = read_attributions(shap, lime, attention)
@@ -212,6 +223,9 @@ def viewer(
         feature_kind=features,
         method_flags=None if sanity is None else method_flags_from_table(_tsv(sanity)),
         counterfactuals=None if counterfactuals is None else json.loads(Path(counterfactuals).read_text("utf-8")),
+        known_answer_flags=None
+        if known_answer is None
+        else _known_answer_flags(known_answer, known_answer_variant, features, background),  # fmt: skip
     )
     line = ""
     if context is not None:

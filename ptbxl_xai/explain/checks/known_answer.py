@@ -79,3 +79,42 @@ def summarize_localisation(rows: pd.DataFrame, keys, n_boot: int = 2000, seed: i
             )
         )
     return pd.DataFrame(out)
+
+
+def known_answer_flags(
+    table: pd.DataFrame, architecture: str | None, feature_space: str = "waves", background: str = "normal_template"
+) -> dict[str, str]:
+    """{method: viewer flag} from the planted benchmark's localisation table (rule known_answer) for the model
+    `architecture`, in the run's feature space and background: failed where, for a planted label the model
+    learnt (AUC >= AUC_FLOOR), the method's share of positive attribution in the mask is no better than an even
+    spread (interval reaching down to the region's share of lead x time); caution where it is better but below
+    half; passed otherwise. Labels the model did not learn are named, not scored."""
+    if architecture is None:
+        return {}
+    rows = table[(table["architecture"] == architecture) & (table["model"] == "trained")]
+    rows = rows[(rows["feature_space"] == feature_space) & (rows["background"] == background)]
+    if rows.empty:  # another space or background than the benchmark ran: say so rather than guess
+        return {}
+    flags = {}
+    for method, g in rows.groupby("method", sort=True):
+        learnt = g[g["meaningful"].astype(bool)]
+        skipped = sorted(set(g["label"]) - set(learnt["label"]))
+        tail = f"; not scored, the model did not learn: {', '.join(skipped)}" if skipped else ""
+        if learnt.empty:
+            flags[str(method)] = f"not checked: the planted-cause model learnt no label{tail}"
+            continue
+        chance = learnt[learnt["share_ci_low"].fillna(learnt["share"]) <= learnt["region_share"]]
+        low = learnt[learnt["share"] < 0.5]
+        where = f"planted causes ({architecture}, {feature_space}, {background})"
+        if len(chance):
+            worst = chance.sort_values("share").iloc[0]
+            flags[str(method)] = (f"failed: on the {where}, {worst['share']:.2f} of its attribution in the {worst['label']} "
+                                  f"mask, no better than the region's {worst['region_share']:.2f}{tail}")  # fmt: skip
+        elif len(low):
+            worst = low.sort_values("share").iloc[0]
+            flags[str(method)] = (f"caution: on the {where}, {worst['share']:.2f} of its attribution in the "
+                                  f"{worst['label']} mask (above the region's {worst['region_share']:.2f}){tail}")  # fmt: skip
+        else:
+            flags[str(method)] = (f"passed: on the {where}, {learnt['share'].min():.2f}-{learnt['share'].max():.2f} "
+                                  f"of its attribution in the masks of {len(learnt)} labels{tail}")  # fmt: skip
+    return flags

@@ -24,6 +24,9 @@ Record contract (one dict per ECG):
               or a beat table with those columns), global across leads, from delineation,
      "method_flags": {method: "<status>" or "<status>: why"} with status passed | caution | failed |
                      not checked (sanity checks; see `method_flags_from_table`),
+     "known_answer_flags": {method: status} as method_flags, from the planted-cause benchmark
+                     (`ptbxl_xai.explain.checks.known_answer.known_answer_flags`),
+     "counterfactuals": {label: answer of `TrainedRun.counterfactual_answer`} (drawn on the median beat),
      "notes": [text] (e.g. resampling, context of the numbers)}
 
 with method in {"shap", "lime", "attention"} (any subset; labels any subset of label_names).
@@ -89,6 +92,7 @@ OPTIONAL_FIELDS = (
     "lead_offset",
     "beats",
     "method_flags",
+    "known_answer_flags",
     "notes",
     "counterfactuals",
 )
@@ -275,16 +279,16 @@ def _beats(value, T: int) -> np.ndarray:
     return beats
 
 
-def _flags(value) -> dict[str, str]:
+def _flags(value, field: str = "method_flags") -> dict[str, str]:
     if not isinstance(value, Mapping):
-        raise _Problem("method_flags", f"expected a dict method -> status, got {type(value).__name__}")
+        raise _Problem(field, f"expected a dict method -> status, got {type(value).__name__}")
     out = {}
     for method, status in value.items():
         if not isinstance(method, str) or not METHOD_NAME.match(method):
-            raise _Problem("method_flags", f"method names are lower-case identifiers, got {method!r}")
+            raise _Problem(field, f"method names are lower-case identifiers, got {method!r}")
         if not isinstance(status, str) or not FLAG_PATTERN.match(status):
             raise _Problem(
-                f"method_flags.{method}",
+                f"{field}.{method}",
                 f"expected one of {list(FLAG_STATUSES)}, optionally followed by ': <why>', got {status!r}",
             )
         out[method] = status
@@ -493,6 +497,8 @@ def _check_fields(record) -> dict:
             out["median_beat_note"] = "no beats found by delineation"
 
     out["method_flags"] = _flags(record["method_flags"]) if record.get("method_flags") is not None else {}
+    known = record.get("known_answer_flags")
+    out["known_answer_flags"] = {} if known is None else _flags(known, "known_answer_flags")
     out["notes"] = _texts(record["notes"], "notes") if record.get("notes") is not None else []
     cf = record.get("counterfactuals")
     out["counterfactuals"] = {} if cf is None else _counterfactuals(cf, names, out["median_beat"])

@@ -810,6 +810,22 @@
       parts.push(el('p', { className: 'small', text: 'Sanity checks (the explanation must change when the ' +
         'model\'s weights are randomised; seeds must agree):' }), el('ul', { className: 'flags' }, rows));
     }
+    const known = rec.known_answer_flags || {};
+    const knownRows = Object.keys(known).map((m) => {
+      const code = known[m].split(':')[0].replace(' ', '-');
+      return el('li', { 'data-testid': `known-answer-flag-${m}`, 'data-status': code, className: `flag ${code}` }, [
+        el('b', { text: `${METHOD_NAMES[m] || m}: ` }), el('span', { text: known[m] })]);
+    });
+    if (knownRows.length) {
+      parts.push(el('p', { className: 'small', text: 'Known-answer test (synthetic records with a planted cause: ' +
+        'the attribution must fall on it; snakemake known_answer):' }), el('ul', { className: 'flags' }, knownRows));
+    }
+    const knownShown = state.overlay !== 'none' ? (known[state.overlay] || '') : '';
+    if (knownShown.startsWith('failed')) {
+      parts.unshift(el('p', { className: 'flag-warning', 'data-testid': 'known-answer-warning', role: 'alert',
+        text: `${METHOD_NAMES[state.overlay]} failed the known-answer test (${knownShown.slice(knownShown.indexOf(': ') + 2)}): ` +
+          'on planted causes it does not point at the cause.' }));
+    }
     const shown = state.overlay !== 'none' ? flagOf(rec, state.overlay) : '';
     const why = shown.includes(': ') ? ` (${shown.slice(shown.indexOf(': ') + 2)})` : '';
     if (shown.startsWith('failed')) {
@@ -828,7 +844,9 @@
     Array.from(overlaySelect.options).forEach((o) => {
       o.disabled = o.value !== 'none' && !rec.attributions[o.value];
       const failed = o.value !== 'none' && flagOf(rec, o.value).startsWith('failed');
-      o.textContent = METHOD_NAMES[o.value] + (failed ? ' (failed sanity check)' : '');
+      const missed = o.value !== 'none' && ((rec.known_answer_flags || {})[o.value] || '').startsWith('failed');
+      o.textContent = METHOD_NAMES[o.value] + (failed ? ' (failed sanity check)' : '') +
+        (missed ? ' (failed known-answer test)' : '');
     });
     overlaySelect.value = state.overlay;
     $('layout-select').value = state.layout;
@@ -1042,7 +1060,8 @@
       probabilities: rec.probabilities, thresholds: rec.thresholds, true: rec.true,
       predicted: rec.predicted,
       lead_scale: rec.lead_scale, lead_offset: rec.lead_offset, features: rec.features, n_bins: rec.n_bins,
-      beats: rec.beats, method_flags: rec.method_flags, notes: rec.notes, attributions: rec.attributions,
+      beats: rec.beats, method_flags: rec.method_flags, known_answer_flags: rec.known_answer_flags || {},
+      notes: rec.notes, attributions: rec.attributions,
       counterfactuals: rec.counterfactuals || {},
       view: Object.assign({}, state),
     };
