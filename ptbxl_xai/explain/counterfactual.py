@@ -103,7 +103,9 @@ def feature_counterfactual(
 
     `predict_proba` maps signals [m, leads, T] to probabilities [m, labels]; `thresholds` are
     the run's per-label decision thresholds. Labels in `ignore_others` (the normal class, which
-    is meant to change) do not count as "other decisions changed".
+    is meant to change) do not count as "other decisions changed". `backward`: the backward pass where
+    the forward one ends without a flip; `beam`: sets kept per size in the forward pass (1: greedy;
+    3 changed neither median on the partial real PTB-XL, docs: Benchmarks).
     """
     names = list(label_names)
     if label not in names:
