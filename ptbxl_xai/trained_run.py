@@ -209,12 +209,24 @@ class TrainedRun:
         return masker(mask)[0]
 
     def counterfactual_answer(
-        self, x, ecg_id, label: str, cfg: dict, *, beats, lead_scale, lead_offset, not_delineated="", should_stop=None
+        self,
+        x,
+        ecg_id,
+        label: str,
+        cfg: dict,
+        *,
+        beats,
+        lead_scale,
+        lead_offset,
+        options: dict | None = None,
+        not_delineated="",
+        should_stop=None,
     ) -> dict:
         """One record's counterfactuals for one label, as the app and the viewer show them (JSON-ready): the
         segments made normal and each kind's smallest edit (`counterfactuals`), and the median beats of the
         record and of its segment counterfactual in mV for the overlay. beats: the record's beat table; None
-        (not delineated, `not_delineated` saying why) gives `available` false with the reason."""
+        (not delineated, `not_delineated` saying why) gives `available` false with the reason. options: the
+        search caps and edits (`explain.counterfactual.search_options` of the config's `counterfactuals`)."""
         from ptbxl_xai.data.conditioning import to_mv
         from ptbxl_xai.explain.spaces.features import NotDelineated, space_for_record
         from ptbxl_xai.explain.spaces.median_beat import median_beat
@@ -228,9 +240,11 @@ class TrainedRun:
             why = not_delineated or "; ".join(space.notes) or "the record could not be delineated"
             return {**out, "available": False, "reason": f"no counterfactual: it changes wave segments, and {why}"}
         scale, offset = np.asarray(lead_scale, np.float32), np.asarray(lead_offset, np.float32)
+        options = options or {}
         rows = self.counterfactuals(
             x[None], [(0, label)], [int(ecg_id)], {**cfg, "features": "waves"}, beats={int(ecg_id): beats},
             lead_scale=scale[None], lead_offset=offset[None], should_stop=should_stop,
+            edits=options.get("edits"), search=options.get("search"),
         )  # fmt: skip
         seg = rows[rows["kind"] == "segments"].iloc[0]
         changed = [f for f in str(seg["changed"]).split(";") if f and seg["valid"]]
@@ -324,8 +338,8 @@ class TrainedRun:
         delineation_method: delineates each answer for plausibility (None: not checked). should_stop: as for
         `explain` (the default model only). Returns a tidy DataFrame, one row per (model, ecg_id, label, kind)."""
         from ptbxl_xai.explain.checks.counterfactuals import counterfactual_check
-        from ptbxl_xai.explain.checks.rules import lead_groups, load_rules, rules_for_labels
-        from ptbxl_xai.explain.clinical_edits import DEFAULT_GROUPS, candidate_edits
+        from ptbxl_xai.explain.checks.rules import load_rules, rules_for_labels
+        from ptbxl_xai.explain.counterfactual import search_options
         from ptbxl_xai.explain.spaces.features import space_for_record
         from ptbxl_xai.model.inference import model_functions
 
@@ -334,7 +348,7 @@ class TrainedRun:
         if models is None:
             models = {"trained": (model_functions(self.model, should_stop=should_stop)[0], self.thresholds)}
         if edits is None:
-            edits = candidate_edits(lead_groups(DEFAULT_GROUPS))
+            edits = search_options(None)["edits"]
         spaces = [
             space_for_record(cfg["features"], x.shape[-1], self.n_bins, None if beats is None else beats.get(int(e)))
             for e in ecg_ids

@@ -125,11 +125,8 @@ rule counterfactuals:
         thresholds=rules.train.output.thresholds,
         predictions=RESULTS.predictions("{run}", "test"),
         data=run_data,
-        # the explain stage's records: the first counterfactuals.viewer_records get answers for the viewer
-        selection=RESULTS.explain("{run}", "selection.tsv"),
     output:
         records=RESULTS.checks("{run}", "counterfactuals_records.tsv"),
-        answers=RESULTS.checks("{run}", "counterfactual_answers.json"),
         summary=checks_report(RESULTS.checks("{run}", "counterfactuals.tsv"), "counterfactuals_table"),
         figure=checks_report(RESULTS.figure("{run}", "counterfactual_examples", "png"), "counterfactual_examples"),
         figure_pdf=RESULTS.figure("{run}", "counterfactual_examples", "pdf"),
@@ -149,3 +146,33 @@ rule counterfactuals:
         delineation_method=config["delineate"]["method"],
     script:
         "../workflow_scripts/counterfactuals.py"
+
+
+rule counterfactual_answers:
+    # The viewer's counterfactuals: the first counterfactuals.viewer_records records the explain stage selected,
+    # each label they were explained for that the model calls, searched as rule counterfactuals searches.
+    input:
+        unpack(checks_delineation),
+        unpack(counterfactual_template),
+        weights=rules.train.output.weights,
+        thresholds=rules.train.output.thresholds,
+        predictions=RESULTS.predictions("{run}", "test"),
+        data=run_data,
+        selection=RESULTS.explain("{run}", "selection.tsv"),
+    output:
+        answers=RESULTS.checks("{run}", "counterfactual_answers.json"),
+    log:
+        RESULTS.log("counterfactual_answers", "{run}"),
+    benchmark:
+        RESULTS.benchmark("counterfactual_answers", "{run}")
+    conda:
+        "../envs/torch.yaml"
+    threads: EXPLAIN_THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=COUNTERFACTUAL_SEARCH_PARAMS,
+        explain=COUNTERFACTUAL_EXPLAIN_PARAMS,
+    script:
+        "../workflow_scripts/counterfactual_answers.py"

@@ -268,7 +268,12 @@ def checks_template(wildcards, run=None):
     return {"template": RESULTS.template(run or wildcards.run)}
 
 
-COUNTERFACTUAL_PARAMS = {k: v for k, v in config["counterfactuals"].items() if k != "enabled"}
+# the scores read everything but the viewer's share; the viewer's answers only how to search and how many
+COUNTERFACTUAL_PARAMS = {k: v for k, v in config["counterfactuals"].items() if k not in ("enabled", "viewer_records")}
+COUNTERFACTUAL_SEARCH_PARAMS = {
+    k: config["counterfactuals"][k]
+    for k in ("candidates", "max_features", "max_calls", "lead_groups", "edits", "viewer_records")
+}
 # what counterfactuals read of `explain`: the feature space, the normal version where no template exists, the seed
 COUNTERFACTUAL_EXPLAIN_PARAMS = {k: config["explain"][k] for k in ("features", "background", "blur_sigma_s", "seed")}
 

@@ -131,7 +131,12 @@ def staged_run(env_pythons, quick_config, tmp_path_factory):
             + [
                 f"results/explain/{r}/checks/{f}"
                 for r in explained
-                for f in ("expert_rule_alignment.tsv", "method_flags.tsv", "counterfactuals.tsv")
+                for f in (
+                    "expert_rule_alignment.tsv",
+                    "method_flags.tsv",
+                    "counterfactuals.tsv",
+                    "counterfactual_answers.json",
+                )  # fmt: skip
             ]
             + ["results/explain_record/mine/index.html"],
         ),

@@ -114,6 +114,9 @@ class RunService:
             log.warning("%s missing: explanations use the zero background", Layout(str(results)).template(run))
             self.explain_cfg["background"] = "zero"
         self.method_flags, self.known_answer_flags = self._flags(results, run, config)
+        from ptbxl_xai.explain.counterfactual import search_options  # the rule's search, caps and edits
+
+        self.counterfactual_options = search_options(config.get("counterfactuals"))
         test_parts = self.trained.test_parts
         self._test_parts = test_parts
         self._bin_overlaps: dict[int, tuple[FeatureSpace, np.ndarray]] = {}
@@ -420,7 +423,8 @@ class RunService:
         beats = pd.DataFrame(rec.beats, columns=list(FIDUCIALS)) if space.kind == "waves" else None
         answer = self.trained.counterfactual_answer(
             rec.x, rec.ecg_id, self.label_names[label], self.explain_cfg, beats=beats, lead_scale=scale,
-            lead_offset=offset, not_delineated="; ".join(space.notes), should_stop=should_stop,
+            lead_offset=offset, options=self.counterfactual_options, not_delineated="; ".join(space.notes),
+            should_stop=should_stop,
         )  # fmt: skip
         out = {
             "run": self.run,

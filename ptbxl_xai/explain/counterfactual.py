@@ -238,6 +238,24 @@ def feature_counterfactual(
     return result
 
 
+SEARCH_KEYS = ("candidates", "max_features", "max_calls", "beam")
+
+
+def search_options(settings: dict | None) -> dict:
+    """{search: caps for `feature_counterfactual`, edits: the clinical `Edit`s} from the config's `counterfactuals`
+    section (None: the functions' defaults), so the rule, the viewer's answers and the app search alike."""
+    from ptbxl_xai.explain.checks.rules import lead_groups
+    from ptbxl_xai.explain.clinical_edits import DEFAULT_GROUPS, EDIT_KINDS, candidate_edits
+
+    settings = settings or {}
+    kinds = tuple(settings.get("edits", EDIT_KINDS))
+    groups = lead_groups(settings.get("lead_groups", DEFAULT_GROUPS))
+    return {
+        "search": {k: settings[k] for k in SEARCH_KEYS if k in settings},
+        "edits": candidate_edits(groups, kinds=kinds) if kinds else [],
+    }
+
+
 def _backward(
     predict, masks_without, others_changed, movable: list[int], k: int, threshold: float, max_calls: int, used
 ):

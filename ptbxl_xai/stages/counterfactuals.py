@@ -16,6 +16,7 @@ import pandas as pd
 
 from ptbxl_xai.evaluation.predictions import read_predictions
 from ptbxl_xai.explain.checks.counterfactuals import matched_thresholds, paired_drop_thresholds, summarize
+from ptbxl_xai.explain.counterfactual import search_options
 from ptbxl_xai.outputs import write_text, write_tsv
 from ptbxl_xai.report.plots.counterfactuals import counterfactual_examples
 from ptbxl_xai.stages import stem_of
@@ -75,7 +76,7 @@ def example_signals(trained: TrainedRun, records: pd.DataFrame, x, ids, beats, c
     return out
 
 
-def viewer_answers(trained: TrainedRun, selection, x, ids, beats_dir, cfg: dict, n: int) -> dict:
+def viewer_answers(trained: TrainedRun, selection, x, ids, beats_dir, cfg: dict, n: int, options: dict) -> dict:
     """{ecg_id: {label: answer}} for the first n records the explain stage selected (its selection.tsv), each
     label it explained that the model calls (NORM aside): what the viewer page shows beside their median
     beat. A record without delineation gets the reason instead."""
@@ -94,7 +95,8 @@ def viewer_answers(trained: TrainedRun, selection, x, ids, beats_dir, cfg: dict,
         for label in called:
             answer = trained.counterfactual_answer(
                 x[index[ecg_id]], ecg_id, label, cfg, beats=beat_tables.get(ecg_id), lead_scale=scale[j],
-                lead_offset=offset[j], not_delineated="" if beats_dir else "the workflow does not delineate",
+                lead_offset=offset[j], options=options,
+                not_delineated="" if beats_dir else "the workflow does not delineate",
             )  # fmt: skip
             out.setdefault(str(ecg_id), {})[label] = answer
     return out
@@ -115,14 +117,9 @@ def counterfactuals(
     beats=None,
     template=None,
     figure_pdf=None,
-    selection=None,
-    answers=None,
 ) -> dict:
     """Search and score the counterfactuals of one run; write the per record-label rows, the summary per label
-    and the example figure (PNG, PDF beside); with `selection` (the explain stage's) and `answers`, the
-    viewer's answers for its first `viewer_records` records (JSON). Returns the tables and the context line."""
-    from ptbxl_xai.explain.checks.rules import lead_groups
-    from ptbxl_xai.explain.clinical_edits import candidate_edits
+    and the example figure (PNG, PDF beside). Returns the tables and the context line."""
 
     trained = TrainedRun(weights, thresholds, data, template=template)
     pred = read_predictions(predictions)
@@ -135,11 +132,8 @@ def counterfactuals(
     xs, sel_ids = x[chosen], [int(ids[i]) for i in chosen]
     beat_tables = read_beats_by_record(beats, sel_ids) if beats else {}
     models = counterfactual_models(trained, x, pred["prob"], chosen, settings["randomised"], seed)
-    edits = (
-        candidate_edits(lead_groups(settings["lead_groups"]), kinds=tuple(settings["edits"]))
-        if settings["edits"]
-        else []
-    )
+    options = search_options(settings)
+    edits = options["edits"]
     log.info(
         "%d record-labels (%d test records) of %d labels; models %s; %d clinical edits per record-label; "
         "normal version: %s", len(tasks), len(chosen), len(names) - ("NORM" in names), list(models), len(edits),
@@ -154,7 +148,7 @@ def counterfactuals(
         models=models,
         edits=edits,
         delineation_method=delineation_method if settings["plausibility"] else None,
-        search={k: settings[k] for k in ("candidates", "max_features", "max_calls", "beam") if k in settings},
+        search=options["search"],
         progress=True,
     )
     table = summarize(rows, settings["n_boot"], seed) if len(rows) else pd.DataFrame()
@@ -169,10 +163,29 @@ def counterfactuals(
         example_signals(trained, rows, xs, sel_ids, beat_tables, explain, settings["examples"]) if len(rows) else []
     )
     counterfactual_examples(examples, trained.rate, trained.label_names, stem_of(figure, pdf=figure_pdf), context)
-    if answers is not None:
-        shown = (
-            viewer_answers(trained, selection, x, ids, beats, explain, settings["viewer_records"]) if selection else {}
-        )
-        write_text(answers, json.dumps(shown, allow_nan=False))
-        log.info("viewer: counterfactuals of %d record-labels of %d records", sum(map(len, shown.values())), len(shown))
     return {"records": rows, "summary": table, "context": context}
+
+
+def counterfactual_answers(
+    *,
+    weights,
+    thresholds,
+    predictions,
+    data,
+    selection,
+    answers,
+    settings: dict,
+    explain: dict,
+    beats=None,
+    template=None,
+) -> dict:
+    """Rule counterfactual_answers: the viewer's answers for the first `viewer_records` records of the explain
+    stage's selection (JSON: ecg_id -> label -> answer), searched as rule counterfactuals searches."""
+    trained = TrainedRun(weights, thresholds, data, template=template)
+    x, ids = trained.test_signals(read_predictions(predictions)["ecg_id"])
+    shown = viewer_answers(
+        trained, selection, x, ids, beats, explain, settings["viewer_records"], search_options(settings)
+    )
+    write_text(answers, json.dumps(shown, allow_nan=False))
+    log.info("viewer: counterfactuals of %d record-labels of %d records", sum(map(len, shown.values())), len(shown))
+    return shown
