@@ -546,7 +546,9 @@ def _zip_of(members: list[tuple[str, bytes, bool]]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name, content, deflate in members:
-            z.writestr(name or "x", content, compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
+            # zipfile cuts a name at NUL (and then fails on an empty one), as it does when it reads one
+            name = (name or "x").split("\x00", 1)[0] or "x"
+            z.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
     return buf.getvalue()
 
 
