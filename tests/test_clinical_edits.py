@@ -202,6 +202,18 @@ def test_matched_thresholds_call_as_many_records_positive_as_the_trained_model()
     assert (p_random[:, 2] >= m[2]).sum() == 0  # nobody called: a threshold above every probability
 
 
+def test_the_randomised_control_must_lower_p_by_the_trained_models_margin_on_the_same_record():
+    from ptbxl_xai.explain.checks.counterfactuals import paired_drop_thresholds
+
+    p_trained = np.array([[0.9, 0.7], [0.6, 0.2]])
+    p_random = np.array([[0.52, 0.50], [0.51, 0.49]])
+    matched = np.array([0.51, 0.495])
+    for_task = paired_drop_thresholds(p_trained, [0.5, 0.5], p_random, matched)
+    np.testing.assert_allclose(for_task(0, 0), [0.52 - 0.4, 0.495])  # margin 0.4 on record 0, label 0
+    np.testing.assert_allclose(for_task(1, 0), [0.51 - 0.1, 0.495])
+    np.testing.assert_allclose(for_task(0, 1), [0.51, 0.50 - 0.2])
+
+
 def test_plausibility_of_a_delineable_record_and_the_reason_when_not():
     from ptbxl_xai.data.planted import generate_planted
 

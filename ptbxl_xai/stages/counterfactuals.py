@@ -21,7 +21,7 @@ from ptbxl_xai.outputs import write_text, write_tsv
 from ptbxl_xai.report.plots.counterfactuals import counterfactual_examples
 from ptbxl_xai.stages import stem_of
 from ptbxl_xai.stages.explain import read_beats_by_record
-from ptbxl_xai.trained_run import TrainedRun
+from ptbxl_xai.trained_run import NORMAL_LABELS, TrainedRun
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def select_tasks(y_true, prob, thresholds, names, per_label: int, seed: int) -> 
     rng = np.random.default_rng(seed)
     tasks = []
     for c, name in enumerate(names):
-        if name == "NORM":
+        if name in NORMAL_LABELS:  # nothing abnormal to undo
             continue
         hits = np.flatnonzero((np.asarray(y_true)[:, c] > 0) & (np.asarray(prob)[:, c] >= thresholds[c]))
         chosen = np.sort(rng.choice(hits, size=min(per_label, len(hits)), replace=False)) if len(hits) else []
