@@ -1130,8 +1130,9 @@ def test_the_page_flags_methods_that_failed_the_sanity_or_the_known_answer_test(
     rows = [
         dict(architecture="hybrid", label=lab, meaningful=True, method=m, feature_space="waves",
              background=bg, model="trained", share=s, share_ci_low=s - 0.05, region_share=0.15)
-        for m, s in (("shap", 0.9), ("attention", 0.12)) for lab in ("STE", "TINV")
-        for bg in ("zero", "normal_template")  # the run explains with zero here: it has no NORM template
+        for m, s, bgs in (("shap", 0.9, ("zero", "normal_template")), ("attention", 0.12, ("-",)))
+        for lab in ("STE", "TINV")
+        for bg in bgs  # the run explains with zero here (no NORM template); attention masks nothing: "-"
     ]  # fmt: skip
     pd.DataFrame(rows).to_csv(known, sep="\t", index=False)
     try:

@@ -175,7 +175,7 @@ def test_summary_has_intervals_per_group():
     assert table.loc["TINV", "pointing"] == pytest.approx(0.5)
 
 
-def localisation_rows(method, shares, meaningful=(True,) * 3, ci_low=None, architecture="hybrid"):
+def localisation_rows(method, shares, meaningful=(True,) * 3, ci_low=None, architecture="hybrid", background=None):
     labels = ["STE", "1AVB", "AFIB"]
     low = ci_low if ci_low is not None else [s - 0.05 for s in shares]
     return pd.DataFrame(
@@ -185,7 +185,7 @@ def localisation_rows(method, shares, meaningful=(True,) * 3, ci_low=None, archi
             meaningful=list(meaningful),
             method=method,
             feature_space="waves",
-            background="normal_template",
+            background=background or ("-" if method == "attention" else "normal_template"),  # attention masks nothing
             model="trained",
             share=shares,
             share_ci_low=low,
@@ -203,6 +203,7 @@ def test_known_answer_flags_fail_a_method_no_better_than_an_even_spread():
             localisation_rows("attention", [0.12, 0.7, 0.6], ci_low=[0.08, 0.6, 0.5]),  # STE: region 0.10
             localisation_rows("lime", [0.4, 0.8, 0.8], meaningful=(True, True, False)),  # STE: above 0.10, below half
             localisation_rows("shap", [0.0, 0.0, 0.0], architecture="cnn"),  # another model: not this run's
+            localisation_rows("lime", [0.0, 0.0, 0.0], background="zero"),  # another background: not this run's
         ],
         ignore_index=True,
     )
