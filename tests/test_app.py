@@ -1144,3 +1144,9 @@ def test_the_page_flags_methods_that_failed_the_sanity_or_the_known_answer_test(
     assert record["method_flags"] == {"shap": "passed", "lime": "failed: Spearman 0.9"}
     flags = record["known_answer_flags"]
     assert flags["shap"].startswith("passed") and flags["attention"].startswith("failed")
+    known.write_text("architecture\tlabel\nhybrid\n")  # a damaged table: no flags, and the server still starts
+    try:
+        damaged = RunService(workdir / "results", RUN, config)
+    finally:
+        known.unlink()
+    assert damaged.known_answer_flags == {} and damaged.test_ids.size

@@ -27,6 +27,7 @@ from ptbxl_xai.data.parquet_io import lead_calibration, read_labels
 from ptbxl_xai.data.ptbxl import LEADS, bundled_statements
 from ptbxl_xai.data.user_record import UserRecordError, prepare_user_record_scaled
 from ptbxl_xai.evaluation.context import context_sentence
+from ptbxl_xai.explain.counterfactual import search_options
 from ptbxl_xai.explain.spaces.attention import (
     attention_to_space,
     broadcast_leads,
@@ -114,9 +115,7 @@ class RunService:
             log.warning("%s missing: explanations use the zero background", Layout(str(results)).template(run))
             self.explain_cfg["background"] = "zero"
         self.method_flags, self.known_answer_flags = self._flags(results, run, config)
-        from ptbxl_xai.explain.counterfactual import search_options  # the rule's search, caps and edits
-
-        self.counterfactual_options = search_options(config.get("counterfactuals"))
+        self.counterfactual_options = search_options(config.get("counterfactuals"))  # the rule's caps and edits
         test_parts = self.trained.test_parts
         self._test_parts = test_parts
         self._bin_overlaps: dict[int, tuple[FeatureSpace, np.ndarray]] = {}
@@ -150,12 +149,17 @@ class RunService:
 
         layout = Layout(str(results))
         sanity, known = Path(layout.checks(run, "method_flags.tsv")), Path(layout.known_answer("localisation.tsv"))
-        flags = method_flags_from_table(pd.read_csv(sanity, sep="\t")) if sanity.is_file() else {}
-        planted = {}
-        if known.is_file() and "ablation" in config:
-            variant = known_answer_variant(config, run, self.trained.sidecar.get("hparams"))  # as it was trained
-            planted = known_answer_flags(pd.read_csv(known, sep="\t"), variant, self.features,
-                                         self.explain_cfg["background"])  # fmt: skip
+        flags, planted = {}, {}
+        try:  # a damaged table costs its flags (the page then says "not checked"), never the server
+            if sanity.is_file():
+                flags = method_flags_from_table(pd.read_csv(sanity, sep="\t"))
+            if known.is_file():
+                variant = known_answer_variant(config, run, self.trained.sidecar.get("hparams"))  # as trained
+                planted = known_answer_flags(pd.read_csv(known, sep="\t"), variant, self.features,
+                                             self.explain_cfg["background"])  # fmt: skip
+        except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+            log.warning("method flags left out: %s or %s cannot be read (%s: %s)", sanity, known,
+                        type(exc).__name__, exc)  # fmt: skip
         return flags, planted
 
     # ---- records ------------------------------------------------------------------------------
