@@ -203,10 +203,9 @@ class TrainedRun:
 
     def counterfactual_signal(self, xi: np.ndarray, space, cfg: dict, changed) -> np.ndarray:
         """The record xi [leads, T] with the features `changed` (names such as 'V2:ST') made normal."""
-        masker, _ = self.counterfactual_masker(xi, space, cfg)
-        mask = np.ones((1, space.n_features), np.float32)
-        mask[0, [space.feature_names.index(f) for f in changed]] = 0.0
-        return masker(mask)[0]
+        from ptbxl_xai.explain.counterfactual import made_normal
+
+        return made_normal(self.counterfactual_masker(xi, space, cfg)[0], changed)
 
     def counterfactual_answer(
         self,

@@ -229,16 +229,8 @@ class RunService:
         delineation method, on its mV signal), or time bins with the reason where it cannot be delineated."""
         if rec.space is None:
             table = None
-            if self.features == "waves":
-                from ptbxl_xai.data.delineation import DelineationError, delineate_record
-
-                x_mv = rec.x if rec.lead_scale is None else to_mv(rec.x, rec.lead_scale, rec.lead_offset)
-                try:
-                    rec.beats = delineate_record(x_mv, self.settings.rate, self.delineation_method)
-                    table = pd.DataFrame(rec.beats, columns=list(FIDUCIALS))
-                except DelineationError as exc:
-                    rec.beats = np.empty((0, len(FIDUCIALS)), dtype=np.int32)
-                    log.info("%s: not delineated (%s)", rec.source, exc)
+            if self.features == "waves" and not self._delineate(rec):
+                table = pd.DataFrame(rec.beats, columns=list(FIDUCIALS))
             rec.space = space_for_record(self.features, rec.x.shape[-1], self.settings.n_bins, table)
             rec.notes = list(dict.fromkeys(rec.notes + list(rec.space.notes)))
         return rec.space
@@ -444,25 +436,33 @@ class RunService:
         out["seconds"] = round(time.perf_counter() - start, 4)
         return out
 
+    def _delineate(self, rec: Record) -> str:
+        """Delineate the record once (the workflow's method, on its mV signal) into `rec.beats`: "" where it
+        worked, else why not (and `rec.beats` empty)."""
+        from ptbxl_xai.data.delineation import DelineationError, delineate_record
+
+        if rec.beats is not None:
+            return "" if len(rec.beats) else "not delineated"
+        try:
+            rec.beats = delineate_record(to_mv(rec.x, *self._mv_calibration(rec)), self.settings.rate,
+                                         self.delineation_method)  # fmt: skip
+        except DelineationError as exc:
+            rec.beats = np.empty((0, len(FIDUCIALS)), dtype=np.int32)
+            log.info("%s: not delineated (%s)", rec.source, exc)
+            return f"not delineated: {exc}"
+        return ""
+
     def _wave_space(self, rec: Record) -> FeatureSpace:
         """The record's wave segments (delineating it here where the run explains on bins), or time bins with
         the reason in their notes."""
         if self.features == "waves":
             return self.feature_space(rec)
-        from ptbxl_xai.data.delineation import DelineationError, delineate_record
-
-        if rec.beats is None:
-            try:
-                rec.beats = delineate_record(to_mv(rec.x, *self._mv_calibration(rec)), self.settings.rate,
-                                             self.delineation_method)  # fmt: skip
-            except DelineationError as exc:
-                rec.beats = np.empty((0, len(FIDUCIALS)), dtype=np.int32)
-                bins = bin_space(rec.x.shape[-1], self.settings.n_bins)
-                return FeatureSpace(
-                    bins.kind, bins.segment_of_sample, bins.segment_names, notes=(f"not delineated: {exc}",)
-                )
-        table = pd.DataFrame(rec.beats, columns=list(FIDUCIALS)) if len(rec.beats) else None
-        return space_for_record("waves", rec.x.shape[-1], self.settings.n_bins, table)
+        why = self._delineate(rec)
+        if why:
+            bins = bin_space(rec.x.shape[-1], self.settings.n_bins)
+            return FeatureSpace(bins.kind, bins.segment_of_sample, bins.segment_names, notes=(why,))
+        return space_for_record("waves", rec.x.shape[-1], self.settings.n_bins,
+                                pd.DataFrame(rec.beats, columns=list(FIDUCIALS)))  # fmt: skip
 
     def _mv_calibration(self, rec: Record) -> tuple[np.ndarray, np.ndarray]:
         """(lead_scale, lead_offset) [leads] of a record: mV = x * scale + offset (1 and 0 where x is mV)."""

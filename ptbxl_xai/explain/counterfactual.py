@@ -238,6 +238,14 @@ def feature_counterfactual(
     return result
 
 
+def made_normal(masker: Masker, features: Sequence[str]) -> np.ndarray:
+    """The masker's record [leads, T] with the named features (e.g. 'V2:ST') replaced by their normal version."""
+    names = masker.space.feature_names
+    mask = np.ones((1, masker.n_features), np.float32)
+    mask[0, [names.index(f) for f in features]] = 0.0
+    return masker(mask)[0]
+
+
 SEARCH_KEYS = ("candidates", "max_features", "max_calls", "beam")
 
 

@@ -76,29 +76,27 @@ def example_signals(trained: TrainedRun, records: pd.DataFrame, x, ids, beats, c
     return out
 
 
-def viewer_answers(trained: TrainedRun, selection, x, ids, beats_dir, cfg: dict, n: int, options: dict) -> dict:
+def viewer_answers(trained: TrainedRun, selection, x, ids, prob, beats_dir, cfg: dict, n: int, options: dict) -> dict:
     """{ecg_id: {label: answer}} for the first n records the explain stage selected (its selection.tsv), each
-    label it explained that the model calls (NORM aside): what the viewer page shows beside their median
-    beat. A record without delineation gets the reason instead."""
-    table = pd.read_csv(selection, sep="\t")
-    wanted = [int(e) for e in table["ecg_id"].head(n)]
+    label it explained that the model calls (prob: the test fold's stored probabilities, rows as x; NORM
+    aside): what the viewer page shows beside their median beat. A record without delineation gets the
+    reason instead."""
+    table = pd.read_csv(selection, sep="\t").head(n)
+    wanted = [int(e) for e in table["ecg_id"]]
     index = {int(e): i for i, e in enumerate(ids)}
     beat_tables = read_beats_by_record(beats_dir, wanted) if beats_dir else {}
     scale, offset = trained.lead_calibration(wanted)
-    from ptbxl_xai.model.inference import model_functions
-
-    p = model_functions(trained.model)[0](np.stack([x[index[e]] for e in wanted])) if wanted else None
+    column = {name: c for c, name in enumerate(trained.label_names)}
     out: dict = {}
-    for j, (ecg_id, labels) in enumerate(zip(wanted, table["explained_labels"].head(n).fillna(""))):
-        called = [lab for lab in str(labels).split(",") if lab and lab != "NORM"
-                  and p[j, trained.label_names.index(lab)] >= trained.thresholds[trained.label_names.index(lab)]]  # fmt: skip
+    for j, (ecg_id, labels) in enumerate(zip(wanted, table["explained_labels"].fillna(""))):
+        i = index[ecg_id]
+        called = [lab for lab in str(labels).split(",") if lab in column and lab not in NORMAL_LABELS
+                  and prob[i, column[lab]] >= trained.thresholds[column[lab]]]  # fmt: skip
         for label in called:
-            answer = trained.counterfactual_answer(
-                x[index[ecg_id]], ecg_id, label, cfg, beats=beat_tables.get(ecg_id), lead_scale=scale[j],
-                lead_offset=offset[j], options=options,
-                not_delineated="" if beats_dir else "the workflow does not delineate",
+            out.setdefault(str(ecg_id), {})[label] = trained.counterfactual_answer(
+                x[i], ecg_id, label, cfg, beats=beat_tables.get(ecg_id), lead_scale=scale[j], lead_offset=offset[j],
+                options=options, not_delineated="" if beats_dir else "the workflow does not delineate",
             )  # fmt: skip
-            out.setdefault(str(ecg_id), {})[label] = answer
     return out
 
 
@@ -136,7 +134,7 @@ def counterfactuals(
     edits = options["edits"]
     log.info(
         "%d record-labels (%d test records) of %d labels; models %s; %d clinical edits per record-label; "
-        "normal version: %s", len(tasks), len(chosen), len(names) - ("NORM" in names), list(models), len(edits),
+        "normal version: %s", len(tasks), len(chosen), len(set(names) - set(NORMAL_LABELS)), list(models), len(edits),
         "the NORM template" if trained.has_template else explain["background"],
     )  # fmt: skip
     rows = trained.counterfactuals(
@@ -182,10 +180,10 @@ def counterfactual_answers(
     """Rule counterfactual_answers: the viewer's answers for the first `viewer_records` records of the explain
     stage's selection (JSON: ecg_id -> label -> answer), searched as rule counterfactuals searches."""
     trained = TrainedRun(weights, thresholds, data, template=template)
-    x, ids = trained.test_signals(read_predictions(predictions)["ecg_id"])
-    shown = viewer_answers(
-        trained, selection, x, ids, beats, explain, settings["viewer_records"], search_options(settings)
-    )
+    pred = read_predictions(predictions)
+    x, ids = trained.test_signals(pred["ecg_id"])
+    shown = viewer_answers(trained, selection, x, ids, np.asarray(pred["prob"]), beats, explain,
+                           settings["viewer_records"], search_options(settings))  # fmt: skip
     write_text(answers, json.dumps(shown, allow_nan=False))
     log.info("viewer: counterfactuals of %d record-labels of %d records", sum(map(len, shown.values())), len(shown))
     return shown

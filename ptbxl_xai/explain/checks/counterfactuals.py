@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ptbxl_xai.evaluation.bootstrap import mean_ci
 from ptbxl_xai.explain.checks.rules import ExpertRule, rule_mask
 from ptbxl_xai.explain.clinical_edits import _AMPLITUDE_SEGMENT, Edit, apply_edit, edit_counterfactuals
-from ptbxl_xai.explain.counterfactual import feature_counterfactual
+from ptbxl_xai.explain.counterfactual import feature_counterfactual, made_normal
 from ptbxl_xai.explain.spaces.features import FeatureSpace
 from ptbxl_xai.explain.spaces.masking import Masker
 
@@ -150,12 +150,8 @@ def record_counterfactuals(
     row = {"kind": "segments", **cf.as_row(), "magnitude": float(len(cf.features)), "unit": "features",
            "seconds": time.perf_counter() - start}  # fmt: skip
     if cf.valid:
-        mask = np.ones((1, space.n_features), np.float32)
-        idx = [space.feature_names.index(f) for f in cf.features]
-        mask[0, idx] = 0.0
-        changed = np.zeros(space.n_features, dtype=bool)
-        changed[idx] = True
-        row.update(scored(masker(mask)[0], p_all, changed))
+        changed = np.isin(space.feature_names, cf.features)
+        row.update(scored(made_normal(masker, cf.features), p_all, changed))
     rows = [row]
     if space.kind != "waves":
         return rows  # edits need the record's P/QRS/ST/T boundaries
